@@ -1,0 +1,437 @@
+/*
+ * weft: asyncio for C. One event loop per thread, tasks written as straight-line code on their
+ * own stacks, and asyncio's rules for cancellation, timeouts and structured concurrency.
+ *
+ * Conventions used by every call in this header:
+ * - A fallible call returns an int: >= 0 is success (0 or a count or a value), < 0 is a negative
+ *   errno (-ECANCELED, -ETIMEDOUT, -EINVAL, ...). weft_strerror() names any of them.
+ * - A call documented as "suspends" is a suspension point: it may only be made from inside a task
+ *   (-EPERM otherwise) and it may return -ECANCELED when the task is cancelled. Calls ending in
+ *   `_dl` take an absolute deadline in nanoseconds of weft_time() and return -ETIMEDOUT when it
+ *   passes; WEFT_NO_DEADLINE (-1) waits forever.
+ * - Nothing is thread-safe unless its comment says so. weft_call_soon_threadsafe() is the one
+ *   call another thread may make on a loop.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+
+#include "weft/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define WEFT_EXTERN __attribute__((visibility("default")))
+#else
+#define WEFT_EXTERN
+#endif
+
+/* ============================================================================================
+ * Errors
+ * ========================================================================================== */
+
+/*
+ * weft's own error codes, in the range libuv also reserves (near -4095) so they never clash with
+ * an errno value.
+ */
+#define WEFT_EOF -4095 /* end of stream */
+
+/*
+ * Return a static English description of an error code (negative errno or WEFT_E*), e.g.
+ * "operation canceled". Never NULL; unknown codes give "unknown error". Thread-safe.
+ */
+WEFT_EXTERN const char *weft_strerror(int err);
+
+/*
+ * Return the symbolic name of an error code, e.g. "ECANCELED" for -ECANCELED, or "UNKNOWN".
+ * Never NULL. Thread-safe.
+ */
+WEFT_EXTERN const char *weft_err_name(int err);
+
+/*
+ * Route every allocation weft makes through these functions (all three required). Call it before
+ * creating any loop; memory allocated before the switch must not be freed by the new allocator.
+ * Returns 0 or -EINVAL.
+ */
+WEFT_EXTERN int weft_set_allocator(void *(*malloc_fn)(size_t),
+                                   void *(*realloc_fn)(void *, size_t), void (*free_fn)(void *));
+
+/* ============================================================================================
+ * Loop
+ * ========================================================================================== */
+
+typedef struct weft_loop weft_loop_t;
+typedef struct weft_task weft_task_t;
+typedef struct weft_future weft_future_t;
+
+/* No deadline: wait forever. */
+#define WEFT_NO_DEADLINE ((int64_t)-1)
+
+/* Options for a loop; zero-initialise and set what you need. */
+struct weft_loop_opts {
+    size_t stack_size;  /* default task stack size in bytes; 0 = weft_default_stack_size() */
+    bool virtual_clock; /* test mode: time starts at 0 and jumps to the next timer when idle */
+};
+
+/*
+ * Information handed to an error handler: something failed where no caller could see it (a task
+ * error nobody retrieved, an error during weft_run() shutdown).
+ */
+struct weft_error_info {
+    const char *message; /* what happened, e.g. "task error never retrieved" */
+    int error;           /* the negative errno involved */
+    weft_task_t *task;   /* the task involved, or NULL; borrowed for the call only */
+};
+
+typedef void (*weft_error_handler_fn)(weft_loop_t *loop, const struct weft_error_info *info,
+                                      void *arg);
+
+/*
+ * Create a loop for the calling thread. The loop is bound to this thread for its whole life.
+ * `opts` may be NULL. Returns 0, -ENOMEM, or the error of the backend set-up (e.g. -EMFILE).
+ * The caller owns *out and frees it with weft_loop_close().
+ */
+WEFT_EXTERN int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts);
+
+/*
+ * Run the loop until weft_loop_stop() is called (asyncio's run_forever). The calling thread must
+ * be the one that created the loop. Returns 0, -EBUSY if this thread is already running a loop,
+ * -EINVAL if `loop` belongs to another thread. Does not suspend (it is what runs the tasks).
+ */
+WEFT_EXTERN int weft_loop_run(weft_loop_t *loop);
+
+/*
+ * Ask a running loop to return from weft_loop_run() after the current iteration: callbacks and
+ * tasks already ready in this iteration still run. Called before weft_loop_run(), it makes the
+ * next run do one iteration with a zero poll timeout and return.
+ */
+WEFT_EXTERN void weft_loop_stop(weft_loop_t *loop);
+
+/*
+ * Close a loop that is not running: cancels nothing and runs nothing; remaining callbacks are
+ * dropped, tasks that never finished are freed (their stacks too) and their handles become
+ * inert (still valid to query and release). Returns 0, or -EBUSY if the loop is running.
+ */
+WEFT_EXTERN int weft_loop_close(weft_loop_t *loop);
+
+/* The loop running on (or created by) this thread, or NULL. */
+WEFT_EXTERN weft_loop_t *weft_loop_current(void);
+
+/* True while weft_loop_run() (or weft_run()) is executing this loop. */
+WEFT_EXTERN bool weft_loop_is_running(const weft_loop_t *loop);
+
+/*
+ * Install the handler for errors nobody could observe; NULL restores the default, which prints
+ * one line to stderr. `arg` is passed through.
+ */
+WEFT_EXTERN void weft_loop_set_error_handler(weft_loop_t *loop, weft_error_handler_fn fn,
+                                             void *arg);
+
+/* Report `info` through the loop's error handler (asyncio's call_exception_handler). */
+WEFT_EXTERN void weft_loop_report(weft_loop_t *loop, const struct weft_error_info *info);
+
+/* ============================================================================================
+ * Time and callbacks
+ * ========================================================================================== */
+
+/*
+ * The loop's clock in nanoseconds: CLOCK_MONOTONIC, read once per loop iteration (so two calls in
+ * one step give the same value), or the virtual clock in virtual-clock mode. `loop` NULL means
+ * the current thread's loop; without one, the raw monotonic clock is returned.
+ */
+WEFT_EXTERN int64_t weft_time(const weft_loop_t *loop);
+
+/* Seconds (as a double) to nanoseconds; NaN gives -EINVAL, negative gives 0, +inf gives INT64_MAX. */
+WEFT_EXTERN int64_t weft_seconds_to_ns(double seconds);
+
+/* The deadline `seconds` from now on the current loop's clock (WEFT_NO_DEADLINE for +inf/NaN). */
+WEFT_EXTERN int64_t weft_deadline_in(double seconds);
+
+typedef void (*weft_callback_fn)(void *arg);
+
+/*
+ * A timer handle in caller storage, for weft_call_at()/weft_call_later(). Initialise it with
+ * weft_timer_init(); it must stay valid and unmoved while armed.
+ */
+typedef struct weft_timer {
+    uint64_t opaque[12];
+} weft_timer_t;
+
+/* Prepare `timer` for use (not armed). */
+WEFT_EXTERN void weft_timer_init(weft_timer_t *timer);
+
+/*
+ * Run `cb(arg)` from the loop, after the callbacks already queued (FIFO). Never runs it inline.
+ * Returns 0 or -ENOMEM. Not thread-safe: use weft_call_soon_threadsafe() from other threads.
+ */
+WEFT_EXTERN int weft_call_soon(weft_loop_t *loop, weft_callback_fn cb, void *arg);
+
+/*
+ * Thread-safe call_soon: any thread (including a signal-free context of another thread) may call
+ * it; the loop wakes up if it is sleeping. Returns 0, -ENOMEM, or -EINVAL for a closed loop.
+ * The loop must not be closed concurrently with this call.
+ */
+WEFT_EXTERN int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_fn cb, void *arg);
+
+/*
+ * Run `cb(arg)` when the loop clock reaches `when` (ns, absolute). Timers with equal deadlines
+ * run in the order they were armed. `timer` may be NULL (fire and forget, allocated inside) or a
+ * caller-storage handle that can then be cancelled; arming an armed timer re-arms it.
+ * Returns 0, -EINVAL (bad `when`), -ENOMEM.
+ */
+WEFT_EXTERN int weft_call_at(weft_loop_t *loop, weft_timer_t *timer, int64_t when,
+                             weft_callback_fn cb, void *arg);
+
+/* weft_call_at() with a delay in seconds from now (negative = now, NaN = -EINVAL). */
+WEFT_EXTERN int weft_call_later(weft_loop_t *loop, weft_timer_t *timer, double delay,
+                                weft_callback_fn cb, void *arg);
+
+/* Disarm a caller-storage timer. Returns true if it was armed (and now will not run). */
+WEFT_EXTERN bool weft_timer_cancel(weft_timer_t *timer);
+
+/* The deadline of an armed timer, or WEFT_NO_DEADLINE. */
+WEFT_EXTERN int64_t weft_timer_when(const weft_timer_t *timer);
+
+/* ============================================================================================
+ * Runner
+ * ========================================================================================== */
+
+/* A task's body: returns >= 0 as its result, or a negative errno as its error. */
+typedef int (*weft_task_fn)(void *arg);
+
+/*
+ * asyncio.run(): create a fresh loop, run `main(arg)` as a task until it finishes, then cancel
+ * every task still alive and wait for them, report (through the error handler) any that ended
+ * with an error other than cancellation, and close the loop.
+ * Returns main's result: its value, its error, or -ECANCELED; -EBUSY if called while a loop is
+ * running on this thread; -EINVAL if main is NULL; -ENOMEM.
+ */
+WEFT_EXTERN int weft_run(weft_task_fn main, void *arg);
+
+/* weft_run() with loop options (stack size, virtual clock). `opts` may be NULL. */
+WEFT_EXTERN int weft_run_opts(weft_task_fn main, void *arg, const struct weft_loop_opts *opts);
+
+/* ============================================================================================
+ * Tasks
+ * ========================================================================================== */
+
+/* Options for one task; zero-initialise and set what you need. */
+struct weft_task_opts {
+    const char *name;  /* copied; NULL = "Task-N" */
+    size_t stack_size; /* 0 = the loop's default */
+};
+
+/*
+ * Create a task running `fn(arg)` on the current loop (asyncio.create_task). It is scheduled
+ * FIFO after what is already ready and never runs before this call returns. With `out` non-NULL
+ * the caller receives a handle it owns and must drop with weft_task_release() (the task runs to
+ * completion either way); with `out` NULL the task is detached, and an error it ends with is
+ * reported through the loop's error handler.
+ * Returns 0, -EPERM (no loop on this thread), -EINVAL (fn NULL or bad stack size), -ENOMEM.
+ * Does not suspend.
+ */
+WEFT_EXTERN int weft_spawn(weft_task_t **out, weft_task_fn fn, void *arg);
+
+/* weft_spawn() with options. `opts` may be NULL. */
+WEFT_EXTERN int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
+                                const struct weft_task_opts *opts);
+
+/* Take another reference to a task handle. */
+WEFT_EXTERN weft_task_t *weft_task_retain(weft_task_t *task);
+
+/*
+ * Drop a reference. When the last reference goes and the task is done, it is freed; if it ended
+ * with an error that was never read (by join, result, or the gather family), that error is
+ * reported through the error handler first. Releasing a running task's handle detaches it.
+ */
+WEFT_EXTERN void weft_task_release(weft_task_t *task);
+
+/*
+ * Wait for `task` to finish and return its outcome: its result (>= 0), its error, or -ECANCELED
+ * if it ended cancelled (asyncio's `await task`). Suspends. If the caller is cancelled while
+ * waiting, the request is forwarded to `task` and the caller's fate follows `task`'s outcome.
+ * Returns -EDEADLK when joining yourself, -EPERM outside a task, -EINVAL for NULL.
+ */
+WEFT_EXTERN int weft_join(weft_task_t *task);
+
+/* weft_join() with a deadline: -ETIMEDOUT when it passes (the task keeps running). */
+WEFT_EXTERN int weft_join_dl(weft_task_t *task, int64_t deadline);
+
+/*
+ * asyncio.shield(): wait for `task` like weft_join(), but a cancellation of the caller is NOT
+ * forwarded: the caller gets -ECANCELED and `task` keeps running. Suspends.
+ */
+WEFT_EXTERN int weft_shield(weft_task_t *task);
+
+/*
+ * Request cancellation (Task.cancel): false if the task is done; otherwise the request counter
+ * goes up by one and true is returned. The task sees -ECANCELED at its current suspension point
+ * (or its next one if it is running); if it waits on another task or future, the request is
+ * forwarded there instead. A task not started yet ends cancelled without running. `msg` (may be
+ * NULL) is copied and readable with weft_task_cancel_message(). Does not suspend.
+ */
+WEFT_EXTERN bool weft_task_cancel(weft_task_t *task, const char *msg);
+
+/* The number of pending cancellation requests (Task.cancelling). */
+WEFT_EXTERN int weft_task_cancelling(const weft_task_t *task);
+
+/*
+ * Decrement the request counter (not below 0) and return the new value (Task.uncancel). When it
+ * reaches 0 a cancellation not yet delivered is withdrawn.
+ */
+WEFT_EXTERN int weft_task_uncancel(weft_task_t *task);
+
+/* True when the task finished (result, error or cancelled). */
+WEFT_EXTERN bool weft_task_done(const weft_task_t *task);
+
+/* True when the task ended cancelled. */
+WEFT_EXTERN bool weft_task_cancelled(const weft_task_t *task);
+
+/*
+ * The outcome of a finished task: result, error, or -ECANCELED. -EINVAL while it is not done
+ * (check weft_task_done() first when the task may itself return -EINVAL). Marks the error read.
+ */
+WEFT_EXTERN int weft_task_result(weft_task_t *task);
+
+/* The message of the cancellation that ended the task, or of the last request; NULL if none. */
+WEFT_EXTERN const char *weft_task_cancel_message(const weft_task_t *task);
+
+/* The task's name ("Task-N" unless set). Valid until the name changes or the task is freed. */
+WEFT_EXTERN const char *weft_task_name(weft_task_t *task);
+
+/* Rename a task (copied). Returns 0, -EINVAL, -ENOMEM. */
+WEFT_EXTERN int weft_task_set_name(weft_task_t *task, const char *name);
+
+/* A unique, increasing id (the N of "Task-N"). */
+WEFT_EXTERN uint64_t weft_task_id(const weft_task_t *task);
+
+/* The task running now, or NULL outside a task. Borrowed. */
+WEFT_EXTERN weft_task_t *weft_current_task(void);
+
+/*
+ * Fill `out` with up to `cap` borrowed handles of the loop's tasks that are not done (asyncio's
+ * all_tasks) and return how many there are in total (which may exceed `cap`). `loop` NULL means
+ * the current loop.
+ */
+WEFT_EXTERN size_t weft_all_tasks(weft_loop_t *loop, weft_task_t **out, size_t cap);
+
+/*
+ * The task as a future: the same object seen through the future calls (done callbacks, await,
+ * cancel). Setting its result through the future calls is refused with -EINVAL. Borrowed.
+ */
+WEFT_EXTERN weft_future_t *weft_task_future(weft_task_t *task);
+
+/*
+ * Suspend for `seconds` (asyncio.sleep). 0 or negative yields exactly one trip through the loop;
+ * NaN gives -EINVAL; +inf sleeps until cancelled. Returns 0 or -ECANCELED. Suspends.
+ */
+WEFT_EXTERN int weft_sleep(double seconds);
+
+/* Suspend until the loop clock reaches `deadline` (ns). Returns 0 or -ECANCELED. Suspends. */
+WEFT_EXTERN int weft_sleep_until(int64_t deadline);
+
+/* weft_sleep(0): let every other ready task and callback run once. Suspends. */
+WEFT_EXTERN int weft_yield(void);
+
+/* The default task stack size for new loops (256 KiB unless changed). Thread-safe. */
+WEFT_EXTERN size_t weft_default_stack_size(void);
+
+/*
+ * Change the default task stack size for loops created afterwards. Rounded up to whole pages;
+ * must be between 16 KiB and 1 GiB. Returns 0 or -EINVAL. Thread-safe.
+ */
+WEFT_EXTERN int weft_set_default_stack_size(size_t bytes);
+
+/* ============================================================================================
+ * Futures
+ * ========================================================================================== */
+
+/*
+ * Create a pending future on the current loop. The caller owns one reference (release with
+ * weft_future_release()). Returns 0, -EPERM (no loop on this thread), -ENOMEM.
+ */
+WEFT_EXTERN int weft_future_new(weft_future_t **out);
+
+WEFT_EXTERN weft_future_t *weft_future_retain(weft_future_t *fut);
+WEFT_EXTERN void weft_future_release(weft_future_t *fut);
+
+/*
+ * Complete a pending future with a result (>= 0) or an error (< 0; -ECANCELED is refused, use
+ * weft_future_cancel()). Waiting tasks and done callbacks are scheduled, never run inline.
+ * Returns 0, -EALREADY if already done, -EINVAL if `fut` is a task's future or bad value.
+ */
+WEFT_EXTERN int weft_future_set_result(weft_future_t *fut, int value);
+WEFT_EXTERN int weft_future_set_error(weft_future_t *fut, int err);
+
+/*
+ * Cancel a pending future (Future.cancel); for a task's future this is weft_task_cancel().
+ * Returns false if already done.
+ */
+WEFT_EXTERN bool weft_future_cancel(weft_future_t *fut, const char *msg);
+
+WEFT_EXTERN bool weft_future_done(const weft_future_t *fut);
+WEFT_EXTERN bool weft_future_cancelled(const weft_future_t *fut);
+
+/* Outcome of a done future (value, error, -ECANCELED); -EINVAL while pending. Marks it read. */
+WEFT_EXTERN int weft_future_result(weft_future_t *fut);
+
+/*
+ * Wait until the future is done and return its outcome. Suspends. Cancelling the waiting task
+ * cancels the future (the task then gets -ECANCELED).
+ */
+WEFT_EXTERN int weft_future_await(weft_future_t *fut);
+
+/* weft_future_await() with a deadline: -ETIMEDOUT when it passes; the future is not cancelled. */
+WEFT_EXTERN int weft_future_await_dl(weft_future_t *fut, int64_t deadline);
+
+/* Wait for the future without forwarding the caller's cancellation to it (asyncio.shield). */
+WEFT_EXTERN int weft_future_await_shielded(weft_future_t *fut);
+
+typedef void (*weft_future_cb)(weft_future_t *fut, void *arg);
+
+/*
+ * Call `cb(fut, arg)` from the loop once the future is done (scheduled right away if it already
+ * is). Callbacks are never run inline. Returns 0 or -ENOMEM.
+ */
+WEFT_EXTERN int weft_future_add_done_callback(weft_future_t *fut, weft_future_cb cb, void *arg);
+
+/* Remove every registration of (cb, arg) not yet scheduled; returns how many were removed. */
+WEFT_EXTERN int weft_future_remove_done_callback(weft_future_t *fut, weft_future_cb cb,
+                                                 void *arg);
+
+/* ============================================================================================
+ * File descriptors (the base of all I/O)
+ * ========================================================================================== */
+
+#define WEFT_READABLE 1
+#define WEFT_WRITABLE 2
+
+/*
+ * Wait until `fd` becomes readable and/or writable (`events`: WEFT_READABLE | WEFT_WRITABLE).
+ * The contract is edge-style: call it after an operation on the non-blocking fd returned EAGAIN;
+ * it returns when new readiness arrives (or the fd reports an error or hang-up). Several tasks may
+ * wait on one fd. Returns the ready events (> 0), -ETIMEDOUT, -ECANCELED, -EBADF if the fd was
+ * closed with weft_close() meanwhile, -EPERM (fd kind not pollable, or outside a task), -EINVAL.
+ * Suspends.
+ */
+WEFT_EXTERN int weft_wait_fd_dl(int fd, int events, int64_t deadline);
+WEFT_EXTERN int weft_wait_fd(int fd, int events);
+
+/*
+ * Close an fd that weft may be watching: wakes every task waiting on it with -EBADF and forgets
+ * it before the number can be reused, then closes it. Returns 0 or the negative errno of close().
+ * Usable outside tasks too.
+ */
+WEFT_EXTERN int weft_close(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_H */

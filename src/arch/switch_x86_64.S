@@ -1,0 +1,77 @@
+/*
+ * Context switch for x86-64 System V. The suspended context is its stack pointer; below it sit
+ * MXCSR and the x87 control word, then r15 r14 r13 r12 rbx rbp and the return address.
+ */
+    .text
+
+    .globl  weft__ctx_switch
+    .hidden weft__ctx_switch
+    .type   weft__ctx_switch, @function
+    .p2align 4
+/* void *weft__ctx_switch(weft__ctx_t *from = rdi, weft__ctx_t to = rsi, void *arg = rdx) */
+weft__ctx_switch:
+    .cfi_startproc
+    pushq   %rbp
+    pushq   %rbx
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+    subq    $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw  4(%rsp)
+    movq    %rsp, (%rdi)
+    movq    %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    addq    $8, %rsp
+    popq    %r15
+    popq    %r14
+    popq    %r13
+    popq    %r12
+    popq    %rbx
+    popq    %rbp
+    movq    %rdx, %rax
+    ret
+    .cfi_endproc
+    .size   weft__ctx_switch, .-weft__ctx_switch
+
+    .globl  weft__ctx_make
+    .hidden weft__ctx_make
+    .type   weft__ctx_make, @function
+    .p2align 4
+/* weft__ctx_t weft__ctx_make(void *top = rdi, void (*entry)(void *) = rsi) */
+weft__ctx_make:
+    .cfi_startproc
+    movq    %rdi, %rax
+    andq    $-16, %rax
+    subq    $80, %rax
+    stmxcsr (%rax)
+    fnstcw  4(%rax)
+    movq    $0, 8(%rax)
+    movq    $0, 16(%rax)
+    movq    $0, 24(%rax)
+    movq    %rsi, 32(%rax)
+    movq    $0, 40(%rax)
+    movq    $0, 48(%rax)
+    leaq    weft__ctx_trampoline(%rip), %rcx
+    movq    %rcx, 56(%rax)
+    movq    $0, 64(%rax)
+    movq    $0, 72(%rax)
+    ret
+    .cfi_endproc
+    .size   weft__ctx_make, .-weft__ctx_make
+
+    .type   weft__ctx_trampoline, @function
+    .p2align 4
+/* First code of every task: entry (in r12) gets the switch's arg (in rax). */
+weft__ctx_trampoline:
+    .cfi_startproc
+    .cfi_undefined rip
+    movq    %rax, %rdi
+    callq   *%r12
+    ud2
+    .cfi_endproc
+    .size   weft__ctx_trampoline, .-weft__ctx_trampoline
+
+    .section .note.GNU-stack, "", @progbits

@@ -1,0 +1,312 @@
+/*
+ * The event loop: one per thread. An iteration polls I/O (when nothing is ready, or every
+ * POLL_EVERY steps while busy), moves expired timers onto the ready queue in (deadline, sequence)
+ * order, then runs exactly the tasks and callbacks that were ready at that moment; whatever they
+ * make ready runs in the next iteration. Cross-thread calls go through a locked queue and wake
+ * the loop with the backend's wake-up only while it sleeps in the poll.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "io/backend.h"
+
+/* Items run between two I/O polls while the ready queue never drains. */
+#define POLL_EVERY 128
+
+_Thread_local weft_loop_t *weft__tls_loop __attribute__((tls_model("initial-exec")));
+
+_Static_assert(offsetof(weft_task_t, rkind) - offsetof(weft_task_t, rlink) ==
+                   offsetof(struct weft__rnode, kind),
+               "task ready-node layout");
+_Static_assert(offsetof(struct weft__handle, kind) == offsetof(struct weft__rnode, kind),
+               "handle ready-node layout");
+
+int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
+{
+    if (out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    if (weft__tls_loop != NULL)
+        return -EBUSY;
+    size_t ss = weft_default_stack_size();
+    if (opts != NULL && opts->stack_size != 0) {
+        if (opts->stack_size < ((size_t)16 << 10) || opts->stack_size > ((size_t)1 << 30))
+            return -EINVAL;
+        ss = weft__stack_round(opts->stack_size);
+    }
+    weft_loop_t *l = weft__calloc(1, sizeof(*l));
+    if (l == NULL)
+        return -ENOMEM;
+    weft__list_init(&l->ready);
+    weft__list_init(&l->tasks);
+    weft__list_init(&l->ts_queue);
+    l->virtual_clock = opts != NULL && opts->virtual_clock;
+    l->now_stale = !l->virtual_clock;
+    l->now = 0;
+    l->owner = pthread_self();
+    l->stack_size = ss;
+    weft__stackpool_init(&l->stacks, ss);
+    atomic_init(&l->ts_pending, 0);
+    atomic_init(&l->polling, 0);
+    pthread_mutex_init(&l->ts_lock, NULL);
+    l->backend = &weft__backend_epoll;
+    int err = l->backend->init(l);
+    if (err < 0) {
+        pthread_mutex_destroy(&l->ts_lock);
+        weft__free(l);
+        return err;
+    }
+    weft__overflow_thread_init();
+    weft__tls_loop = l;
+    *out = l;
+    return 0;
+}
+
+weft_loop_t *weft_loop_current(void)
+{
+    return weft__tls_loop;
+}
+
+bool weft_loop_is_running(const weft_loop_t *loop)
+{
+    return loop != NULL && loop->running;
+}
+
+/* ---- errors nobody could see ---- */
+
+void weft_loop_set_error_handler(weft_loop_t *loop, weft_error_handler_fn fn, void *arg)
+{
+    if (loop == NULL)
+        return;
+    loop->on_error = fn;
+    loop->on_error_arg = arg;
+}
+
+void weft_loop_report(weft_loop_t *loop, const struct weft_error_info *info)
+{
+    if (info == NULL)
+        return;
+    if (loop != NULL && loop->on_error != NULL) {
+        loop->on_error(loop, info, loop->on_error_arg);
+        return;
+    }
+    fprintf(stderr, "weft: %s: %s (%s)%s%s\n", info->message ? info->message : "error",
+            weft_err_name(info->error), weft_strerror(info->error),
+            info->task != NULL ? " in " : "",
+            info->task != NULL ? weft_task_name(info->task) : "");
+}
+
+void weft__report(weft_loop_t *loop, const char *message, int err, weft_task_t *task)
+{
+    struct weft_error_info info = {message, err, task};
+    weft_loop_report(loop, &info);
+}
+
+/* ---- callbacks ---- */
+
+int weft_call_soon(weft_loop_t *loop, weft_callback_fn cb, void *arg)
+{
+    if (loop == NULL || cb == NULL || loop->closed)
+        return -EINVAL;
+    struct weft__handle *h = weft__malloc(sizeof(*h));
+    if (h == NULL)
+        return -ENOMEM;
+    h->kind = WEFT__RN_HANDLE;
+    h->heap = WEFT__H_PLAIN;
+    h->cb = cb;
+    h->arg = arg;
+    weft__enqueue_handle(loop, h);
+    return 0;
+}
+
+int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_fn cb, void *arg)
+{
+    if (loop == NULL || cb == NULL || loop->closed)
+        return -EINVAL;
+    struct weft__handle *h = weft__malloc(sizeof(*h));
+    if (h == NULL)
+        return -ENOMEM;
+    h->kind = WEFT__RN_HANDLE;
+    h->heap = WEFT__H_PLAIN;
+    h->cb = cb;
+    h->arg = arg;
+    pthread_mutex_lock(&loop->ts_lock);
+    weft__list_append(&loop->ts_queue, &h->link);
+    atomic_store(&loop->ts_pending, 1);
+    pthread_mutex_unlock(&loop->ts_lock);
+    /* Pairs with the loop's store to `polling` before it re-checks ts_pending. */
+    if (atomic_load(&loop->polling))
+        loop->backend->wake(loop);
+    return 0;
+}
+
+static void drain_threadsafe(weft_loop_t *l)
+{
+    pthread_mutex_lock(&l->ts_lock);
+    atomic_store_explicit(&l->ts_pending, 0, memory_order_relaxed);
+    while (!weft__list_empty(&l->ts_queue)) {
+        struct weft__list *n = l->ts_queue.next;
+        weft__list_remove(n);
+        weft__list_append(&l->ready, n);
+    }
+    pthread_mutex_unlock(&l->ts_lock);
+}
+
+/* ---- one iteration ---- */
+
+static void run_handle(struct weft__handle *h)
+{
+    weft_callback_fn cb = h->cb;
+    void *arg = h->arg;
+    if (h->heap == WEFT__H_PLAIN)
+        weft__free(h);
+    else if (h->heap == WEFT__H_UTIMER)
+        weft__free(weft__container_of(h, struct weft__utimer, h));
+    cb(arg);
+}
+
+/* Sleep in the backend for up to `timeout` ns (-1 = no limit), unless a cross-thread call is
+ * already waiting. Pooled stacks are trimmed first: the loop is idle. */
+static void block_poll(weft_loop_t *l, int64_t timeout)
+{
+    weft__stackpool_trim(&l->stacks);
+    atomic_store(&l->polling, 1);
+    if (atomic_load(&l->ts_pending))
+        timeout = 0;
+    l->backend->wait(l, timeout);
+    atomic_store(&l->polling, 0);
+}
+
+static void poll_io(weft_loop_t *l, bool have_ready)
+{
+    int64_t timeout;
+    if (have_ready || l->stopping) {
+        timeout = 0;
+    } else if (l->timers.n > 0) {
+        l->now_stale = !l->virtual_clock;
+        int64_t d = l->timers.a[0]->when - weft__now(l);
+        timeout = d < 0 ? 0 : d;
+    } else {
+        timeout = -1;
+    }
+    if (timeout == 0) {
+        l->backend->wait(l, 0);
+    } else if (!l->virtual_clock) {
+        block_poll(l, timeout);
+    } else {
+        /* Virtual clock: look for I/O without waiting; if nothing at all happened, time jumps
+         * to the next timer instead of passing. */
+        int n = l->backend->wait(l, 0);
+        if (n == 0 && weft__list_empty(&l->ready) && !atomic_load(&l->ts_pending)) {
+            if (l->timers.n > 0) {
+                if (l->timers.a[0]->when > l->now)
+                    l->now = l->timers.a[0]->when;
+            } else {
+                block_poll(l, -1);
+            }
+        }
+    }
+    l->ran_since_poll = 0;
+}
+
+void weft__loop_iterate(weft_loop_t *l)
+{
+    if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
+        drain_threadsafe(l);
+    bool have_ready = !weft__list_empty(&l->ready);
+    if (!have_ready || l->ran_since_poll >= POLL_EVERY || l->stopping)
+        poll_io(l, have_ready);
+    if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
+        drain_threadsafe(l);
+    l->now_stale = !l->virtual_clock;
+    if (l->timers.n > 0)
+        weft__timers_expire(l, weft__now(l));
+
+    struct weft__list batch;
+    weft__list_move_all(&l->ready, &batch);
+    uint32_t ran = 0;
+    while (!weft__list_empty(&batch)) {
+        struct weft__list *n = batch.next;
+        weft__list_remove(n);
+        ran++;
+        if (((struct weft__rnode *)n)->kind == WEFT__RN_TASK)
+            weft__task_run(l, weft__container_of(n, weft_task_t, rlink));
+        else
+            run_handle((struct weft__handle *)n);
+    }
+    l->ran_since_poll += ran;
+}
+
+int weft_loop_run(weft_loop_t *loop)
+{
+    if (loop == NULL || loop->closed)
+        return -EINVAL;
+    if (loop->running)
+        return -EBUSY;
+    if (weft__tls_loop != loop || !pthread_equal(loop->owner, pthread_self()))
+        return -EINVAL;
+    loop->running = 1;
+    do {
+        weft__loop_iterate(loop);
+    } while (!loop->stopping);
+    loop->stopping = 0;
+    loop->running = 0;
+    return 0;
+}
+
+void weft_loop_stop(weft_loop_t *loop)
+{
+    if (loop != NULL)
+        loop->stopping = 1;
+}
+
+static void drop_handle(struct weft__handle *h)
+{
+    if (h->heap == WEFT__H_PLAIN)
+        weft__free(h);
+    else if (h->heap == WEFT__H_UTIMER)
+        weft__free(weft__container_of(h, struct weft__utimer, h));
+    else if (h->heap == WEFT__H_FENTRY)
+        weft__fentry_drop(h);
+}
+
+static void drop_queue(struct weft__list *q)
+{
+    while (!weft__list_empty(q)) {
+        struct weft__list *n = q->next;
+        weft__list_remove(n);
+        if (((struct weft__rnode *)n)->kind == WEFT__RN_HANDLE)
+            drop_handle((struct weft__handle *)n);
+    }
+}
+
+int weft_loop_close(weft_loop_t *loop)
+{
+    if (loop == NULL)
+        return -EINVAL;
+    if (loop->running)
+        return -EBUSY;
+    loop->closed = 1;
+    while (!weft__list_empty(&loop->tasks)) {
+        weft_task_t *t = weft__container_of(loop->tasks.next, weft_task_t, all);
+        weft__task_orphan(t);
+    }
+    /* Orphaned tasks may have queued more callbacks; drop until both queues stay empty. */
+    while (!weft__list_empty(&loop->ready) || !weft__list_empty(&loop->ts_queue)) {
+        drop_queue(&loop->ready);
+        pthread_mutex_lock(&loop->ts_lock);
+        drop_queue(&loop->ts_queue);
+        pthread_mutex_unlock(&loop->ts_lock);
+    }
+    weft__heap_fini(&loop->timers);
+    weft__fd_fini(loop);
+    loop->backend->fini(loop);
+    weft__stackpool_fini(&loop->stacks);
+    pthread_mutex_destroy(&loop->ts_lock);
+    if (weft__tls_loop == loop)
+        weft__tls_loop = NULL;
+    weft__free(loop);
+    return 0;
+}

@@ -1,0 +1,507 @@
+/*
+ * Tasks: stackful coroutines scheduled by the loop. A task is a future (its outcome) plus a
+ * function, a stack it gets when it first runs and gives back when it ends, and the park: the one
+ * way any weft call suspends. Cancellation follows asyncio 3.13: a counted request, delivered once
+ * as -ECANCELED at the current or next suspension point, forwarded to an awaited task or future.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#ifdef WEFT_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define STACK_MIN ((size_t)16 << 10)
+#define STACK_MAX ((size_t)1 << 30)
+#ifdef WEFT_ASAN
+#define STACK_DEFAULT ((size_t)512 << 10) /* ASan frames are larger */
+#else
+#define STACK_DEFAULT ((size_t)256 << 10)
+#endif
+
+static atomic_size_t default_stack = STACK_DEFAULT;
+static atomic_uint_fast64_t next_id = 1;
+
+size_t weft_default_stack_size(void)
+{
+    return atomic_load(&default_stack);
+}
+
+int weft_set_default_stack_size(size_t bytes)
+{
+    if (bytes < STACK_MIN || bytes > STACK_MAX)
+        return -EINVAL;
+    atomic_store(&default_stack, weft__stack_round(bytes));
+    return 0;
+}
+
+/* ---- switching between the loop and a task ---- */
+
+static void task_entry(void *arg);
+
+static inline void switch_to_task(weft_loop_t *l, weft_task_t *t)
+{
+#ifdef WEFT_ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(&fake, t->stack->lo, t->stack->size);
+#endif
+    weft__ctx_switch(&l->main_ctx, t->ctx, t);
+#ifdef WEFT_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+}
+
+static inline void switch_to_loop(weft_loop_t *l, weft_task_t *t)
+{
+#ifdef WEFT_ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(&fake, l->main_stack_bottom, l->main_stack_size);
+#endif
+    weft__ctx_switch(&t->ctx, l->main_ctx, NULL);
+#ifdef WEFT_ASAN
+    __sanitizer_finish_switch_fiber(fake, &l->main_stack_bottom, &l->main_stack_size);
+#endif
+}
+
+static void task_unref(weft_task_t *t)
+{
+    if (--t->fut.refs == 0)
+        weft__task_free(t);
+}
+
+/* Record the outcome: the function's result, or cancelled when a request is still pending. */
+static void task_finish(weft_loop_t *l, weft_task_t *t, int r)
+{
+    bool cancelled = t->must_cancel || r == -ECANCELED;
+    t->must_cancel = 0;
+    t->state = WEFT__T_DONE;
+    weft__list_remove(&t->all);
+    l->ntasks--;
+    weft__future_complete(&t->fut, cancelled ? WEFT__F_CANCELLED : WEFT__F_DONE,
+                          cancelled ? -ECANCELED : r);
+}
+
+static void task_entry(void *arg)
+{
+    weft_task_t *t = arg;
+    weft_loop_t *l = t->fut.loop;
+#ifdef WEFT_ASAN
+    __sanitizer_finish_switch_fiber(NULL, &l->main_stack_bottom, &l->main_stack_size);
+#endif
+    int r = t->fn(t->arg);
+    task_finish(l, t, r);
+#ifdef WEFT_ASAN
+    __sanitizer_start_switch_fiber(NULL, l->main_stack_bottom, l->main_stack_size);
+#endif
+    weft__ctx_switch(&t->ctx, l->main_ctx, NULL);
+    __builtin_unreachable();
+}
+
+void weft__task_run(weft_loop_t *l, weft_task_t *t)
+{
+    if (t->state == WEFT__T_NEW) {
+        if (t->must_cancel) {
+            /* Cancelled before its first step: the function never runs (asyncio throws the
+             * CancelledError into the coroutine before its first line). */
+            task_finish(l, t, -ECANCELED);
+            task_unref(t);
+            return;
+        }
+        t->stack = weft__stack_get(&l->stacks, t->stack_size);
+        if (t->stack == NULL) {
+            task_finish(l, t, -ENOMEM);
+            task_unref(t);
+            return;
+        }
+        t->ctx = weft__ctx_make(t->stack->lo + t->stack->size, task_entry);
+    }
+    t->state = WEFT__T_RUNNING;
+    l->current = t;
+    switch_to_task(l, t);
+    l->current = NULL;
+    if (t->state == WEFT__T_DONE) {
+        if (!weft__stack_intact(t->stack))
+            weft__overflow_report(t, "ran past the end of");
+        weft__stack_put(&l->stacks, t->stack);
+        t->stack = NULL;
+        task_unref(t);
+    }
+}
+
+/* ---- the park ---- */
+
+int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link, int64_t deadline)
+{
+    weft_loop_t *l = t->fut.loop;
+    if (t->must_cancel) {
+        t->must_cancel = 0;
+        return -ECANCELED;
+    }
+    if (deadline >= 0) {
+        int err = weft__timer_arm(l, &t->tn, deadline);
+        if (err < 0)
+            return err;
+    }
+    t->state = WEFT__T_PARKED;
+    t->park_kind = kind;
+    t->park_obj = obj;
+    t->park_link = link;
+    t->wake_result = 0;
+    if (WEFT__UNLIKELY(!weft__stack_intact(t->stack)))
+        weft__overflow_report(t, "ran past the end of");
+    switch_to_loop(l, t);
+    if (weft__timer_armed(&t->tn))
+        weft__timer_disarm(l, &t->tn);
+    t->park_kind = WEFT__P_NONE;
+    t->park_obj = NULL;
+    t->park_link = NULL;
+    if (link != NULL && weft__list_linked(link))
+        weft__list_remove(link);
+    if (t->must_cancel) {
+        t->must_cancel = 0;
+        return -ECANCELED;
+    }
+    return t->wake_result;
+}
+
+void weft__wake(weft_task_t *t, int result)
+{
+    if (t->state != WEFT__T_PARKED)
+        return;
+    t->state = WEFT__T_READY;
+    t->wake_result = result;
+    weft__enqueue_task(t->fut.loop, t);
+}
+
+weft_task_t *weft__task_check_current(int *err)
+{
+    weft_loop_t *l = weft__tls_loop;
+    if (WEFT__UNLIKELY(l == NULL || l->current == NULL)) {
+        *err = -EPERM;
+        return NULL;
+    }
+    return l->current;
+}
+
+int weft_yield(void)
+{
+    int err;
+    weft_task_t *t = weft__task_check_current(&err);
+    if (t == NULL)
+        return err;
+    if (t->must_cancel) {
+        t->must_cancel = 0;
+        return -ECANCELED;
+    }
+    weft_loop_t *l = t->fut.loop;
+    t->state = WEFT__T_READY;
+    t->wake_result = 0;
+    weft__enqueue_task(l, t);
+    switch_to_loop(l, t);
+    if (t->must_cancel) {
+        t->must_cancel = 0;
+        return -ECANCELED;
+    }
+    return 0;
+}
+
+int weft_sleep_until(int64_t deadline)
+{
+    int err;
+    weft_task_t *t = weft__task_check_current(&err);
+    if (t == NULL)
+        return err;
+    if (deadline < 0)
+        deadline = WEFT_NO_DEADLINE;
+    int r = weft__park(t, WEFT__P_SLEEP, NULL, NULL, deadline);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+
+int weft_sleep(double seconds)
+{
+    int64_t ns = weft_seconds_to_ns(seconds);
+    if (ns < 0)
+        return -EINVAL;
+    if (ns == 0)
+        return weft_yield();
+    int err;
+    weft_task_t *t = weft__task_check_current(&err);
+    if (t == NULL)
+        return err;
+    int64_t now = weft__now(t->fut.loop);
+    if (ns == INT64_MAX || ns > INT64_MAX - now)
+        return weft_sleep_until(WEFT_NO_DEADLINE);
+    return weft_sleep_until(now + ns);
+}
+
+/* ---- creation and handles ---- */
+
+int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
+                    const struct weft_task_opts *opts)
+{
+    if (out != NULL)
+        *out = NULL;
+    weft_loop_t *l = weft__tls_loop;
+    if (l == NULL || l->closed)
+        return -EPERM;
+    if (fn == NULL)
+        return -EINVAL;
+    size_t ss = l->stack_size;
+    if (opts != NULL && opts->stack_size != 0) {
+        if (opts->stack_size < STACK_MIN || opts->stack_size > STACK_MAX)
+            return -EINVAL;
+        ss = weft__stack_round(opts->stack_size);
+    }
+    weft_task_t *t = weft__malloc(sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    weft__future_init(&t->fut, l, true);
+    t->fut.refs = out != NULL ? 2 : 1;
+    t->rkind = WEFT__RN_TASK;
+    t->state = WEFT__T_NEW;
+    t->park_kind = WEFT__P_NONE;
+    t->must_cancel = 0;
+    t->wake_result = 0;
+    t->cancel_count = 0;
+    t->park_obj = NULL;
+    t->park_link = NULL;
+    t->tn.idx = WEFT__TN_IDLE;
+    t->tn.kind = WEFT__TN_TASK;
+    t->ctx = NULL;
+    t->stack = NULL;
+    t->fn = fn;
+    t->arg = arg;
+    t->id = atomic_fetch_add(&next_id, 1);
+    t->name = NULL;
+    t->namebuf[0] = '\0';
+    t->stack_size = ss;
+    if (opts != NULL && opts->name != NULL) {
+        t->name = weft__strdup(opts->name);
+        if (t->name == NULL) {
+            weft__free(t);
+            return -ENOMEM;
+        }
+    }
+    weft__list_append(&l->tasks, &t->all);
+    l->ntasks++;
+    weft__list_append(&l->ready, &t->rlink);
+    if (out != NULL)
+        *out = t;
+    return 0;
+}
+
+int weft_spawn(weft_task_t **out, weft_task_fn fn, void *arg)
+{
+    return weft_spawn_opts(out, fn, arg, NULL);
+}
+
+weft_task_t *weft_task_retain(weft_task_t *task)
+{
+    if (task != NULL)
+        task->fut.refs++;
+    return task;
+}
+
+void weft_task_release(weft_task_t *task)
+{
+    if (task != NULL)
+        task_unref(task);
+}
+
+void weft__task_free(weft_task_t *t)
+{
+    if (t->fut.state == WEFT__F_DONE && t->fut.result < 0 && !t->fut.retrieved)
+        weft__report(t->fut.loop, "task error never retrieved", t->fut.result, t);
+    weft__future_drop_entries(&t->fut);
+    weft__free(t->fut.cancel_msg);
+    weft__free(t->name);
+    weft__free(t);
+}
+
+/*
+ * The loop is closing under a task that never finished: give back its stack, drop the loop's
+ * reference, and leave the handle inert.
+ */
+void weft__task_orphan(weft_task_t *t)
+{
+    weft_loop_t *l = t->fut.loop;
+    if (weft__list_linked(&t->rlink))
+        weft__list_remove(&t->rlink);
+    if (weft__timer_armed(&t->tn))
+        weft__timer_disarm(l, &t->tn);
+    if (t->park_link != NULL && weft__list_linked(t->park_link))
+        weft__list_remove(t->park_link);
+    weft__list_remove(&t->all);
+    l->ntasks--;
+    if (t->stack != NULL) {
+        weft__stack_put(&l->stacks, t->stack);
+        t->stack = NULL;
+    }
+    t->state = WEFT__T_DONE;
+    t->fut.state = WEFT__F_CANCELLED;
+    t->fut.result = -ECANCELED;
+    t->fut.loop = NULL;
+    task_unref(t);
+}
+
+/* ---- joining ---- */
+
+int weft_join_dl(weft_task_t *task, int64_t deadline)
+{
+    if (task == NULL)
+        return -EINVAL;
+    int err;
+    weft_task_t *cur = weft__task_check_current(&err);
+    if (cur == NULL)
+        return err;
+    if (task == cur)
+        return -EDEADLK;
+    if (task->fut.loop != NULL && task->fut.loop != cur->fut.loop)
+        return -EINVAL;
+    return weft__future_wait(&task->fut, WEFT__P_JOIN, deadline);
+}
+
+int weft_join(weft_task_t *task)
+{
+    return weft_join_dl(task, WEFT_NO_DEADLINE);
+}
+
+int weft_shield(weft_task_t *task)
+{
+    if (task == NULL)
+        return -EINVAL;
+    int err;
+    weft_task_t *cur = weft__task_check_current(&err);
+    if (cur == NULL)
+        return err;
+    if (task == cur)
+        return -EDEADLK;
+    return weft__future_wait(&task->fut, WEFT__P_SHIELD, WEFT_NO_DEADLINE);
+}
+
+/* ---- cancellation ---- */
+
+bool weft_task_cancel(weft_task_t *t, const char *msg)
+{
+    if (t == NULL || t->state == WEFT__T_DONE)
+        return false;
+    t->cancel_count++;
+    if (msg != NULL) {
+        char *m = weft__strdup(msg);
+        if (m != NULL) {
+            weft__free(t->fut.cancel_msg);
+            t->fut.cancel_msg = m;
+        }
+    }
+    if (t->state == WEFT__T_PARKED) {
+        switch (t->park_kind) {
+        case WEFT__P_FUTURE:
+            if (weft_future_cancel(t->park_obj, msg))
+                return true;
+            break;
+        case WEFT__P_JOIN:
+            if (weft_task_cancel(t->park_obj, msg))
+                return true;
+            break;
+        default:
+            weft__wake(t, -ECANCELED);
+            return true;
+        }
+    }
+    t->must_cancel = 1;
+    return true;
+}
+
+int weft_task_cancelling(const weft_task_t *t)
+{
+    return t != NULL ? t->cancel_count : 0;
+}
+
+int weft_task_uncancel(weft_task_t *t)
+{
+    if (t == NULL)
+        return 0;
+    if (t->cancel_count > 0)
+        t->cancel_count--;
+    if (t->cancel_count == 0)
+        t->must_cancel = 0;
+    return t->cancel_count;
+}
+
+bool weft_task_done(const weft_task_t *t)
+{
+    return t != NULL && t->state == WEFT__T_DONE;
+}
+
+bool weft_task_cancelled(const weft_task_t *t)
+{
+    return t != NULL && t->state == WEFT__T_DONE && t->fut.state == WEFT__F_CANCELLED;
+}
+
+int weft_task_result(weft_task_t *t)
+{
+    if (t == NULL || t->state != WEFT__T_DONE)
+        return -EINVAL;
+    t->fut.retrieved = 1;
+    return t->fut.result;
+}
+
+const char *weft_task_cancel_message(const weft_task_t *t)
+{
+    return t != NULL ? t->fut.cancel_msg : NULL;
+}
+
+const char *weft_task_name(weft_task_t *t)
+{
+    if (t == NULL)
+        return "(null)";
+    if (t->name != NULL)
+        return t->name;
+    if (t->namebuf[0] == '\0')
+        snprintf(t->namebuf, sizeof(t->namebuf), "Task-%llu", (unsigned long long)t->id);
+    return t->namebuf;
+}
+
+int weft_task_set_name(weft_task_t *t, const char *name)
+{
+    if (t == NULL || name == NULL)
+        return -EINVAL;
+    char *n = weft__strdup(name);
+    if (n == NULL)
+        return -ENOMEM;
+    weft__free(t->name);
+    t->name = n;
+    return 0;
+}
+
+uint64_t weft_task_id(const weft_task_t *t)
+{
+    return t != NULL ? t->id : 0;
+}
+
+weft_task_t *weft_current_task(void)
+{
+    weft_loop_t *l = weft__tls_loop;
+    return l != NULL ? l->current : NULL;
+}
+
+size_t weft_all_tasks(weft_loop_t *loop, weft_task_t **out, size_t cap)
+{
+    if (loop == NULL)
+        loop = weft__tls_loop;
+    if (loop == NULL)
+        return 0;
+    size_t i = 0;
+    for (struct weft__list *n = loop->tasks.next; n != &loop->tasks; n = n->next, i++) {
+        if (i < cap)
+            out[i] = weft__container_of(n, weft_task_t, all);
+    }
+    return i;
+}
+
+weft_future_t *weft_task_future(weft_task_t *task)
+{
+    return task != NULL ? &task->fut : NULL;
+}

@@ -1,0 +1,253 @@
+/*
+ * Timers: a binary min-heap of nodes ordered by (deadline, arming sequence), so equal deadlines
+ * fire in the order they were armed. Each node stores its heap index, making cancel O(log n).
+ * Also the clock and the user-facing weft_timer_t / call_at calls.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+_Static_assert(sizeof(struct weft__utimer) <= sizeof(weft_timer_t), "weft_timer_t too small");
+
+int64_t weft__clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t weft__now(weft_loop_t *loop)
+{
+    if (loop->now_stale) {
+        loop->now = weft__clock();
+        loop->now_stale = 0;
+    }
+    return loop->now;
+}
+
+int64_t weft_time(const weft_loop_t *loop)
+{
+    if (loop == NULL)
+        loop = weft__tls_loop;
+    if (loop == NULL)
+        return weft__clock();
+    return weft__now((weft_loop_t *)loop);
+}
+
+int64_t weft_seconds_to_ns(double seconds)
+{
+    if (isnan(seconds))
+        return -EINVAL;
+    if (seconds <= 0)
+        return 0;
+    if (seconds >= 9.2e9)
+        return INT64_MAX;
+    return (int64_t)(seconds * 1e9);
+}
+
+int64_t weft_deadline_in(double seconds)
+{
+    if (isnan(seconds) || seconds >= 9.2e9)
+        return WEFT_NO_DEADLINE;
+    int64_t now = weft_time(NULL);
+    int64_t d = weft_seconds_to_ns(seconds);
+    if (d > INT64_MAX - now)
+        return WEFT_NO_DEADLINE;
+    return now + d;
+}
+
+/* ---- the heap ---- */
+
+static inline bool before(const struct weft__tnode *a, const struct weft__tnode *b)
+{
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void sift_up(struct weft__heap *h, uint32_t i)
+{
+    struct weft__tnode *n = h->a[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (!before(n, h->a[parent]))
+            break;
+        h->a[i] = h->a[parent];
+        h->a[i]->idx = i;
+        i = parent;
+    }
+    h->a[i] = n;
+    n->idx = i;
+}
+
+static void sift_down(struct weft__heap *h, uint32_t i)
+{
+    struct weft__tnode *n = h->a[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && before(h->a[c + 1], h->a[c]))
+            c++;
+        if (!before(h->a[c], n))
+            break;
+        h->a[i] = h->a[c];
+        h->a[i]->idx = i;
+        i = c;
+    }
+    h->a[i] = n;
+    n->idx = i;
+}
+
+int weft__timer_arm(weft_loop_t *loop, struct weft__tnode *tn, int64_t when)
+{
+    struct weft__heap *h = &loop->timers;
+    if (weft__timer_armed(tn))
+        weft__timer_disarm(loop, tn);
+    if (h->n == h->cap) {
+        uint32_t cap = h->cap ? h->cap * 2 : 64;
+        struct weft__tnode **a = weft__realloc(h->a, (size_t)cap * sizeof(*a));
+        if (a == NULL)
+            return -ENOMEM;
+        h->a = a;
+        h->cap = cap;
+    }
+    tn->when = when;
+    tn->seq = loop->timer_seq++;
+    h->a[h->n] = tn;
+    sift_up(h, h->n++);
+    return 0;
+}
+
+void weft__timer_disarm(weft_loop_t *loop, struct weft__tnode *tn)
+{
+    struct weft__heap *h = &loop->timers;
+    uint32_t i = tn->idx;
+    if (i == WEFT__TN_IDLE)
+        return;
+    tn->idx = WEFT__TN_IDLE;
+    struct weft__tnode *last = h->a[--h->n];
+    if (last == tn)
+        return;
+    h->a[i] = last;
+    last->idx = i;
+    if (i > 0 && before(last, h->a[(i - 1) / 2]))
+        sift_up(h, i);
+    else
+        sift_down(h, i);
+}
+
+static void fire(weft_loop_t *loop, struct weft__tnode *tn)
+{
+    if (tn->kind == WEFT__TN_TASK) {
+        weft_task_t *t = weft__container_of(tn, weft_task_t, tn);
+        weft__wake(t, -ETIMEDOUT);
+    } else {
+        struct weft__utimer *u = weft__container_of(tn, struct weft__utimer, tn);
+        weft__enqueue_handle(loop, &u->h);
+    }
+}
+
+void weft__timers_expire(weft_loop_t *loop, int64_t now)
+{
+    struct weft__heap *h = &loop->timers;
+    while (h->n > 0 && h->a[0]->when <= now) {
+        struct weft__tnode *tn = h->a[0];
+        weft__timer_disarm(loop, tn);
+        fire(loop, tn);
+    }
+}
+
+void weft__heap_fini(struct weft__heap *h)
+{
+    for (uint32_t i = 0; i < h->n; i++) {
+        struct weft__tnode *tn = h->a[i];
+        tn->idx = WEFT__TN_IDLE;
+        if (tn->kind == WEFT__TN_USER) {
+            struct weft__utimer *u = weft__container_of(tn, struct weft__utimer, tn);
+            if (u->heap)
+                weft__free(u);
+        }
+    }
+    weft__free(h->a);
+    h->a = NULL;
+    h->n = h->cap = 0;
+}
+
+/* ---- weft_timer_t ---- */
+
+void weft_timer_init(weft_timer_t *timer)
+{
+    struct weft__utimer *u = (struct weft__utimer *)timer;
+    memset(timer, 0, sizeof(*timer));
+    u->tn.idx = WEFT__TN_IDLE;
+    u->tn.kind = WEFT__TN_USER;
+    weft__list_init(&u->h.link);
+    u->h.kind = WEFT__RN_HANDLE;
+}
+
+bool weft_timer_cancel(weft_timer_t *timer)
+{
+    struct weft__utimer *u = (struct weft__utimer *)timer;
+    if (u->loop == NULL)
+        return false;
+    if (weft__timer_armed(&u->tn)) {
+        weft__timer_disarm(u->loop, &u->tn);
+        return true;
+    }
+    if (weft__list_linked(&u->h.link)) {
+        /* Expired but not yet run: asyncio lets a cancel still stop it. */
+        weft__list_remove(&u->h.link);
+        return true;
+    }
+    return false;
+}
+
+int64_t weft_timer_when(const weft_timer_t *timer)
+{
+    const struct weft__utimer *u = (const struct weft__utimer *)timer;
+    if (u->loop == NULL || !weft__timer_armed(&u->tn))
+        return WEFT_NO_DEADLINE;
+    return u->tn.when;
+}
+
+int weft_call_at(weft_loop_t *loop, weft_timer_t *timer, int64_t when, weft_callback_fn cb,
+                 void *arg)
+{
+    if (loop == NULL || cb == NULL || when < 0)
+        return -EINVAL;
+    struct weft__utimer *u;
+    if (timer == NULL) {
+        u = weft__malloc(sizeof(*u));
+        if (u == NULL)
+            return -ENOMEM;
+        weft_timer_init((weft_timer_t *)u);
+        u->heap = 1;
+    } else {
+        u = (struct weft__utimer *)timer;
+        if (u->tn.kind != WEFT__TN_USER)
+            return -EINVAL; /* never initialised */
+        weft_timer_cancel(timer);
+    }
+    u->loop = loop;
+    u->h.cb = cb;
+    u->h.arg = arg;
+    u->h.heap = u->heap ? WEFT__H_UTIMER : 0;
+    int err = weft__timer_arm(loop, &u->tn, when);
+    if (err < 0 && u->heap)
+        weft__free(u);
+    return err;
+}
+
+int weft_call_later(weft_loop_t *loop, weft_timer_t *timer, double delay, weft_callback_fn cb,
+                    void *arg)
+{
+    if (loop == NULL)
+        return -EINVAL;
+    int64_t d = weft_seconds_to_ns(delay);
+    if (d < 0)
+        return -EINVAL;
+    int64_t now = weft__now(loop);
+    int64_t when = d > INT64_MAX - now ? INT64_MAX : now + d;
+    return weft_call_at(loop, timer, when, cb, arg);
+}

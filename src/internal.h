@@ -1,0 +1,308 @@
+/*
+ * Declarations shared by weft's translation units (never installed). This is the only place
+ * _GNU_SOURCE is set. The core's invariants live in docs/design.md: one way to wait (the park),
+ * a FIFO ready queue, timers in a (deadline, sequence) min-heap, one loop per thread.
+ */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft.h"
+#include "core/list.h"
+#include "arch/switch.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT_ASAN 1
+#endif
+#endif
+
+#define WEFT__LIKELY(x)   __builtin_expect(!!(x), 1)
+#define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define weft__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---- allocation (alloc.c) ---- */
+void *weft__malloc(size_t n);
+void *weft__calloc(size_t n, size_t size);
+void *weft__realloc(void *p, size_t n);
+void weft__free(void *p);
+char *weft__strdup(const char *s);
+
+/* ---- ready queue nodes ---- */
+enum {
+    WEFT__RN_TASK = 1,   /* a task to resume */
+    WEFT__RN_HANDLE = 2, /* a callback handle */
+};
+
+enum {
+    WEFT__H_NONE = 0,   /* caller storage */
+    WEFT__H_PLAIN = 1,  /* weft__malloc'd handle */
+    WEFT__H_UTIMER = 2, /* inside a weft__malloc'd struct weft__utimer */
+    WEFT__H_FENTRY = 3, /* a future's done callback (future.c owns it) */
+};
+
+/* The common head of everything on the ready queue: a list node and its kind. */
+struct weft__rnode {
+    struct weft__list link;
+    uint8_t kind;
+};
+
+/* A callback queued on the ready list. */
+struct weft__handle {
+    struct weft__list link; /* in loop->ready while queued */
+    uint8_t kind;           /* WEFT__RN_HANDLE */
+    uint8_t heap;           /* WEFT__H_*: how to free it once it ran */
+    weft_callback_fn cb;
+    void *arg;
+};
+
+/* ---- timers (timer.c) ---- */
+enum {
+    WEFT__TN_TASK = 1, /* a parked task's deadline */
+    WEFT__TN_USER = 2, /* a weft_timer_t */
+};
+
+struct weft__tnode {
+    int64_t when;  /* absolute deadline, ns */
+    uint64_t seq;  /* arming order, breaks ties */
+    uint32_t idx;  /* position in the heap, WEFT__TN_IDLE when not armed */
+    uint8_t kind;  /* WEFT__TN_* */
+};
+#define WEFT__TN_IDLE UINT32_MAX
+
+struct weft__heap {
+    struct weft__tnode **a;
+    uint32_t n;
+    uint32_t cap;
+};
+
+/* What a weft_timer_t holds. */
+struct weft__utimer {
+    struct weft__tnode tn;
+    struct weft__handle h;
+    weft_loop_t *loop;
+    uint8_t heap; /* fire-and-forget: freed after running */
+};
+
+int weft__timer_arm(weft_loop_t *loop, struct weft__tnode *tn, int64_t when);
+void weft__timer_disarm(weft_loop_t *loop, struct weft__tnode *tn);
+static inline bool weft__timer_armed(const struct weft__tnode *tn)
+{
+    return tn->idx != WEFT__TN_IDLE;
+}
+void weft__timers_expire(weft_loop_t *loop, int64_t now);
+void weft__heap_fini(struct weft__heap *h);
+
+/* ---- futures (future.c) ---- */
+enum {
+    WEFT__F_PENDING = 0,
+    WEFT__F_DONE = 1,
+    WEFT__F_CANCELLED = 2,
+};
+
+/*
+ * One registration on a future: a parked task (on that task's stack) or a done callback
+ * (allocated). Kept in registration order; completion walks them in that order.
+ */
+struct weft__fentry {
+    struct weft__list link;
+    weft_task_t *task; /* a waiter, or NULL for a callback */
+    weft_future_cb cb;
+    void *arg;
+    struct weft__handle h; /* callbacks: what goes on the ready queue */
+    weft_future_t *fut;    /* callbacks: reference held until it ran */
+};
+
+struct weft_future {
+    uint32_t refs;
+    uint8_t state;     /* WEFT__F_* */
+    uint8_t is_task;   /* this is the head of a struct weft_task */
+    uint8_t retrieved; /* an error was read (or nobody needs to hear of it) */
+    int result;
+    char *cancel_msg;
+    weft_loop_t *loop;
+    struct weft__list entries; /* struct weft__fentry */
+};
+
+void weft__future_init(weft_future_t *f, weft_loop_t *loop, bool is_task);
+void weft__future_complete(weft_future_t *f, uint8_t state, int result);
+void weft__future_drop_entries(weft_future_t *f);
+void weft__fentry_drop(struct weft__handle *h);
+int weft__future_wait(weft_future_t *f, uint8_t kind, int64_t deadline);
+
+/* ---- stacks (stack.c) ---- */
+struct weft__stack {
+    struct weft__stack *next; /* pool link */
+    char *lo;                 /* lowest usable byte (the canary lives here) */
+    size_t size;              /* usable bytes, lo .. this descriptor */
+    char *map;                /* mapping to unmap for a stack of its own, NULL in a slab */
+    size_t maplen;
+    uint8_t guarded; /* a PROT_NONE page sits right below lo */
+    uint8_t dirty;   /* pooled and not yet trimmed */
+};
+
+struct weft__stackpool {
+    size_t size;               /* usable size of pooled stacks */
+    struct weft__stack *hot;   /* recently used, untouched */
+    uint32_t nhot;
+    struct weft__stack *dirty; /* to be trimmed when the loop goes idle */
+    struct weft__stack *clean; /* trimmed: only the top page resident */
+    struct weft__slab *slabs;
+    char *carve;   /* next free slot in the newest slab */
+    uint32_t left; /* slots left there */
+};
+
+void weft__stackpool_init(struct weft__stackpool *p, size_t size);
+void weft__stackpool_fini(struct weft__stackpool *p);
+struct weft__stack *weft__stack_get(struct weft__stackpool *p, size_t size);
+void weft__stack_put(struct weft__stackpool *p, struct weft__stack *s);
+void weft__stackpool_trim(struct weft__stackpool *p);
+bool weft__stack_intact(const struct weft__stack *s);
+size_t weft__page_size(void);
+size_t weft__stack_round(size_t size);
+
+/* ---- overflow reporting (overflow.c) ---- */
+int weft__overflow_thread_init(void);
+void weft__overflow_report(weft_task_t *t, const char *how) __attribute__((noreturn));
+
+/* ---- tasks (task.c) ---- */
+enum {
+    WEFT__T_NEW = 0,  /* queued, never ran, owns no stack */
+    WEFT__T_READY,    /* queued to resume */
+    WEFT__T_RUNNING,  /* the current task */
+    WEFT__T_PARKED,   /* suspended in weft__park() */
+    WEFT__T_DONE,     /* finished; its future holds the outcome */
+};
+
+/* What a parked task waits on: tells cancel() whether to forward the request. */
+enum {
+    WEFT__P_NONE = 0,
+    WEFT__P_SLEEP,  /* a deadline only */
+    WEFT__P_FUTURE, /* a future: cancel forwards to it */
+    WEFT__P_JOIN,   /* a task: cancel forwards to it */
+    WEFT__P_SHIELD, /* a task or future, without forwarding */
+    WEFT__P_FD,     /* fd readiness */
+    WEFT__P_PRIM,   /* a synchronisation primitive's wait list */
+};
+
+struct weft_task {
+    struct weft_future fut; /* first: a task is a future */
+    struct weft__list rlink; /* ready queue */
+    uint8_t rkind;           /* WEFT__RN_TASK */
+    uint8_t state;           /* WEFT__T_* */
+    uint8_t park_kind;       /* WEFT__P_* while parked */
+    uint8_t must_cancel;     /* a request waits for the next suspension point */
+    int wake_result;         /* what weft__park() returns when resumed */
+    int cancel_count;        /* Task.cancelling() */
+    void *park_obj;          /* what it waits on */
+    struct weft__list *park_link; /* its node in that object's wait list, or NULL */
+    struct weft__tnode tn;   /* park deadline */
+    weft__ctx_t ctx;         /* saved stack pointer while suspended */
+    struct weft__stack *stack;
+    weft_task_fn fn;
+    void *arg;
+    uint64_t id;
+    char *name; /* NULL = "Task-<id>" */
+    size_t stack_size;
+    struct weft__list all; /* loop->tasks while not done */
+    char namebuf[32];
+};
+
+/*
+ * Suspend the current task `t` (the one way every weft call waits). `kind` and `obj` say what it
+ * waits on, so a cancel can forward or undo the wait; `link` (may be NULL) is the caller's node in
+ * that object's wait list, unlinked here on return if the waker did not unlink it. `deadline`
+ * (ns, or WEFT_NO_DEADLINE) arms a timer that wakes it with -ETIMEDOUT.
+ * Returns the waker's result (weft__wake), -ECANCELED (now or a pending request: the caller then
+ * undoes or passes on what it was woken for), -ETIMEDOUT, or -ENOMEM.
+ */
+int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link, int64_t deadline);
+void weft__wake(weft_task_t *t, int result);
+void weft__task_run(weft_loop_t *loop, weft_task_t *t);
+void weft__task_free(weft_task_t *t);
+void weft__task_orphan(weft_task_t *t);
+weft_task_t *weft__task_check_current(int *err);
+
+/* ---- the loop (loop.c) ---- */
+struct weft__fdstate {
+    struct weft__list waiters; /* struct weft__fdwaiter */
+    uint8_t registered;        /* known to the backend */
+};
+
+struct weft__fdwaiter {
+    struct weft__list link;
+    weft_task_t *task;
+    int events;
+};
+
+struct weft_loop {
+    struct weft__list ready;   /* FIFO of tasks and handles */
+    struct weft__heap timers;
+    uint64_t timer_seq;
+    int64_t now;
+    uint8_t now_stale;     /* re-read the clock before using `now` */
+    uint8_t virtual_clock;
+    uint8_t running;
+    uint8_t stopping;
+    uint8_t closed;
+    uint32_t ran_since_poll; /* items run since the last I/O poll */
+    weft_task_t *current;
+    weft__ctx_t main_ctx;
+    pthread_t owner;
+    /* tasks */
+    struct weft__list tasks; /* every task not done */
+    size_t ntasks;
+    size_t stack_size;
+    struct weft__stackpool stacks;
+    /* I/O */
+    const struct weft__backend *backend;
+    void *backend_data;
+    struct weft__fdstate **fdchunks; /* fd table in fixed chunks (fd.c) */
+    uint32_t nfdchunks;
+    uint32_t nwaiting_fd; /* tasks parked on fds */
+    /* cross-thread calls */
+    pthread_mutex_t ts_lock;
+    struct weft__list ts_queue;
+    atomic_int ts_pending;
+    atomic_int polling;
+    /* errors */
+    weft_error_handler_fn on_error;
+    void *on_error_arg;
+#ifdef WEFT_ASAN
+    const void *main_stack_bottom;
+    size_t main_stack_size;
+#endif
+};
+
+extern _Thread_local weft_loop_t *weft__tls_loop __attribute__((tls_model("initial-exec")));
+
+static inline void weft__enqueue_task(weft_loop_t *loop, weft_task_t *t)
+{
+    weft__list_append(&loop->ready, &t->rlink);
+}
+
+static inline void weft__enqueue_handle(weft_loop_t *loop, struct weft__handle *h)
+{
+    weft__list_append(&loop->ready, &h->link);
+}
+
+int64_t weft__now(weft_loop_t *loop);
+int64_t weft__clock(void);
+void weft__loop_iterate(weft_loop_t *loop);
+void weft__io_event(weft_loop_t *loop, int fd, int events);
+void weft__fd_fini(weft_loop_t *loop);
+void weft__report(weft_loop_t *loop, const char *message, int err, weft_task_t *task);
+
+#endif /* WEFT_INTERNAL_H */

@@ -1,0 +1,128 @@
+/*
+ * Waiting on file descriptors. The loop keeps a table indexed by fd: whether the backend watches
+ * it, and the tasks parked on it (any number, each for read and/or write). Readiness is
+ * edge-style: a task waits after its operation returned EAGAIN and is woken by the next event.
+ * weft_close() wakes every waiter with -EBADF and forgets the fd before the number can be reused.
+ */
+#include "io/backend.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define CHUNK_SHIFT 10
+#define CHUNK       (1u << CHUNK_SHIFT)
+
+/* The table grows in chunks that never move: parked tasks keep pointers into the lists. */
+static struct weft__fdstate *fd_lookup(weft_loop_t *l, int fd)
+{
+    uint32_t c = (uint32_t)fd >> CHUNK_SHIFT;
+    if (c >= l->nfdchunks || l->fdchunks[c] == NULL)
+        return NULL;
+    return &l->fdchunks[c][(uint32_t)fd & (CHUNK - 1)];
+}
+
+static struct weft__fdstate *fd_state(weft_loop_t *l, int fd)
+{
+    uint32_t c = (uint32_t)fd >> CHUNK_SHIFT;
+    if (c >= l->nfdchunks) {
+        uint32_t n = l->nfdchunks ? l->nfdchunks : 4;
+        while (n <= c)
+            n *= 2;
+        struct weft__fdstate **a = weft__realloc(l->fdchunks, (size_t)n * sizeof(*a));
+        if (a == NULL)
+            return NULL;
+        memset(a + l->nfdchunks, 0, (size_t)(n - l->nfdchunks) * sizeof(*a));
+        l->fdchunks = a;
+        l->nfdchunks = n;
+    }
+    if (l->fdchunks[c] == NULL) {
+        struct weft__fdstate *chunk = weft__malloc(CHUNK * sizeof(*chunk));
+        if (chunk == NULL)
+            return NULL;
+        for (uint32_t i = 0; i < CHUNK; i++) {
+            weft__list_init(&chunk[i].waiters);
+            chunk[i].registered = 0;
+        }
+        l->fdchunks[c] = chunk;
+    }
+    return &l->fdchunks[c][(uint32_t)fd & (CHUNK - 1)];
+}
+
+int weft_wait_fd_dl(int fd, int events, int64_t deadline)
+{
+    if (fd < 0 || events == 0 || (events & ~(WEFT_READABLE | WEFT_WRITABLE)) != 0)
+        return -EINVAL;
+    int err;
+    weft_task_t *t = weft__task_check_current(&err);
+    if (t == NULL)
+        return err;
+    weft_loop_t *l = t->fut.loop;
+    struct weft__fdstate *st = fd_state(l, fd);
+    if (st == NULL)
+        return -ENOMEM;
+    if (!st->registered) {
+        err = l->backend->watch(l, fd);
+        if (err < 0)
+            return err;
+        st->registered = 1;
+    }
+    struct weft__fdwaiter w = {.task = t, .events = events};
+    weft__list_append(&st->waiters, &w.link);
+    l->nwaiting_fd++;
+    int r = weft__park(t, WEFT__P_FD, NULL, &w.link, deadline);
+    l->nwaiting_fd--;
+    return r;
+}
+
+int weft_wait_fd(int fd, int events)
+{
+    return weft_wait_fd_dl(fd, events, WEFT_NO_DEADLINE);
+}
+
+void weft__io_event(weft_loop_t *l, int fd, int events)
+{
+    struct weft__fdstate *st = fd_lookup(l, fd);
+    if (st == NULL)
+        return;
+    struct weft__list *p = st->waiters.next;
+    while (p != &st->waiters) {
+        struct weft__list *next = p->next;
+        struct weft__fdwaiter *w = weft__container_of(p, struct weft__fdwaiter, link);
+        int got = w->events & events;
+        if (got != 0) {
+            weft__list_remove(&w->link);
+            weft__wake(w->task, got);
+        }
+        p = next;
+    }
+}
+
+int weft_close(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    weft_loop_t *l = weft__tls_loop;
+    struct weft__fdstate *st = l != NULL ? fd_lookup(l, fd) : NULL;
+    if (st != NULL) {
+        while (!weft__list_empty(&st->waiters)) {
+            struct weft__fdwaiter *w =
+                weft__container_of(st->waiters.next, struct weft__fdwaiter, link);
+            weft__list_remove(&w->link);
+            weft__wake(w->task, -EBADF);
+        }
+        if (st->registered) {
+            l->backend->unwatch(l, fd);
+            st->registered = 0;
+        }
+    }
+    return close(fd) < 0 ? -errno : 0;
+}
+
+void weft__fd_fini(weft_loop_t *l)
+{
+    for (uint32_t c = 0; c < l->nfdchunks; c++)
+        weft__free(l->fdchunks[c]);
+    weft__free(l->fdchunks);
+    l->fdchunks = NULL;
+    l->nfdchunks = 0;
+}
