@@ -1,1 +1,209 @@
-int main(void){return 0;}
+/*
+ * weft-bench-tasks: the tasks contract of the peers harness (../shared/bench/peers/README.md).
+ *   weft-bench-tasks fanout N | spawn-seq N | spawn-all N | switch SECS | pingpong SECS
+ * One OS thread; prints one line "RESULT key=value ...".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <weft.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long arg_n;
+static double arg_secs;
+
+static int nothing(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int sleeper(void *arg)
+{
+    (void)arg;
+    return weft_sleep(1.0);
+}
+
+static int fanout(void *arg)
+{
+    (void)arg;
+    long n = arg_n;
+    weft_task_t **t = malloc((size_t)n * sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        int err = weft_spawn(&t[i], sleeper, NULL);
+        if (err < 0)
+            return err;
+    }
+    double t1 = now_s();
+    for (long i = 0; i < n; i++) {
+        int r = weft_join(t[i]);
+        if (r < 0)
+            return r;
+        weft_task_release(t[i]);
+    }
+    double t2 = now_s();
+    printf("RESULT wall_s=%.4f spawn_s=%.4f\n", t2 - t0, t1 - t0);
+    free(t);
+    return 0;
+}
+
+static int spawn_seq(void *arg)
+{
+    (void)arg;
+    long n = arg_n;
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        weft_task_t *t;
+        int err = weft_spawn(&t, nothing, NULL);
+        if (err < 0)
+            return err;
+        weft_join(t);
+        weft_task_release(t);
+    }
+    double t1 = now_s();
+    printf("RESULT ns_per_task=%.1f\n", (t1 - t0) * 1e9 / (double)n);
+    return 0;
+}
+
+static int spawn_all(void *arg)
+{
+    (void)arg;
+    long n = arg_n;
+    weft_task_t **t = malloc((size_t)n * sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        int err = weft_spawn(&t[i], nothing, NULL);
+        if (err < 0)
+            return err;
+    }
+    for (long i = 0; i < n; i++) {
+        weft_join(t[i]);
+        weft_task_release(t[i]);
+    }
+    double t1 = now_s();
+    printf("RESULT ns_per_task=%.1f\n", (t1 - t0) * 1e9 / (double)n);
+    free(t);
+    return 0;
+}
+
+static volatile int stop_flag;
+static long yields[2];
+
+static int yielder(void *arg)
+{
+    long *count = arg;
+    while (!stop_flag) {
+        for (int i = 0; i < 64; i++)
+            weft_yield();
+        *count += 64;
+    }
+    return 0;
+}
+
+static int switch_bench(void *arg)
+{
+    (void)arg;
+    weft_task_t *a, *b;
+    double t0 = now_s();
+    weft_spawn(&a, yielder, &yields[0]);
+    weft_spawn(&b, yielder, &yields[1]);
+    /* The timer is checked between iterations; it fires while both yield. */
+    weft_sleep(arg_secs);
+    stop_flag = 1;
+    weft_join(a);
+    weft_join(b);
+    double t1 = now_s();
+    weft_task_release(a);
+    weft_task_release(b);
+    printf("RESULT ns_per_switch=%.2f\n", (t1 - t0) * 1e9 / (double)(yields[0] + yields[1]));
+    return 0;
+}
+
+/* pingpong: two tasks hand a token back and forth through futures. */
+static weft_future_t *slot[2];
+static long handoffs;
+
+static int pinger(void *arg)
+{
+    int me = (int)(long)arg;
+    for (;;) {
+        int r = weft_future_await(slot[me]);
+        weft_future_release(slot[me]);
+        weft_future_new(&slot[me]);
+        if (r < 0 || stop_flag) {
+            weft_future_set_result(slot[!me], 0);
+            return 0;
+        }
+        handoffs++;
+        weft_future_set_result(slot[!me], 0);
+    }
+}
+
+static int pingpong(void *arg)
+{
+    (void)arg;
+    weft_future_new(&slot[0]);
+    weft_future_new(&slot[1]);
+    weft_task_t *a, *b;
+    double t0 = now_s();
+    weft_spawn(&a, pinger, (void *)0L);
+    weft_spawn(&b, pinger, (void *)1L);
+    weft_future_set_result(slot[0], 0);
+    weft_sleep(arg_secs);
+    stop_flag = 1;
+    weft_join(a);
+    weft_join(b);
+    double t1 = now_s();
+    weft_task_release(a);
+    weft_task_release(b);
+    weft_future_release(slot[0]);
+    weft_future_release(slot[1]);
+    printf("RESULT ns_per_switch=%.2f\n", (t1 - t0) * 1e9 / (double)handoffs);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s fanout N | spawn-seq N | spawn-all N | switch SECS | pingpong SECS\n",
+                argv[0]);
+        return 2;
+    }
+    weft_task_fn fn;
+    const char *mode = argv[1];
+    arg_n = atol(argv[2]);
+    arg_secs = atof(argv[2]);
+    if (strcmp(mode, "fanout") == 0)
+        fn = fanout;
+    else if (strcmp(mode, "spawn-seq") == 0)
+        fn = spawn_seq;
+    else if (strcmp(mode, "spawn-all") == 0)
+        fn = spawn_all;
+    else if (strcmp(mode, "switch") == 0)
+        fn = switch_bench;
+    else if (strcmp(mode, "pingpong") == 0)
+        fn = pingpong;
+    else {
+        fprintf(stderr, "unknown mode %s\n", mode);
+        return 2;
+    }
+    int r = weft_run(fn, NULL);
+    if (r < 0) {
+        fprintf(stderr, "weft-bench-tasks: %s\n", weft_strerror(r));
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,103 @@
+/*
+ * A tiny test harness: one binary per test file, test cases as functions, CHECK macros that
+ * print the failing expression and exit(1). Run a single case with `./binary case_name`.
+ * Exit codes: 0 pass, 1 fail, 77 skip (ctest SKIP_RETURN_CODE).
+ */
+#ifndef WEFT_TEST_H
+#define WEFT_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+
+#include <weft.h>
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                                             \
+    do {                                                                                           \
+        long long va_ = (long long)(a), vb_ = (long long)(b);                                      \
+        if (va_ != vb_) {                                                                          \
+            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %s (%lld vs %lld)\n", __FILE__,         \
+                    __LINE__, #a, #b, va_, vb_);                                                   \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                            \
+    do {                                                                                           \
+        const char *sa_ = (a), *sb_ = (b);                                                         \
+        if (sa_ == NULL || sb_ == NULL || strcmp(sa_, sb_) != 0) {                                 \
+            fprintf(stderr, "%s:%d: CHECK_STR failed: %s == %s (\"%s\" vs \"%s\")\n", __FILE__,    \
+                    __LINE__, #a, #b, sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");                 \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* Virtual-clock options: timer tests run instantly and deterministically. */
+static const struct weft_loop_opts test_vclock = {.virtual_clock = true};
+
+/* Run `fn(arg)` as the main task of a virtual-clock loop; returns its result. */
+static inline int run_virtual(weft_task_fn fn, void *arg)
+{
+    return weft_run_opts(fn, arg, &test_vclock);
+}
+
+/* The number of open fds of this process (to check tests leave none behind). */
+static inline int test_count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the DIR's own fd */
+}
+
+typedef void (*test_case_fn)(void);
+
+static inline int test_main(int argc, char **argv, const char *const *names,
+                            const test_case_fn *fns, size_t n)
+{
+    int ran = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (argc > 1 && strcmp(argv[1], names[i]) != 0)
+            continue;
+        fprintf(stderr, "-- %s\n", names[i]);
+        fns[i]();
+        ran++;
+    }
+    if (ran == 0) {
+        fprintf(stderr, "no test case matched\n");
+        return 1;
+    }
+    fprintf(stderr, "%d cases passed\n", ran);
+    return 0;
+}
+
+/* At the end of a test file: TEST_MAIN(case1, case2, ...) */
+#define TEST_MAIN(...)                                                                             \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        static const test_case_fn fns_[] = {__VA_ARGS__};                                          \
+        static const char names_[] = #__VA_ARGS__;                                                 \
+        const char *names[sizeof(fns_) / sizeof(fns_[0])];                                         \
+        static char buf_[sizeof(names_)];                                                          \
+        memcpy(buf_, names_, sizeof(names_));                                                      \
+        size_t k = 0;                                                                              \
+        for (char *tok = strtok(buf_, ", \n\t"); tok && k < sizeof(fns_) / sizeof(fns_[0]);        \
+             tok = strtok(NULL, ", \n\t"))                                                         \
+            names[k++] = tok;                                                                      \
+        return test_main(argc, argv, names, fns_, k);                                              \
+    }
+
+#endif /* WEFT_TEST_H */
