@@ -41,6 +41,7 @@ extern "C" {
  * an errno value.
  */
 #define WEFT_EOF -4095 /* end of stream */
+#define WEFT_ELIMIT -4094 /* a stream's buffer limit was exceeded (asyncio's LimitOverrunError) */
 
 /*
  * Return a static English description of an error code (negative errno or WEFT_E*), e.g.

@@ -68,7 +68,9 @@
     X(EPROTO, "protocol error")                                                                    \
     X(ECHRNG, "channel number out of range")
 
-#define WEFT__OWN_MAP(X) X(WEFT_EOF, "EOF", "end of file")
+#define WEFT__OWN_MAP(X)                                                                           \
+    X(WEFT_EOF, "EOF", "end of file")                                                              \
+    X(WEFT_ELIMIT, "ELIMIT", "stream buffer limit exceeded")
 
 const char *weft_strerror(int err)
 {
