@@ -169,7 +169,7 @@ void weft__stackpool_fini(struct weft__stackpool *p);
 struct weft__stack *weft__stack_get(struct weft__stackpool *p, size_t size);
 void weft__stack_put(struct weft__stackpool *p, struct weft__stack *s);
 void weft__stackpool_trim(struct weft__stackpool *p);
-bool weft__stack_intact(const struct weft__stack *s);
+bool weft__stack_intact(const struct weft__stack *s, const void *sp);
 size_t weft__page_size(void);
 size_t weft__stack_round(size_t size);
 
@@ -249,6 +249,8 @@ struct weft__fdwaiter {
 
 struct weft_loop {
     struct weft__list ready;   /* FIFO of tasks and handles */
+    struct weft__list batch;   /* this iteration's items not yet run */
+    weft_task_t *reap;         /* finished task whose stack is still to be given back */
     struct weft__heap timers;
     uint64_t timer_seq;
     int64_t now;
@@ -265,6 +267,8 @@ struct weft_loop {
     struct weft__list tasks; /* every task not done */
     size_t ntasks;
     size_t stack_size;
+    weft_task_t *task_cache; /* freed task structs for reuse (linked through ->arg) */
+    uint32_t ntask_cache;
     struct weft__stackpool stacks;
     /* I/O */
     const struct weft__backend *backend;

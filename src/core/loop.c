@@ -40,6 +40,7 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     if (l == NULL)
         return -ENOMEM;
     weft__list_init(&l->ready);
+    weft__list_init(&l->batch);
     weft__list_init(&l->tasks);
     weft__list_init(&l->ts_queue);
     l->virtual_clock = opts != NULL && opts->virtual_clock;
@@ -211,32 +212,41 @@ static void poll_io(weft_loop_t *l, bool have_ready)
     l->ran_since_poll = 0;
 }
 
+/*
+ * One iteration. While the ready queue never drains, I/O is polled and the clock re-read every
+ * POLL_EVERY items rather than on every iteration (a poll is a system call): a busy loop still
+ * sees I/O and elapsed timers promptly, and a yield costs no system call. Timers already due by
+ * the clock's last reading are moved to the ready queue on every iteration. weft_time() re-reads
+ * the clock at most once per iteration, when something asks for it.
+ */
 void weft__loop_iterate(weft_loop_t *l)
 {
     if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
         drain_threadsafe(l);
     bool have_ready = !weft__list_empty(&l->ready);
-    if (!have_ready || l->ran_since_poll >= POLL_EVERY || l->stopping)
+    if (!have_ready || l->ran_since_poll >= POLL_EVERY || l->stopping) {
         poll_io(l, have_ready);
-    if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
-        drain_threadsafe(l);
+        if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
+            drain_threadsafe(l);
+        l->now_stale = !l->virtual_clock;
+        if (l->timers.n > 0)
+            weft__timers_expire(l, weft__now(l));
+    } else if (l->timers.n > 0 && l->timers.a[0]->when <= l->now) {
+        /* Due by the time last read: no clock read needed to know it. */
+        weft__timers_expire(l, l->now);
+    }
     l->now_stale = !l->virtual_clock;
-    if (l->timers.n > 0)
-        weft__timers_expire(l, weft__now(l));
 
-    struct weft__list batch;
-    weft__list_move_all(&l->ready, &batch);
-    uint32_t ran = 0;
-    while (!weft__list_empty(&batch)) {
-        struct weft__list *n = batch.next;
+    weft__list_move_all(&l->ready, &l->batch);
+    while (!weft__list_empty(&l->batch)) {
+        struct weft__list *n = l->batch.next;
         weft__list_remove(n);
-        ran++;
+        l->ran_since_poll++;
         if (((struct weft__rnode *)n)->kind == WEFT__RN_TASK)
             weft__task_run(l, weft__container_of(n, weft_task_t, rlink));
         else
             run_handle((struct weft__handle *)n);
     }
-    l->ran_since_poll += ran;
 }
 
 int weft_loop_run(weft_loop_t *loop)
@@ -294,8 +304,10 @@ int weft_loop_close(weft_loop_t *loop)
         weft__task_orphan(t);
     }
     /* Orphaned tasks may have queued more callbacks; drop until both queues stay empty. */
-    while (!weft__list_empty(&loop->ready) || !weft__list_empty(&loop->ts_queue)) {
+    while (!weft__list_empty(&loop->ready) || !weft__list_empty(&loop->ts_queue) ||
+           !weft__list_empty(&loop->batch)) {
         drop_queue(&loop->ready);
+        drop_queue(&loop->batch);
         pthread_mutex_lock(&loop->ts_lock);
         drop_queue(&loop->ts_queue);
         pthread_mutex_unlock(&loop->ts_lock);
@@ -304,6 +316,11 @@ int weft_loop_close(weft_loop_t *loop)
     weft__fd_fini(loop);
     loop->backend->fini(loop);
     weft__stackpool_fini(&loop->stacks);
+    while (loop->task_cache != NULL) {
+        weft_task_t *t = loop->task_cache;
+        loop->task_cache = t->arg;
+        weft__free(t);
+    }
     pthread_mutex_destroy(&loop->ts_lock);
     if (weft__tls_loop == loop)
         weft__tls_loop = NULL;

@@ -176,14 +176,19 @@ void weft__heap_fini(struct weft__heap *h)
 
 /* ---- weft_timer_t ---- */
 
-void weft_timer_init(weft_timer_t *timer)
+static void utimer_init(struct weft__utimer *u)
 {
-    struct weft__utimer *u = (struct weft__utimer *)timer;
-    memset(timer, 0, sizeof(*timer));
+    memset(u, 0, sizeof(*u));
     u->tn.idx = WEFT__TN_IDLE;
     u->tn.kind = WEFT__TN_USER;
     weft__list_init(&u->h.link);
     u->h.kind = WEFT__RN_HANDLE;
+}
+
+void weft_timer_init(weft_timer_t *timer)
+{
+    memset(timer, 0, sizeof(*timer));
+    utimer_init((struct weft__utimer *)timer);
 }
 
 bool weft_timer_cancel(weft_timer_t *timer)
@@ -221,7 +226,7 @@ int weft_call_at(weft_loop_t *loop, weft_timer_t *timer, int64_t when, weft_call
         u = weft__malloc(sizeof(*u));
         if (u == NULL)
             return -ENOMEM;
-        weft_timer_init((weft_timer_t *)u);
+        utimer_init(u);
         u->heap = 1;
     } else {
         u = (struct weft__utimer *)timer;
