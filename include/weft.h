@@ -443,6 +443,78 @@ WEFT_EXTERN int weft_close(int fd);
 
 /* (section: synchronization) */
 
+/*
+ * asyncio's Lock, Event, Condition, Semaphore, BoundedSemaphore and Barrier. They live in caller
+ * storage (no allocation): declare one, initialise it with its _init call, and do not move or
+ * copy it while it is in use. None of them is thread-safe: a primitive belongs to one loop at a
+ * time; a task of another loop that tries to wait on it while it has waiters gets -EINVAL, and so
+ * does a wake-up call made from another thread. Waiters are served strictly in arrival order.
+ * A wait that would not block returns at once without suspending (and without noticing a pending
+ * cancellation, like asyncio); such calls also work outside a task. A call that has to wait
+ * suspends, and may only do so inside a task (-EPERM otherwise).
+ */
+
+/*
+ * Lock (asyncio.Lock): not reentrant and not owned, any task may release it. Acquisition is
+ * FIFO without barging: a newcomer takes an unlocked lock at once only when nobody is queued.
+ * An all-zero weft_lock_t is a valid unlocked lock (so `static weft_lock_t l;` needs no init).
+ */
+typedef struct weft_lock {
+    uint64_t opaque[4];
+} weft_lock_t;
+
+/* Initialise `lock` unlocked. */
+WEFT_EXTERN void weft_lock_init(weft_lock_t *lock);
+
+/*
+ * Acquire `lock`, waiting in line if it is held or others already wait. Suspends only when it
+ * has to wait. Returns 0 (the caller holds the lock), -ECANCELED, -ETIMEDOUT (_dl; the deadline
+ * is checked only when waiting), -EPERM (must wait outside a task), -EINVAL (NULL, other loop).
+ * A waiter that is handed the lock but cancelled before it runs passes the lock on to the next.
+ */
+WEFT_EXTERN int weft_lock_acquire(weft_lock_t *lock);
+WEFT_EXTERN int weft_lock_acquire_dl(weft_lock_t *lock, int64_t deadline);
+
+/*
+ * Release `lock` and wake the first waiter, which takes it when it runs. Returns 0, -EPERM if
+ * the lock is not held, -EINVAL (NULL, or waiters of another thread's loop). Does not suspend.
+ */
+WEFT_EXTERN int weft_lock_release(weft_lock_t *lock);
+
+/* True while the lock is held (asyncio's locked()). */
+WEFT_EXTERN bool weft_lock_locked(const weft_lock_t *lock);
+
+/*
+ * Event (asyncio.Event): a flag tasks can wait for. An all-zero weft_event_t is a valid unset
+ * event.
+ */
+typedef struct weft_event {
+    uint64_t opaque[4];
+} weft_event_t;
+
+/* Initialise `ev` unset. */
+WEFT_EXTERN void weft_event_init(weft_event_t *ev);
+
+/*
+ * Set the flag and wake every task waiting for it; setting a set event does nothing.
+ * Returns 0, or -EINVAL (NULL, or waiters of another thread's loop). Does not suspend.
+ */
+WEFT_EXTERN int weft_event_set(weft_event_t *ev);
+
+/* Reset the flag. Tasks already woken by weft_event_set() still return 0. Does not suspend. */
+WEFT_EXTERN void weft_event_clear(weft_event_t *ev);
+
+/* True while the flag is set. */
+WEFT_EXTERN bool weft_event_is_set(const weft_event_t *ev);
+
+/*
+ * Wait until the flag is set (asyncio's wait() returning True). Returns 0 at once if it is set;
+ * otherwise suspends and returns 0 once woken by weft_event_set(), even if the event was cleared
+ * again before the caller ran; or -ECANCELED, -ETIMEDOUT (_dl), -EPERM, -EINVAL.
+ */
+WEFT_EXTERN int weft_event_wait(weft_event_t *ev);
+WEFT_EXTERN int weft_event_wait_dl(weft_event_t *ev, int64_t deadline);
+
 /* ============================================================================================
  * Queues
  * ========================================================================================== */

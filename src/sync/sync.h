@@ -1,0 +1,93 @@
+/*
+ * Private layout of the synchronisation primitives and queues, and the wait-list helpers they
+ * share. A waiter is a node on the waiting task's stack, linked into the primitive's FIFO list and
+ * parked with weft__park(); a waker unlinks it, marks it woken and wakes the task, so a waiter
+ * that is cancelled or times out afterwards knows it must pass on what it was woken for.
+ */
+#ifndef WEFT_SYNC_H
+#define WEFT_SYNC_H
+
+#include "internal.h"
+
+/* One task waiting on a primitive (lives on that task's stack). */
+struct weft__waiter {
+    struct weft__list link;
+    weft_task_t *task;
+    uint8_t woken; /* set by the waker, which also unlinked the node */
+};
+
+enum {
+    WEFT__LOCK_FREE = 0,
+    WEFT__LOCK_HELD = 1,
+    WEFT__LOCK_HANDOFF = 2, /* free, but promised to a woken waiter that has not run yet */
+};
+
+struct weft__lock {
+    struct weft__list waiters; /* next == NULL: zero-initialised, empty */
+    uint32_t state;            /* WEFT__LOCK_* */
+};
+
+struct weft__event {
+    struct weft__list waiters;
+    uint32_t value;
+};
+
+_Static_assert(sizeof(struct weft__lock) <= sizeof(weft_lock_t), "weft_lock_t too small");
+_Static_assert(sizeof(struct weft__event) <= sizeof(weft_event_t), "weft_event_t too small");
+
+#define weft__waiter_of(n) weft__container_of(n, struct weft__waiter, link)
+
+/* A list head that may still be all zero: make it a proper empty list. */
+static inline void weft__wl_ready(struct weft__list *l)
+{
+    if (WEFT__UNLIKELY(l->next == NULL))
+        weft__list_init(l);
+}
+
+static inline bool weft__wl_empty(const struct weft__list *l)
+{
+    return l->next == NULL || l->next == l;
+}
+
+/* Still parked: neither woken by us nor (pending) cancelled or timed out. */
+static inline bool weft__waiter_parked(const struct weft__waiter *w)
+{
+    return w->task->state == WEFT__T_PARKED;
+}
+
+/* The first node of a non-empty wait list belongs to another thread's loop. */
+static inline bool weft__wl_foreign(const struct weft__list *l)
+{
+    if (weft__wl_empty(l))
+        return false;
+    return weft__waiter_of(l->next)->task->fut.loop != weft__tls_loop;
+}
+
+/* Hand the wake-up to `w`: unlink it, mark it woken, schedule its task. */
+static inline void weft__waiter_wake(struct weft__waiter *w)
+{
+    weft__list_remove(&w->link);
+    w->woken = 1;
+    weft__wake(w->task, 0);
+}
+
+/* Wake every waiter still parked on `l` and empty the list. Returns how many were woken. */
+int weft__wl_wake_all(struct weft__list *l);
+
+/* The first waiter of `l` still parked and not woken, or NULL. */
+struct weft__waiter *weft__wl_first_parked(struct weft__list *l);
+
+/*
+ * Queue the current task `t` at the tail of `l` as `w` and park it until a waker hands it a
+ * wake-up, it is cancelled, or `deadline` passes. Returns 0 (woken: w->woken is set), -ECANCELED,
+ * -ETIMEDOUT, -ENOMEM, or -EINVAL when `l` holds waiters of another loop. On return `w` is
+ * unlinked.
+ */
+int weft__wl_wait(weft_task_t *t, struct weft__list *l, struct weft__waiter *w, void *obj,
+                  int64_t deadline);
+
+/* The lock primitives Condition builds on (lock.c). */
+int weft__lock_acquire(struct weft__lock *l, int64_t deadline);
+int weft__lock_release(struct weft__lock *l);
+
+#endif /* WEFT_SYNC_H */
