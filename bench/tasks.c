@@ -132,36 +132,38 @@ static int switch_bench(void *arg)
     return 0;
 }
 
-/* pingpong: two tasks hand a token back and forth through futures. */
-static weft_future_t *slot[2];
+/*
+ * pingpong: two tasks hand a token back and forth through the library's wake-up primitive, a
+ * pair of events: each waits for its own, clears it, and sets the other's.
+ */
+static weft_event_t slot[2];
 static long handoffs;
 
 static int pinger(void *arg)
 {
     int me = (int)(long)arg;
     for (;;) {
-        int r = weft_future_await(slot[me]);
-        weft_future_release(slot[me]);
-        weft_future_new(&slot[me]);
+        int r = weft_event_wait(&slot[me]);
+        weft_event_clear(&slot[me]);
         if (r < 0 || stop_flag) {
-            weft_future_set_result(slot[!me], 0);
+            weft_event_set(&slot[!me]);
             return 0;
         }
         handoffs++;
-        weft_future_set_result(slot[!me], 0);
+        weft_event_set(&slot[!me]);
     }
 }
 
 static int pingpong(void *arg)
 {
     (void)arg;
-    weft_future_new(&slot[0]);
-    weft_future_new(&slot[1]);
+    weft_event_init(&slot[0]);
+    weft_event_init(&slot[1]);
     weft_task_t *a, *b;
     double t0 = now_s();
     weft_spawn(&a, pinger, (void *)0L);
     weft_spawn(&b, pinger, (void *)1L);
-    weft_future_set_result(slot[0], 0);
+    weft_event_set(&slot[0]);
     weft_sleep(arg_secs);
     stop_flag = 1;
     weft_join(a);
@@ -169,8 +171,6 @@ static int pingpong(void *arg)
     double t1 = now_s();
     weft_task_release(a);
     weft_task_release(b);
-    weft_future_release(slot[0]);
-    weft_future_release(slot[1]);
     printf("RESULT ns_per_switch=%.2f\n", (t1 - t0) * 1e9 / (double)handoffs);
     return 0;
 }
