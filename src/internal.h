@@ -236,6 +236,9 @@ void weft__task_orphan(weft_task_t *t);
 weft_task_t *weft__task_check_current(int *err);
 
 /* ---- the loop (loop.c) ---- */
+
+/* Items run between two I/O polls while the ready queue never drains. */
+#define WEFT__POLL_EVERY 128
 struct weft__fdstate {
     struct weft__list waiters; /* struct weft__fdwaiter */
     uint8_t registered;        /* known to the backend */

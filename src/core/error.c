@@ -70,7 +70,10 @@
 
 #define WEFT__OWN_MAP(X)                                                                           \
     X(WEFT_EOF, "EOF", "end of file")                                                              \
-    X(WEFT_ELIMIT, "ELIMIT", "stream buffer limit exceeded")
+    X(WEFT_ELIMIT, "ELIMIT", "stream buffer limit exceeded")                                       \
+    X(WEFT_EAI_NONAME, "EAI_NONAME", "unknown node or service")                                    \
+    X(WEFT_EAI_SERVICE, "EAI_SERVICE", "service not available for socket type")                   \
+    X(WEFT_EAI_FAIL, "EAI_FAIL", "non-recoverable name resolution failure")
 
 const char *weft_strerror(int err)
 {

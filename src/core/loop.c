@@ -12,8 +12,6 @@
 
 #include "io/backend.h"
 
-/* Items run between two I/O polls while the ready queue never drains. */
-#define POLL_EVERY 128
 
 _Thread_local weft_loop_t *weft__tls_loop __attribute__((tls_model("initial-exec")));
 
@@ -214,7 +212,7 @@ static void poll_io(weft_loop_t *l, bool have_ready)
 
 /*
  * One iteration. While the ready queue never drains, I/O is polled and the clock re-read every
- * POLL_EVERY items rather than on every iteration (a poll is a system call): a busy loop still
+ * WEFT__POLL_EVERY items rather than on every iteration (a poll is a system call): a busy loop still
  * sees I/O and elapsed timers promptly, and a yield costs no system call. Timers already due by
  * the clock's last reading are moved to the ready queue on every iteration. weft_time() re-reads
  * the clock at most once per iteration, when something asks for it.
@@ -224,7 +222,7 @@ void weft__loop_iterate(weft_loop_t *l)
     if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
         drain_threadsafe(l);
     bool have_ready = !weft__list_empty(&l->ready);
-    if (!have_ready || l->ran_since_poll >= POLL_EVERY || l->stopping) {
+    if (!have_ready || l->ran_since_poll >= WEFT__POLL_EVERY || l->stopping) {
         poll_io(l, have_ready);
         if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
             drain_threadsafe(l);

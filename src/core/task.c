@@ -123,13 +123,26 @@ void weft__task_run(weft_loop_t *l, weft_task_t *t)
 }
 
 #ifndef WEFT_ASAN
-/* The next runnable task of this iteration's batch, taken off it; NULL if the batch is empty
- * or starts with a callback (the loop runs those). */
-static weft_task_t *next_in_batch(weft_loop_t *l)
+/*
+ * The next runnable task, taken off the batch; NULL when the loop must run next (a callback is
+ * first, or an I/O poll is due). When the batch is used up, the next iteration starts right
+ * here if it would not poll: exactly what the loop would do, without a switch to get there.
+ */
+static weft_task_t *next_runnable(weft_loop_t *l)
 {
     for (;;) {
         struct weft__list *n = l->batch.next;
-        if (n == &l->batch || ((struct weft__rnode *)n)->kind != WEFT__RN_TASK)
+        if (n == &l->batch) {
+            if (weft__list_empty(&l->ready) || l->ran_since_poll >= WEFT__POLL_EVERY ||
+                l->stopping || atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
+                return NULL;
+            if (l->timers.n > 0 && l->timers.a[0]->when <= l->now)
+                weft__timers_expire(l, l->now);
+            l->now_stale = !l->virtual_clock;
+            weft__list_move_all(&l->ready, &l->batch);
+            n = l->batch.next;
+        }
+        if (((struct weft__rnode *)n)->kind != WEFT__RN_TASK)
             return NULL;
         weft__list_remove(n);
         l->ran_since_poll++;
@@ -151,7 +164,11 @@ static void suspend(weft_loop_t *l, weft_task_t *t)
     weft__ctx_switch(&t->ctx, l->main_ctx, NULL);
     __sanitizer_finish_switch_fiber(fake, &l->main_stack_bottom, &l->main_stack_size);
 #else
-    weft_task_t *next = next_in_batch(l);
+    weft_task_t *next = next_runnable(l);
+    if (next == t) {
+        t->state = WEFT__T_RUNNING; /* its own turn came up next: no switch at all */
+        return;
+    }
     if (next != NULL) {
         next->state = WEFT__T_RUNNING;
         l->current = next;
