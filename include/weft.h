@@ -515,6 +515,44 @@ WEFT_EXTERN bool weft_event_is_set(const weft_event_t *ev);
 WEFT_EXTERN int weft_event_wait(weft_event_t *ev);
 WEFT_EXTERN int weft_event_wait_dl(weft_event_t *ev, int64_t deadline);
 
+/*
+ * Semaphore and BoundedSemaphore (asyncio 3.13): a counter, acquire takes one unit and waits while
+ * none is free. Strictly FIFO: a newcomer waits behind queued waiters even when units are free.
+ */
+typedef struct weft_sem {
+    uint64_t opaque[4];
+} weft_sem_t;
+
+/* Initialise `sem` with `value` free units. Returns 0 or -EINVAL (value < 0). */
+WEFT_EXTERN int weft_sem_init(weft_sem_t *sem, int value);
+
+/*
+ * Initialise a bounded semaphore: like weft_sem_init(), and releasing more units than were
+ * acquired is an error. Returns 0 or -EINVAL (value < 0).
+ */
+WEFT_EXTERN int weft_sem_init_bounded(weft_sem_t *sem, int value);
+
+/*
+ * Take one unit, waiting in line if none is free or others wait. Suspends only when it waits.
+ * Returns 0, -ECANCELED, -ETIMEDOUT (_dl), -EPERM, -EINVAL. A waiter that was given a unit but is
+ * cancelled before it runs gives the unit back (it goes to the next waiter).
+ */
+WEFT_EXTERN int weft_sem_acquire(weft_sem_t *sem);
+WEFT_EXTERN int weft_sem_acquire_dl(weft_sem_t *sem, int64_t deadline);
+
+/*
+ * Give back one unit, handing it to the first waiter. Returns 0, -EINVAL (bounded semaphore
+ * released more often than acquired, NULL, or waiters of another thread's loop), -EOVERFLOW
+ * (counter at INT_MAX). Does not suspend.
+ */
+WEFT_EXTERN int weft_sem_release(weft_sem_t *sem);
+
+/* True when an acquire would wait: no unit is free, or tasks are queued (asyncio's locked()). */
+WEFT_EXTERN bool weft_sem_locked(const weft_sem_t *sem);
+
+/* The number of free units (asyncio's private _value). */
+WEFT_EXTERN int weft_sem_value(const weft_sem_t *sem);
+
 /* ============================================================================================
  * Queues
  * ========================================================================================== */

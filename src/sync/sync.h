@@ -32,8 +32,17 @@ struct weft__event {
     uint32_t value;
 };
 
+struct weft__sem {
+    struct weft__list waiters;
+    int32_t value;   /* free units */
+    int32_t bound;   /* bounded semaphores: the initial value */
+    uint32_t nwoken; /* woken waiters holding a unit that have not run yet */
+    uint8_t bounded;
+};
+
 _Static_assert(sizeof(struct weft__lock) <= sizeof(weft_lock_t), "weft_lock_t too small");
 _Static_assert(sizeof(struct weft__event) <= sizeof(weft_event_t), "weft_event_t too small");
+_Static_assert(sizeof(struct weft__sem) <= sizeof(weft_sem_t), "weft_sem_t too small");
 
 #define weft__waiter_of(n) weft__container_of(n, struct weft__waiter, link)
 
