@@ -217,7 +217,6 @@ struct weft_task {
     char *name; /* NULL = "Task-<id>" */
     size_t stack_size;
     struct weft__list all; /* loop->tasks while not done */
-    char namebuf[32];
 };
 
 /*

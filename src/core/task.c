@@ -347,7 +347,6 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
     t->arg = arg;
     t->id = atomic_fetch_add(&next_id, 1);
     t->name = NULL;
-    t->namebuf[0] = '\0';
     t->stack_size = ss;
     if (opts != NULL && opts->name != NULL) {
         t->name = weft__strdup(opts->name);
@@ -539,11 +538,15 @@ const char *weft_task_name(weft_task_t *t)
 {
     if (t == NULL)
         return "(null)";
-    if (t->name != NULL)
-        return t->name;
-    if (t->namebuf[0] == '\0')
-        snprintf(t->namebuf, sizeof(t->namebuf), "Task-%llu", (unsigned long long)t->id);
-    return t->namebuf;
+    if (t->name == NULL) {
+        /* Made on first use: most tasks are never asked their name. */
+        char buf[32];
+        snprintf(buf, sizeof(buf), "Task-%llu", (unsigned long long)t->id);
+        t->name = weft__strdup(buf);
+        if (t->name == NULL)
+            return "Task-?";
+    }
+    return t->name;
 }
 
 int weft_task_set_name(weft_task_t *t, const char *name)
