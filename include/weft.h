@@ -571,6 +571,113 @@ WEFT_EXTERN int weft_sem_value(const weft_sem_t *sem);
 
 /* (section: networking) */
 
+/*
+ * Sockets, streams and servers on top of weft_wait_fd(). Every fd weft creates here is
+ * non-blocking and close-on-exec; close it with weft_close() so that tasks waiting on it wake up
+ * (with -EBADF) before the number can be reused. Byte counts are returned as ssize_t: >= 0 is a
+ * count, < 0 a negative errno, as everywhere else. No call here is thread-safe.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+/* ---- low-level socket calls (asyncio's loop.sock_*) ---- */
+
+/*
+ * Create a socket, always non-blocking and close-on-exec (SOCK_NONBLOCK | SOCK_CLOEXEC are added
+ * to `type`). Returns the fd or a negative errno. Does not suspend.
+ */
+WEFT_EXTERN int weft_socket(int domain, int type, int protocol);
+
+/* socketpair() with both ends non-blocking and close-on-exec. Returns 0 or a negative errno. */
+WEFT_EXTERN int weft_socketpair(int domain, int type, int protocol, int sv[2]);
+
+/*
+ * Receive up to `n` bytes into `buf` (sock_recv / sock_recv_into): waits until at least one byte
+ * or the end of the stream is there. Returns the count, 0 at end of stream (or for n == 0), or a
+ * negative errno (-ECONNRESET, -EBADF if the fd was closed with weft_close() meanwhile, -ETIMEDOUT,
+ * -ECANCELED: nothing was received then). Borrows `buf` until it returns. Suspends.
+ */
+WEFT_EXTERN ssize_t weft_sock_recv(int fd, void *buf, size_t n);
+WEFT_EXTERN ssize_t weft_sock_recv_dl(int fd, void *buf, size_t n, int64_t deadline);
+
+/*
+ * Send up to `n` bytes: waits until the socket takes at least one, and returns how many it took
+ * (a single send(); never raises SIGPIPE). Returns the count or a negative errno (-EPIPE,
+ * -ECONNRESET, -EBADF, -ETIMEDOUT, -ECANCELED: nothing was sent then). Suspends.
+ */
+WEFT_EXTERN ssize_t weft_sock_send(int fd, const void *buf, size_t n);
+WEFT_EXTERN ssize_t weft_sock_send_dl(int fd, const void *buf, size_t n, int64_t deadline);
+
+/*
+ * Send all `n` bytes (sock_sendall), waiting as often as needed. Returns 0 once everything went
+ * out, or a negative errno; then `*sent` (if not NULL) tells how many bytes were sent before the
+ * error, so a cancelled or timed-out call loses nothing (it is set on success too). Borrows `buf`
+ * until it returns. Suspends.
+ */
+WEFT_EXTERN int weft_sock_sendall(int fd, const void *buf, size_t n, size_t *sent);
+WEFT_EXTERN int weft_sock_sendall_dl(int fd, const void *buf, size_t n, size_t *sent,
+                                     int64_t deadline);
+
+/*
+ * Accept a connection on a listening socket (sock_accept). The new fd is non-blocking and
+ * close-on-exec; the caller owns it. `addr`/`addrlen` may be NULL (as for accept()).
+ * Returns the fd or a negative errno (-EMFILE when out of fds: the connection stays queued,
+ * -EBADF, -ETIMEDOUT, -ECANCELED). Suspends.
+ */
+WEFT_EXTERN int weft_sock_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
+WEFT_EXTERN int weft_sock_accept_dl(int fd, struct sockaddr *addr, socklen_t *addrlen,
+                                    int64_t deadline);
+
+/*
+ * Connect a socket (sock_connect) and wait until the connection is established. Returns 0 or a
+ * negative errno (-ECONNREFUSED, -ENETUNREACH, -ETIMEDOUT, -ECANCELED, ...). After a failure,
+ * timeout or cancellation the socket is in an unspecified state: close it. Suspends.
+ */
+WEFT_EXTERN int weft_sock_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+WEFT_EXTERN int weft_sock_connect_dl(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                                     int64_t deadline);
+
+/*
+ * Receive one datagram (sock_recvfrom): up to `n` bytes (the rest of a longer datagram is
+ * dropped, as with recvfrom()), the sender's address in `from` / `*fromlen` (both may be NULL).
+ * Returns the count or a negative errno. Suspends.
+ */
+WEFT_EXTERN ssize_t weft_sock_recvfrom(int fd, void *buf, size_t n, struct sockaddr *from,
+                                       socklen_t *fromlen);
+WEFT_EXTERN ssize_t weft_sock_recvfrom_dl(int fd, void *buf, size_t n, struct sockaddr *from,
+                                          socklen_t *fromlen, int64_t deadline);
+
+/*
+ * Send one datagram to `to` (sock_sendto; `to` NULL for a connected socket), waiting while the
+ * socket buffer is full. Returns the count sent or a negative errno (-EMSGSIZE, ...). Suspends.
+ */
+WEFT_EXTERN ssize_t weft_sock_sendto(int fd, const void *buf, size_t n, const struct sockaddr *to,
+                                     socklen_t tolen);
+WEFT_EXTERN ssize_t weft_sock_sendto_dl(int fd, const void *buf, size_t n,
+                                        const struct sockaddr *to, socklen_t tolen,
+                                        int64_t deadline);
+
+/* ---- addresses ---- */
+
+/*
+ * Fill `out` with the numeric address `host` ("127.0.0.1", "::1", "fe80::1%eth0") and `port`
+ * (0-65535); `host` NULL gives the IPv4 wildcard. Names are not resolved here (see
+ * weft_getaddrinfo). Returns 0 and sets *len, or -EINVAL. Does not suspend.
+ */
+WEFT_EXTERN int weft_addr_parse(const char *host, int port, struct sockaddr_storage *out,
+                                socklen_t *len);
+
+/*
+ * Write `addr` as text into `buf` (cap bytes, always NUL-terminated when cap > 0):
+ * "127.0.0.1:80", "[::1]:80", a Unix socket's path, or "@name" for an abstract one.
+ * Returns the length it needed (like snprintf) or -EINVAL / -EAFNOSUPPORT.
+ */
+WEFT_EXTERN int weft_addr_format(const struct sockaddr *addr, socklen_t len, char *buf,
+                                 size_t cap);
+
+/* The port of an AF_INET / AF_INET6 address, or -EAFNOSUPPORT. */
+WEFT_EXTERN int weft_addr_port(const struct sockaddr *addr);
+
 #ifdef __cplusplus
 }
 #endif

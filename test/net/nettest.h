@@ -1,0 +1,75 @@
+/*
+ * Helpers shared by the networking tests: loopback listeners, IPv6 detection, and a check that
+ * a test leaves no fd behind.
+ */
+#ifndef WEFT_NETTEST_H
+#define WEFT_NETTEST_H
+
+#include "test.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* A listening TCP socket on host:0 (numeric host); its port goes to *port. */
+static inline int nt_listen(const char *host, int *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    CHECK_EQ(weft_addr_parse(host, 0, &ss, &len), 0);
+    int fd = weft_socket(ss.ss_family, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    int one = 1;
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+    CHECK_EQ(bind(fd, (struct sockaddr *)&ss, len), 0);
+    CHECK_EQ(listen(fd, 64), 0);
+    len = sizeof(ss);
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+    *port = weft_addr_port((struct sockaddr *)&ss);
+    return fd;
+}
+
+/* True when this machine can bind ::1 (IPv6 loopback). */
+static inline bool nt_have_ipv6(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A port on 127.0.0.1 that nothing listens on (bound then closed). */
+static inline int nt_closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* A unique Unix socket path under /tmp (the caller unlinks it). */
+static inline void nt_unix_path(char *buf, size_t cap, const char *tag)
+{
+    static int seq;
+    snprintf(buf, cap, "/tmp/weft-%s-%d-%d.sock", tag, (int)getpid(), seq++);
+    unlink(buf);
+}
+
+/* Run `fn` as a test body and check that it closes every fd it opened. */
+#define NT_NO_FD_LEAK(stmt)                                                                        \
+    do {                                                                                           \
+        int fds_before_ = test_count_fds();                                                        \
+        stmt;                                                                                      \
+        CHECK_EQ(test_count_fds(), fds_before_);                                                   \
+    } while (0)
+
+#endif /* WEFT_NETTEST_H */
