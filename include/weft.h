@@ -43,6 +43,11 @@ extern "C" {
 #define WEFT_EOF -4095 /* end of stream */
 #define WEFT_ELIMIT -4094 /* a stream's buffer limit was exceeded (asyncio's LimitOverrunError) */
 
+/* Name resolution failures (weft_getaddrinfo, weft_getnameinfo: see "Thread pool and DNS"). */
+#define WEFT_EAI_NONAME -4080  /* unknown host or service name (EAI_NONAME) */
+#define WEFT_EAI_SERVICE -4081 /* service not available for the socket type (EAI_SERVICE) */
+#define WEFT_EAI_FAIL -4082    /* non-recoverable name server failure (EAI_FAIL) */
+
 /*
  * Return a static English description of an error code (negative errno or WEFT_E*), e.g.
  * "operation canceled". Never NULL; unknown codes give "unknown error". Thread-safe.
