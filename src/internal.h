@@ -176,6 +176,7 @@ size_t weft__stack_round(size_t size);
 /* ---- overflow reporting (overflow.c) ---- */
 int weft__overflow_thread_init(void);
 void weft__overflow_report(weft_task_t *t, const char *how) __attribute__((noreturn));
+uintptr_t weft__fault_sp(const void *ucontext); /* arch/fault.c */
 
 /* ---- tasks (task.c) ---- */
 enum {

@@ -70,13 +70,18 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 {
     weft_loop_t *l = weft__tls_loop;
     weft_task_t *t = l != NULL ? l->current : NULL;
-    if (t != NULL && t->stack != NULL && t->stack->guarded) {
+    if (t != NULL && t->stack != NULL) {
         char *addr = si->si_addr;
         char *lo = t->stack->lo;
-        if (addr >= lo - weft__page_size() && addr < lo) {
+        uintptr_t sp = weft__fault_sp(uc);
+        bool in_guard = t->stack->guarded && addr >= lo - weft__page_size() && addr < lo;
+        /* Unguarded stacks (and frames big enough to jump the guard) fault further away:
+         * a stack pointer below the stack's bottom says the same thing. */
+        bool sp_below = sp != 0 && sp < (uintptr_t)lo && sp + ((uintptr_t)1 << 26) > (uintptr_t)lo;
+        if (in_guard || sp_below) {
             char line[128];
-            snprintf(line, sizeof(line), "weft: fault at %p in the guard page below the stack\n",
-                     (void *)addr);
+            snprintf(line, sizeof(line), "weft: fault at %p, stack pointer %p, stack bottom %p\n",
+                     (void *)addr, (void *)sp, (void *)lo);
             say(line);
             weft__overflow_report(t, "overflowed");
         }
