@@ -442,6 +442,91 @@ WEFT_EXTERN int weft_close(int fd);
 
 /* (section: structured) */
 
+/*
+ * Timeout scopes (asyncio.timeout / timeout_at). A scope is a stretch of code in one task with a
+ * deadline: when the deadline passes, the task is cancelled exactly as weft_task_cancel() would
+ * (so EVERY suspension point inside, of any weft call, returns -ECANCELED), and the scope's exit
+ * turns that cancellation into -ETIMEDOUT. Usage:
+ *
+ *     weft_timeout_t to;
+ *     int r = weft_timeout_enter(&to, 1.5);
+ *     if (r == 0)
+ *         r = weft_timeout_exit(&to, do_work());   (do_work returns -ECANCELED when cut off)
+ *
+ * At entry the scope records the task's weft_task_cancelling() as its baseline; at exit, if it
+ * fired, it calls weft_task_uncancel(): only when the count is back to the baseline and the body
+ * ended with -ECANCELED does the scope answer -ETIMEDOUT. A cancellation from someone else, or
+ * from an outer scope with the same deadline, passes through as -ECANCELED, so nested scopes work
+ * and an outside cancel stays a cancel. A body that swallows the cancel and returns a value keeps
+ * its value (weft_timeout_expired() still tells it fired).
+ *
+ * The storage is the caller's (usually the task's stack): it must stay valid and unmoved from
+ * enter to exit, and every successful enter must be paired with an exit by the same task before
+ * the storage goes away (the scope owns an armed timer). Not thread-safe.
+ */
+typedef struct weft_timeout {
+    uint64_t opaque[16];
+} weft_timeout_t;
+
+/*
+ * Enter a scope that expires `seconds` from now (0 or negative: at the next loop iteration; +inf:
+ * never, until rescheduled). Does not suspend.
+ * Returns 0, -EPERM outside a task, -EINVAL for NaN or NULL, -ENOMEM.
+ */
+WEFT_EXTERN int weft_timeout_enter(weft_timeout_t *to, double seconds);
+
+/*
+ * Enter a scope that expires when the loop clock reaches `when` (ns of weft_time(); a deadline in
+ * the past expires at the next iteration; WEFT_NO_DEADLINE or any negative value: never).
+ * Returns 0, -EPERM outside a task, -EINVAL for NULL, -ENOMEM. Does not suspend.
+ */
+WEFT_EXTERN int weft_timeout_enter_at(weft_timeout_t *to, int64_t when);
+
+/*
+ * Leave the scope; `body_result` is what the code inside ended with. Returns -ETIMEDOUT when the
+ * scope expired, the cancellation it caused is the only one pending beyond the baseline, and
+ * `body_result` is -ECANCELED; otherwise `body_result` unchanged. -EINVAL if the scope is not
+ * entered or the caller is not the task that entered it. Does not suspend; must be called by the
+ * task that entered the scope.
+ */
+WEFT_EXTERN int weft_timeout_exit(weft_timeout_t *to, int body_result);
+
+/*
+ * Move the deadline of an entered scope that has not expired to `when` (ns; WEFT_NO_DEADLINE
+ * disables it; a time in the past expires at the next iteration). May be called from any task of
+ * the same loop or a callback. Returns 0, -EINVAL if the scope is not entered or already
+ * expired, -ENOMEM.
+ */
+WEFT_EXTERN int weft_timeout_reschedule(weft_timeout_t *to, int64_t when);
+
+/* True once the scope's deadline has fired (during the body or after exit). */
+WEFT_EXTERN bool weft_timeout_expired(const weft_timeout_t *to);
+
+/* The scope's current deadline (ns), or WEFT_NO_DEADLINE when disabled. */
+WEFT_EXTERN int64_t weft_timeout_when(const weft_timeout_t *to);
+
+/*
+ * Run `fn(arg)` in the calling task inside a scope of `seconds`: the block form of a scope.
+ * Returns what weft_timeout_exit() gives for fn's result, or the error of entering.
+ * Suspends if fn does.
+ */
+WEFT_EXTERN int weft_timeout_call(double seconds, weft_task_fn fn, void *arg);
+
+/*
+ * asyncio.wait_for (3.12+): wait for `task` at most `seconds`. On expiry the task is cancelled
+ * and waited for until it has finished its cleanup, then -ETIMEDOUT is returned; if it swallows
+ * the cancel and returns a value (or fails with another error) that outcome is returned instead.
+ * With `seconds` <= 0 a task that is not done is cancelled at once (a task that has not started
+ * never runs) and waited for the same way. +inf waits like weft_join(). Cancelling the caller
+ * cancels `task` (use a scope around weft_shield() to keep it running).
+ * Returns the task's result or error, -ETIMEDOUT, -ECANCELED, -EINVAL (NULL, NaN, other loop),
+ * -EDEADLK (the caller itself), -EPERM outside a task. Suspends. Marks the task's error read.
+ */
+WEFT_EXTERN int weft_wait_for(weft_task_t *task, double seconds);
+
+/* weft_wait_for() with an absolute deadline (ns of weft_time(); negative: no deadline). */
+WEFT_EXTERN int weft_wait_for_at(weft_task_t *task, int64_t when);
+
 /* ============================================================================================
  * Synchronization primitives (Lock, Event, Condition, Semaphore, Barrier)
  * ========================================================================================== */
