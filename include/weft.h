@@ -606,6 +606,57 @@ WEFT_EXTERN int weft_event_wait(weft_event_t *ev);
 WEFT_EXTERN int weft_event_wait_dl(weft_event_t *ev, int64_t deadline);
 
 /*
+ * Condition (asyncio.Condition): a wait list tied to a lock, either a lock of the caller's or one
+ * inside the condition. An all-zero weft_cond_t is a valid condition with its own lock.
+ */
+typedef struct weft_cond {
+    uint64_t opaque[8];
+} weft_cond_t;
+
+/*
+ * Initialise `cond` over `lock` (borrowed; it must outlive the condition), or over a lock of its
+ * own when `lock` is NULL.
+ */
+WEFT_EXTERN void weft_cond_init(weft_cond_t *cond, weft_lock_t *lock);
+
+/* The condition's lock: weft_lock_acquire(_dl) / weft_lock_release / weft_lock_locked on it. */
+WEFT_EXTERN int weft_cond_acquire(weft_cond_t *cond);
+WEFT_EXTERN int weft_cond_acquire_dl(weft_cond_t *cond, int64_t deadline);
+WEFT_EXTERN int weft_cond_release(weft_cond_t *cond);
+WEFT_EXTERN bool weft_cond_locked(const weft_cond_t *cond);
+
+/*
+ * Release the lock, wait to be notified, and re-acquire the lock. The caller must hold the lock
+ * (-EPERM otherwise). Suspends. The lock is held again when this returns, whatever the outcome:
+ * 0 (notified), -ECANCELED (cancelled while waiting or while re-acquiring; the re-acquisition is
+ * retried until it succeeds, then the cancellation is reported), -ETIMEDOUT (_dl: the deadline
+ * bounds the wait for a notification, not the re-acquisition). A waiter that was notified but
+ * returns an error passes its notification on to another waiter, so a notification is never
+ * lost; in exchange a wake-up may be spurious: re-check the condition in a loop
+ * (weft_cond_wait_for does).
+ */
+WEFT_EXTERN int weft_cond_wait(weft_cond_t *cond);
+WEFT_EXTERN int weft_cond_wait_dl(weft_cond_t *cond, int64_t deadline);
+
+/*
+ * Wait until `pred(arg)` is true (asyncio's wait_for): checks it first, then waits and re-checks
+ * after every wake-up. Returns 0 with the predicate true and the lock held, or an error of
+ * weft_cond_wait_dl() (the lock is held then too, except for -EPERM). Suspends when it waits.
+ */
+WEFT_EXTERN int weft_cond_wait_for(weft_cond_t *cond, bool (*pred)(void *arg), void *arg);
+WEFT_EXTERN int weft_cond_wait_for_dl(weft_cond_t *cond, bool (*pred)(void *arg), void *arg,
+                                      int64_t deadline);
+
+/*
+ * Wake up to `n` waiters (the first ones not yet woken). The caller must hold the lock. Returns
+ * the number woken, -EPERM (lock not held), -EINVAL. Does not suspend.
+ */
+WEFT_EXTERN int weft_cond_notify(weft_cond_t *cond, int n);
+
+/* Wake every waiter; weft_cond_notify() with no limit. */
+WEFT_EXTERN int weft_cond_notify_all(weft_cond_t *cond);
+
+/*
  * Semaphore and BoundedSemaphore (asyncio 3.13): a counter, acquire takes one unit and waits while
  * none is free. Strictly FIFO: a newcomer waits behind queued waiters even when units are free.
  */

@@ -40,9 +40,16 @@ struct weft__sem {
     uint8_t bounded;
 };
 
+struct weft__cond {
+    struct weft__lock own;   /* used when lock == NULL */
+    struct weft__lock *lock; /* the caller's lock, or NULL */
+    struct weft__list waiters;
+};
+
 _Static_assert(sizeof(struct weft__lock) <= sizeof(weft_lock_t), "weft_lock_t too small");
 _Static_assert(sizeof(struct weft__event) <= sizeof(weft_event_t), "weft_event_t too small");
 _Static_assert(sizeof(struct weft__sem) <= sizeof(weft_sem_t), "weft_sem_t too small");
+_Static_assert(sizeof(struct weft__cond) <= sizeof(weft_cond_t), "weft_cond_t too small");
 
 #define weft__waiter_of(n) weft__container_of(n, struct weft__waiter, link)
 
@@ -82,6 +89,9 @@ static inline void weft__waiter_wake(struct weft__waiter *w)
 
 /* Wake every waiter still parked on `l` and empty the list. Returns how many were woken. */
 int weft__wl_wake_all(struct weft__list *l);
+
+/* Wake the first `n` waiters of `l` still parked (n < 0: all). Returns how many were woken. */
+int weft__wl_wake_n(struct weft__list *l, int n);
 
 /* The first waiter of `l` still parked and not woken, or NULL. */
 struct weft__waiter *weft__wl_first_parked(struct weft__list *l);

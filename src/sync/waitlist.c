@@ -21,6 +21,23 @@ int weft__wl_wake_all(struct weft__list *l)
     return n;
 }
 
+int weft__wl_wake_n(struct weft__list *l, int n)
+{
+    int k = 0;
+    if (weft__wl_empty(l))
+        return 0;
+    struct weft__list *next;
+    for (struct weft__list *p = l->next; p != l && k != n; p = next) {
+        next = p->next;
+        struct weft__waiter *w = weft__waiter_of(p);
+        if (weft__waiter_parked(w)) {
+            weft__waiter_wake(w);
+            k++;
+        }
+    }
+    return k;
+}
+
 struct weft__waiter *weft__wl_first_parked(struct weft__list *l)
 {
     if (weft__wl_empty(l))
