@@ -383,15 +383,17 @@ void weft_task_release(weft_task_t *task)
 
 void weft__task_free(weft_task_t *t)
 {
+    /* A handle may outlive the loop (weft_run() returned, weft_loop_close()): t->fut.loop is
+     * then a freed loop. Only the thread's current loop is known to be alive. */
+    weft_loop_t *l = t->fut.loop == weft__tls_loop ? t->fut.loop : NULL;
     if (t->fut.state == WEFT__F_DONE && t->fut.result < 0 && !t->fut.retrieved)
-        weft__report(t->fut.loop, "task error never retrieved", t->fut.result, t);
+        weft__report(l, "task error never retrieved", t->fut.result, t);
     if (!weft__list_empty(&t->fut.entries))
         weft__future_drop_entries(&t->fut);
     if (t->fut.cancel_msg != NULL)
         weft__free(t->fut.cancel_msg);
     if (t->name != NULL)
         weft__free(t->name);
-    weft_loop_t *l = t->fut.loop;
     if (l != NULL && !l->closed && l->ntask_cache < TASK_CACHE_MAX) {
         t->arg = l->task_cache;
         l->task_cache = t;
