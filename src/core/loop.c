@@ -134,10 +134,12 @@ int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_fn cb, void *arg)
     pthread_mutex_lock(&loop->ts_lock);
     weft__list_append(&loop->ts_queue, &h->link);
     atomic_store(&loop->ts_pending, 1);
-    pthread_mutex_unlock(&loop->ts_lock);
-    /* Pairs with the loop's store to `polling` before it re-checks ts_pending. */
+    /* Pairs with the loop's store to `polling` before it re-checks ts_pending. Done before the
+     * unlock: once the loop can see the callback, the caller no longer touches the loop, so the
+     * callback may be the last thing before the loop is closed and freed. */
     if (atomic_load(&loop->polling))
         loop->backend->wake(loop);
+    pthread_mutex_unlock(&loop->ts_lock);
     return 0;
 }
 
