@@ -706,6 +706,118 @@ WEFT_EXTERN int weft_sem_value(const weft_sem_t *sem);
 
 /* (section: thread) */
 
+#include <netdb.h>
+#include <sys/socket.h>
+
+/*
+ * One process-wide pool of threads runs blocking work for every loop (like libuv's). It starts
+ * lazily, one thread at a time as work arrives, up to weft_pool_size() threads (asyncio's
+ * default: min(32, cpus + 4)). Work comes in two classes with their own FIFO queues and caps so
+ * that neither can take every thread: general work (weft_to_thread) may occupy size - 1 threads
+ * (all of them when size is 1), DNS lookups (size + 1) / 2. Results come back to the waiting
+ * task's loop through weft_call_soon_threadsafe(). Details: docs/threadpool.md.
+ *
+ * Ownership when the waiter leaves early. Cancelling the waiting task (or passing its deadline)
+ * makes the call return -ECANCELED (or -ETIMEDOUT) at once. Work not started yet is removed and
+ * never runs; work already running is not interrupted: it finishes on its thread and its result
+ * is dropped. So with weft_to_thread() and weft_to_thread_dl(), `arg` and everything fn uses must
+ * stay valid until fn returns even after the call returned -ECANCELED/-ETIMEDOUT, which the
+ * caller cannot observe: use them only with static or otherwise long-lived data. With the _ex
+ * variants the rule depends on the return value alone: when the call returns -ECANCELED or
+ * -ETIMEDOUT (including when fn itself returned one of them), `drop(arg, result)` is called
+ * exactly once and owns `arg` (result is fn's result, or -ECANCELED if fn never ran); with any
+ * other return value drop is never called and `arg` is the caller's again. drop runs on the pool
+ * thread that ran fn when fn finishes after the waiter left, and otherwise on the loop's thread
+ * before the call returns; it must not block for long and may use only thread-safe weft calls.
+ *
+ * The allocator (weft_set_allocator) must be thread-safe: pool threads free memory.
+ * Not fork-safe: do not use the pool in a child forked while pool threads exist.
+ */
+
+/*
+ * Run fn(arg) on a pool thread and suspend the calling task until it has run (asyncio.to_thread,
+ * run_in_executor with the default executor). fn must not call weft functions other than
+ * weft_call_soon_threadsafe(). Suspends.
+ * Returns fn's result (>= 0 or a negative errno), -ECANCELED (task cancelled: see the ownership
+ * rules above), -EPERM (outside a task), -EINVAL (fn NULL), -ENOMEM, -EAGAIN (no thread could be
+ * started), -ESHUTDOWN (the process is exiting).
+ */
+WEFT_EXTERN int weft_to_thread(int (*fn)(void *arg), void *arg);
+
+/* weft_to_thread() with a deadline (ns of weft_time): -ETIMEDOUT when it passes first. */
+WEFT_EXTERN int weft_to_thread_dl(int (*fn)(void *arg), void *arg, int64_t deadline);
+
+/*
+ * weft_to_thread() with a clean-up callback for when the waiter leaves early: see the ownership
+ * rules above (drop may be NULL). Suspends.
+ */
+WEFT_EXTERN int weft_to_thread_ex(int (*fn)(void *arg), void *arg,
+                                  void (*drop)(void *arg, int result));
+
+/* weft_to_thread_ex() with a deadline: -ETIMEDOUT when it passes first. */
+WEFT_EXTERN int weft_to_thread_ex_dl(int (*fn)(void *arg), void *arg,
+                                     void (*drop)(void *arg, int result), int64_t deadline);
+
+/*
+ * Resolve `host` and/or `service` with getaddrinfo() on the pool's DNS queue, suspending the
+ * calling task meanwhile. host, service and hints (may be NULL; only ai_flags, ai_family,
+ * ai_socktype and ai_protocol are read) are copied: the caller's buffers are borrowed only for
+ * the call. Suspends.
+ * Returns 0 with *res set (the caller frees it with freeaddrinfo()), or a negative error with
+ * *res NULL. getaddrinfo's EAI_* codes map to: EAI_NONAME -> WEFT_EAI_NONAME, EAI_SERVICE ->
+ * WEFT_EAI_SERVICE, EAI_FAIL -> WEFT_EAI_FAIL, EAI_AGAIN -> -EAGAIN, EAI_MEMORY -> -ENOMEM,
+ * EAI_FAMILY -> -EAFNOSUPPORT, EAI_SOCKTYPE -> -ESOCKTNOSUPPORT, EAI_BADFLAGS -> -EINVAL,
+ * EAI_NODATA -> -ENODATA, EAI_ADDRFAMILY -> -EADDRNOTAVAIL, EAI_OVERFLOW -> -EOVERFLOW,
+ * EAI_SYSTEM -> -errno (-EIO if errno is 0), anything else -> WEFT_EAI_FAIL.
+ * Also -ECANCELED (returned at once; a late result is freed by whoever sees it last), -EPERM
+ * (outside a task), -EINVAL (res NULL), -ENOMEM, -EAGAIN, -ESHUTDOWN as weft_to_thread().
+ */
+WEFT_EXTERN int weft_getaddrinfo(const char *host, const char *service,
+                                 const struct addrinfo *hints, struct addrinfo **res);
+
+/* weft_getaddrinfo() with a deadline: -ETIMEDOUT when it passes first (the result is freed). */
+WEFT_EXTERN int weft_getaddrinfo_dl(const char *host, const char *service,
+                                    const struct addrinfo *hints, struct addrinfo **res,
+                                    int64_t deadline);
+
+/*
+ * getnameinfo() on the pool's DNS queue, suspending the calling task meanwhile. `sa` is copied;
+ * the lookup writes into a private buffer and the answer is copied into `host`/`serv` only when
+ * the caller is still waiting (with buffers of hostlen/servlen bytes, either may be NULL/0 when
+ * not wanted), so a cancelled caller's buffers are never touched. Suspends.
+ * Returns 0, the EAI mapping of weft_getaddrinfo() (EAI_OVERFLOW -> -EOVERFLOW when a buffer is
+ * too small), -ECANCELED, -EPERM, -EINVAL (sa NULL, salen 0 or larger than a sockaddr_storage),
+ * -ENOMEM, -EAGAIN, -ESHUTDOWN.
+ */
+WEFT_EXTERN int weft_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
+                                 size_t hostlen, char *serv, size_t servlen, int flags);
+
+/* weft_getnameinfo() with a deadline: -ETIMEDOUT when it passes first. */
+WEFT_EXTERN int weft_getnameinfo_dl(const struct sockaddr *sa, socklen_t salen, char *host,
+                                    size_t hostlen, char *serv, size_t servlen, int flags,
+                                    int64_t deadline);
+
+/*
+ * Set the number of pool threads (1 to 1024; 0 restores the default min(32, cpus + 4)). Only
+ * while no pool thread exists: before the first use or after weft_pool_shutdown(). The class
+ * caps follow the size. Returns 0, -EINVAL, -EBUSY. Thread-safe.
+ */
+WEFT_EXTERN int weft_pool_set_size(unsigned threads);
+
+/* The bound on pool threads (the default until set). Thread-safe. */
+WEFT_EXTERN unsigned weft_pool_size(void);
+
+/*
+ * Stop the pool and join its threads: work already queued still runs and its results are
+ * delivered or dropped as usual, so this blocks the calling thread until all of it has finished
+ * (including fn's that outlived a cancelled waiter, and their drop callbacks). The pool starts
+ * again lazily on the next use. weft_run() does not call it: work whose waiter left never touches
+ * the loop again. At process exit idle threads are joined automatically and threads still running
+ * work are not waited for. Returns 0, -EDEADLK (called from a pool thread), -EBUSY (called while
+ * this thread's loop is running, e.g. from a task). Thread-safe.
+ */
+WEFT_EXTERN int weft_pool_shutdown(void);
+
 /* ============================================================================================
  * Networking (sockets, streams, servers)
  * ========================================================================================== */
