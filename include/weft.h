@@ -217,6 +217,10 @@ typedef int (*weft_task_fn)(void *arg);
  * with an error other than cancellation, and close the loop.
  * Returns main's result: its value, its error, or -ECANCELED; -EBUSY if called while a loop is
  * running on this thread; -EINVAL if main is NULL; -ENOMEM.
+ * Ctrl+C: on the main thread, when SIGINT has its default action, the first SIGINT cancels the
+ * main task (its cleanup runs, other tasks are cancelled at shutdown as usual) and weft_run()
+ * then returns -EINTR (asyncio raises KeyboardInterrupt); if code had cancelled the main task
+ * too, -ECANCELED. A second SIGINT kills the process. The previous disposition is restored.
  */
 WEFT_EXTERN int weft_run(weft_task_fn main, void *arg);
 

@@ -284,6 +284,8 @@ struct weft_loop {
     struct weft__list ts_queue;
     atomic_int ts_pending;
     atomic_int polling;
+    atomic_int sigint;       /* weft_run's SIGINT handler fired: cancel main_task */
+    weft_task_t *main_task;  /* weft_run's main task, or NULL */
     /* errors */
     weft_error_handler_fn on_error;
     void *on_error_arg;

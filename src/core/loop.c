@@ -49,6 +49,7 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     weft__stackpool_init(&l->stacks, ss);
     atomic_init(&l->ts_pending, 0);
     atomic_init(&l->polling, 0);
+    atomic_init(&l->sigint, 0);
     pthread_mutex_init(&l->ts_lock, NULL);
     l->backend = &weft__backend_epoll;
     int err = l->backend->init(l);
@@ -145,6 +146,8 @@ int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_fn cb, void *arg)
 
 static void drain_threadsafe(weft_loop_t *l)
 {
+    if (atomic_exchange(&l->sigint, 0) && l->main_task != NULL)
+        weft_task_cancel(l->main_task, "interrupted (SIGINT)");
     pthread_mutex_lock(&l->ts_lock);
     atomic_store_explicit(&l->ts_pending, 0, memory_order_relaxed);
     while (!weft__list_empty(&l->ts_queue)) {
