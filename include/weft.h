@@ -531,6 +531,27 @@ WEFT_EXTERN int weft_wait_for(weft_task_t *task, double seconds);
 /* weft_wait_for() with an absolute deadline (ns of weft_time(); negative: no deadline). */
 WEFT_EXTERN int weft_wait_for_at(weft_task_t *task, int64_t when);
 
+/* weft_gather() flag: collect every outcome instead of stopping at the first error. */
+#define WEFT_GATHER_RETURN_ERRORS 1
+
+/*
+ * asyncio.gather over tasks: wait for `tasks[0..n)` (borrowed; the same task may appear twice)
+ * and fill `results[i]` (may be NULL) with the outcome of tasks[i]: its result, its error, or
+ * -ECANCELED; a task still running when the gather ends gets -EINPROGRESS.
+ * Without WEFT_GATHER_RETURN_ERRORS the first child that fails or ends cancelled ends the gather
+ * at once with that error (-ECANCELED for a cancelled child); the other children keep running
+ * and are not cancelled (their later errors are marked read). With it, the gather waits for
+ * every child and returns 0; each error sits in its slot.
+ * Cancelling the calling task while it waits cancels every unfinished child (with the caller's
+ * cancel message); the gather then still waits for the outcome as above and returns -ECANCELED
+ * when all children ended (with return-errors) or the first one ended cancelled; a child error
+ * arriving first is returned instead. A gather that already ended cancels nothing.
+ * Returns 0, the first error, -ECANCELED, -EINVAL (NULL task, bad flags, task of another loop),
+ * -EDEADLK (the caller is among the tasks), -EPERM outside a task, -ENOMEM. n == 0 returns 0
+ * without suspending. Suspends. Marks the errors it reports (in results or as its result) read.
+ */
+WEFT_EXTERN int weft_gather(weft_task_t *const *tasks, size_t n, int *results, int flags);
+
 /* ============================================================================================
  * Synchronization primitives (Lock, Event, Condition, Semaphore, Barrier)
  * ========================================================================================== */

@@ -36,4 +36,53 @@ int weft__conc_wait_done(weft_task_t *cur, weft_future_t *f, int64_t deadline);
 /* The current task of the current loop, checking that `t` (if not NULL) may be waited on. */
 weft_task_t *weft__conc_current(const weft_task_t *t, int *err);
 
+/* ---- completion watch (watch.c) ---- */
+
+struct weft__watch;
+
+struct weft__watch_slot {
+    struct weft__watch *w;
+    uint32_t idx;
+    uint8_t ran; /* its done callback has run */
+};
+
+/*
+ * A set of tasks observed through done callbacks, shared by gather, wait and as_completed. Each
+ * completion appends the task's index to `order` and wakes the consumer if it is parked on the
+ * watch. A callback still queued when the consumer leaves keeps the watch alive (references).
+ */
+struct weft__watch {
+    uint32_t refs;
+    uint32_t n;           /* watched tasks */
+    uint32_t nregistered; /* callbacks registered (n unless registration failed) */
+    uint32_t ndone;       /* completions recorded in order[] */
+    uint8_t detached;     /* the consumer has left */
+    uint8_t mark_late;    /* completions after detaching mark the task's error read (gather) */
+    weft_task_t *waiter;  /* the consumer while it is parked on the watch */
+    uint32_t *order;      /* indexes in completion order */
+    struct weft__watch_slot slots[];
+};
+
+/*
+ * Watch `n` > 0 tasks (`tasks` borrowed for the call). `extra` zeroed bytes for the consumer
+ * follow the watch (weft__watch_extra()). Returns the watch holding one reference for the
+ * consumer, or NULL with *err = -ENOMEM.
+ */
+struct weft__watch *weft__watch_new(weft_task_t *const *tasks, size_t n, size_t extra, int *err);
+void *weft__watch_extra(struct weft__watch *w);
+
+/*
+ * Park the consumer `cur` until a completion beyond the first `seen` is recorded or `deadline`
+ * passes. Returns 0 at once if one already is, else 0 when woken by one, -ECANCELED,
+ * -ETIMEDOUT.
+ */
+int weft__watch_park(struct weft__watch *w, weft_task_t *cur, uint32_t seen, int64_t deadline);
+
+/*
+ * The consumer leaves: callbacks not yet scheduled are removed from `tasks` (the same array,
+ * still valid); with mark_late each removed one is replaced by a callback that only marks the
+ * task's error read. Drops the consumer's reference.
+ */
+void weft__watch_detach(struct weft__watch *w, weft_task_t *const *tasks);
+
 #endif /* WEFT_CONC_H */
