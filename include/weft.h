@@ -719,6 +719,46 @@ WEFT_EXTERN bool weft_sem_locked(const weft_sem_t *sem);
 /* The number of free units (asyncio's private _value). */
 WEFT_EXTERN int weft_sem_value(const weft_sem_t *sem);
 
+/*
+ * Barrier (asyncio.Barrier): `parties` tasks wait until all of them have arrived, then all go on.
+ * Broken barriers (reset, abort) make waits fail with -EPIPE (asyncio's BrokenBarrierError).
+ */
+typedef struct weft_barrier {
+    uint64_t opaque[4];
+} weft_barrier_t;
+
+/* Initialise `barrier` for `parties` tasks. Returns 0 or -EINVAL (parties < 1). */
+WEFT_EXTERN int weft_barrier_init(weft_barrier_t *barrier, int parties);
+
+/*
+ * Arrive and wait for the others. Returns this caller's arrival index, 0 .. parties-1 (the last
+ * arrival trips the barrier and does not suspend), or -EPIPE (the barrier was reset or aborted
+ * while waiting, or is broken), -ECANCELED or -ETIMEDOUT (_dl; the caller leaves the barrier),
+ * -EPERM, -EINVAL. Callers arriving while the previous round still drains or resets wait for it.
+ * Suspends.
+ */
+WEFT_EXTERN int weft_barrier_wait(weft_barrier_t *barrier);
+WEFT_EXTERN int weft_barrier_wait_dl(weft_barrier_t *barrier, int64_t deadline);
+
+/*
+ * Return the barrier to its empty state: tasks waiting now get -EPIPE, later ones use it
+ * normally. Returns 0 or -EINVAL. Does not suspend (asyncio's reset() is a coroutine only
+ * because it takes an internal lock).
+ */
+WEFT_EXTERN int weft_barrier_reset(weft_barrier_t *barrier);
+
+/* Break the barrier for good: current and future waits get -EPIPE. Returns 0 or -EINVAL. */
+WEFT_EXTERN int weft_barrier_abort(weft_barrier_t *barrier);
+
+/* The number of parties. */
+WEFT_EXTERN int weft_barrier_parties(const weft_barrier_t *barrier);
+
+/* The number of tasks waiting for the barrier to fill (0 while it drains or resets). */
+WEFT_EXTERN int weft_barrier_n_waiting(const weft_barrier_t *barrier);
+
+/* True once weft_barrier_abort() was called. */
+WEFT_EXTERN bool weft_barrier_broken(const weft_barrier_t *barrier);
+
 /* ============================================================================================
  * Queues
  * ========================================================================================== */

@@ -46,10 +46,25 @@ struct weft__cond {
     struct weft__list waiters;
 };
 
+enum {
+    WEFT__BAR_FILLING = 0,
+    WEFT__BAR_DRAINING,  /* tripped: the round's tasks are leaving */
+    WEFT__BAR_RESETTING, /* reset while tasks were inside: they leave with -EPIPE */
+    WEFT__BAR_BROKEN,    /* aborted */
+};
+
+struct weft__barrier {
+    struct weft__list waiters; /* tasks blocked at the entry and tasks waiting to trip */
+    int32_t parties;
+    int32_t count; /* tasks inside wait() past the entry */
+    uint8_t state; /* WEFT__BAR_* */
+};
+
 _Static_assert(sizeof(struct weft__lock) <= sizeof(weft_lock_t), "weft_lock_t too small");
 _Static_assert(sizeof(struct weft__event) <= sizeof(weft_event_t), "weft_event_t too small");
 _Static_assert(sizeof(struct weft__sem) <= sizeof(weft_sem_t), "weft_sem_t too small");
 _Static_assert(sizeof(struct weft__cond) <= sizeof(weft_cond_t), "weft_cond_t too small");
+_Static_assert(sizeof(struct weft__barrier) <= sizeof(weft_barrier_t), "weft_barrier_t too small");
 
 #define weft__waiter_of(n) weft__container_of(n, struct weft__waiter, link)
 
