@@ -28,6 +28,20 @@
 #endif
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_TSAN 1
+#endif
+#endif
+
+/* Sanitizers that must be told about every stack switch: tasks then always switch through the
+ * loop, where the annotations are made. */
+#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
+#define WEFT_FIBER_SANITIZER 1
+#endif
+
 #define WEFT__LIKELY(x)   __builtin_expect(!!(x), 1)
 #define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -218,6 +232,9 @@ struct weft_task {
     char *name; /* NULL = "Task-<id>" */
     size_t stack_size;
     struct weft__list all; /* loop->tasks while not done */
+#ifdef WEFT_TSAN
+    void *tsan_fiber;
+#endif
 };
 
 /*
@@ -292,6 +309,9 @@ struct weft_loop {
 #ifdef WEFT_ASAN
     const void *main_stack_bottom;
     size_t main_stack_size;
+#endif
+#ifdef WEFT_TSAN
+    void *tsan_main; /* the loop thread's own fiber */
 #endif
 };
 

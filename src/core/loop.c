@@ -12,6 +12,10 @@
 
 #include "io/backend.h"
 
+#ifdef WEFT_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 
 _Thread_local weft_loop_t *weft__tls_loop __attribute__((tls_model("initial-exec")));
 
@@ -59,6 +63,9 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
         return err;
     }
     weft__overflow_thread_init();
+#ifdef WEFT_TSAN
+    l->tsan_main = __tsan_get_current_fiber();
+#endif
     weft__tls_loop = l;
     *out = l;
     return 0;

@@ -12,6 +12,9 @@
 #ifdef WEFT_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
+#ifdef WEFT_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
 
 #define STACK_MIN ((size_t)16 << 10)
 #define STACK_MAX ((size_t)1 << 30)
@@ -75,6 +78,10 @@ static inline void reap(weft_loop_t *l)
         l->reap = NULL;
         weft__stack_put(&l->stacks, dead->stack);
         dead->stack = NULL;
+#ifdef WEFT_TSAN
+        __tsan_destroy_fiber(dead->tsan_fiber);
+        dead->tsan_fiber = NULL;
+#endif
         task_unref(dead);
     }
 }
@@ -101,6 +108,9 @@ static bool task_prepare(weft_loop_t *l, weft_task_t *t)
         return false;
     }
     t->ctx = weft__ctx_make(t->stack->lo + t->stack->size, task_entry);
+#ifdef WEFT_TSAN
+    t->tsan_fiber = __tsan_create_fiber(0);
+#endif
     return true;
 }
 
@@ -114,6 +124,9 @@ void weft__task_run(weft_loop_t *l, weft_task_t *t)
     void *fake = NULL;
     __sanitizer_start_switch_fiber(&fake, t->stack->lo, t->stack->size);
 #endif
+#ifdef WEFT_TSAN
+    __tsan_switch_to_fiber(t->tsan_fiber, 0);
+#endif
     weft__ctx_switch(&l->main_ctx, t->ctx, t);
 #ifdef WEFT_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
@@ -122,7 +135,7 @@ void weft__task_run(weft_loop_t *l, weft_task_t *t)
     reap(l);
 }
 
-#ifndef WEFT_ASAN
+#ifndef WEFT_FIBER_SANITIZER
 /*
  * The next runnable task, taken off the batch; NULL when the loop must run next (a callback is
  * first, or an I/O poll is due). When the batch is used up, the next iteration starts right
@@ -156,13 +169,20 @@ static weft_task_t *next_runnable(weft_loop_t *l)
 /* Leave the running task `t` (its state already says why) for the next task or the loop. */
 static void suspend(weft_loop_t *l, weft_task_t *t)
 {
+#ifdef WEFT_FIBER_SANITIZER
 #ifdef WEFT_ASAN
     void *fake = NULL;
     bool exiting = t->state == WEFT__T_DONE;
     __sanitizer_start_switch_fiber(exiting ? NULL : &fake, l->main_stack_bottom,
                                    l->main_stack_size);
+#endif
+#ifdef WEFT_TSAN
+    __tsan_switch_to_fiber(l->tsan_main, 0);
+#endif
     weft__ctx_switch(&t->ctx, l->main_ctx, NULL);
+#ifdef WEFT_ASAN
     __sanitizer_finish_switch_fiber(fake, &l->main_stack_bottom, &l->main_stack_size);
+#endif
 #else
     weft_task_t *next = next_runnable(l);
     if (next == t) {
@@ -186,7 +206,8 @@ static void task_entry(void *arg)
     weft_loop_t *l = t->fut.loop;
 #ifdef WEFT_ASAN
     __sanitizer_finish_switch_fiber(NULL, &l->main_stack_bottom, &l->main_stack_size);
-#else
+#endif
+#ifndef WEFT_FIBER_SANITIZER
     reap(l);
 #endif
     int r = t->fn(t->arg);
@@ -343,6 +364,9 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
     t->tn.kind = WEFT__TN_TASK;
     t->ctx = NULL;
     t->stack = NULL;
+#ifdef WEFT_TSAN
+    t->tsan_fiber = NULL;
+#endif
     t->fn = fn;
     t->arg = arg;
     t->id = atomic_fetch_add(&next_id, 1);
@@ -422,10 +446,24 @@ void weft__task_orphan(weft_task_t *t)
         weft__stack_put(&l->stacks, t->stack);
         t->stack = NULL;
     }
+#ifdef WEFT_TSAN
+    if (t->tsan_fiber != NULL)
+        __tsan_destroy_fiber(t->tsan_fiber);
+    t->tsan_fiber = NULL;
+#endif
     t->state = WEFT__T_DONE;
     t->fut.state = WEFT__F_CANCELLED;
     t->fut.result = -ECANCELED;
     t->fut.loop = NULL;
+    /* A wait on a future or task holds a reference to it until the park returns, which now
+     * never happens: drop it here. */
+    weft_future_t *awaited = t->park_obj;
+    uint8_t kind = t->park_kind;
+    t->park_obj = NULL;
+    t->park_kind = WEFT__P_NONE;
+    if (awaited != NULL &&
+        (kind == WEFT__P_FUTURE || kind == WEFT__P_JOIN || kind == WEFT__P_SHIELD))
+        weft_future_release(awaited);
     task_unref(t);
 }
 
