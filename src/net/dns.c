@@ -191,6 +191,5 @@ int weft_getnameinfo_dl(const struct sockaddr *sa, socklen_t salen, char *host, 
 int weft_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, size_t hostlen,
                      char *serv, size_t servlen, int flags)
 {
-    return weft_getnameinfo_dl(sa, salen, host, hostlen, serv, servlen, flags,
-                               WEFT_NO_DEADLINE);
+    return weft_getnameinfo_dl(sa, salen, host, hostlen, serv, servlen, flags, WEFT_NO_DEADLINE);
 }

@@ -2,7 +2,7 @@
  * DNS off the loop: getaddrinfo/getnameinfo results, the EAI mapping, copies of the caller's
  * inputs, and cancellation before and after the lookup started. The test binary interposes
  * getaddrinfo/getnameinfo/freeaddrinfo (the library links against these definitions) to hold a
- * lookup at a gate and to count freed results. Offline: only numeric names, /etc/hosts and .invalid.
+ * lookup at a gate and to count freed results. Offline: numeric names, /etc/hosts, .invalid.
  */
 #include "common.h"
 
@@ -123,15 +123,15 @@ static void test_resolve(void)
 
 /* ---- errors ---- */
 
-static int expect_error(const char *host, const char *service, int flags, int family,
-                        int socktype, int want)
+static int expect_error(const char *host, const char *service, int flags, int family, int socktype,
+                        int want)
 {
     struct addrinfo hints = {.ai_flags = flags, .ai_family = family, .ai_socktype = socktype};
     struct addrinfo *res = (struct addrinfo *)&hints; /* must come back NULL */
     int r = weft_getaddrinfo(host, service, &hints, &res);
     if (r != want)
-        fprintf(stderr, "%s %s: got %d (%s), want %d\n", host ? host : "-",
-                service ? service : "-", r, weft_err_name(r), want);
+        fprintf(stderr, "%s %s: got %d (%s), want %d\n", host ? host : "-", service ? service : "-",
+                r, weft_err_name(r), want);
     CHECK_EQ(r, want);
     CHECK(res == NULL);
     return r;

@@ -282,7 +282,7 @@ static int cancel_running_main(void *arg)
     gate_open();
     await_announcements(dp[0], 1);
     CHECK_EQ(atomic_load(&dropped.calls), 1);
-    CHECK_EQ(dropped.result, 77); /* fn's result, dropped */
+    CHECK_EQ(dropped.result, 77);                       /* fn's result, dropped */
     CHECK(!pthread_equal(dropped.thread, loop_thread)); /* on the pool thread */
     weft_task_release(b);
     weft_close(dp[0]);
@@ -363,7 +363,7 @@ static int cancel_posted_main(void *arg)
     CHECK_EQ(atomic_load(&dropped.calls), 1);
     CHECK_EQ(dropped.result, 11);
     CHECK(pthread_equal(dropped.thread, loop_thread)); /* dropped by the leaving waiter */
-    CHECK_EQ(second_yield, -ECANCELED);               /* the second request was kept */
+    CHECK_EQ(second_yield, -ECANCELED);                /* the second request was kept */
     weft_task_release(b);
     return 0;
 }
@@ -443,8 +443,7 @@ static int deadline_main(void *arg)
 
     /* A deadline already passed: nothing is queued. */
     owned = weft__malloc(16);
-    CHECK_EQ(weft_to_thread_ex_dl(must_not_run, owned, drop_record, weft_time(NULL)),
-             -ETIMEDOUT);
+    CHECK_EQ(weft_to_thread_ex_dl(must_not_run, owned, drop_record, weft_time(NULL)), -ETIMEDOUT);
     CHECK_EQ(atomic_load(&dropped.calls), 2);
     CHECK_EQ(stats().queued[WEFT__POOL_WORK], 0);
 
