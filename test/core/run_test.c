@@ -203,12 +203,49 @@ static int spawns_on_cancel(void *arg)
     return -ECANCELED;
 }
 
+static weft_future_t *pending_fut;
+
+static int awaits_forever(void *arg)
+{
+    (void)arg;
+    return weft_future_await(pending_fut);
+}
+
+static int joins_forever(void *arg)
+{
+    return weft_join(arg);
+}
+
+static int spawns_waiters_on_cancel(void *arg)
+{
+    (void)arg;
+    if (weft_sleep(100) == -ECANCELED) {
+        /* Spawned during shutdown and parked on a future and a task when the loop closes. */
+        weft_task_t *sleeper;
+        CHECK_EQ(weft_spawn(&sleeper, leftover, NULL), 0);
+        CHECK_EQ(weft_spawn(NULL, joins_forever, sleeper), 0);
+        weft_task_release(sleeper);
+        CHECK_EQ(weft_spawn(NULL, awaits_forever, NULL), 0);
+        CHECK_EQ(weft_yield(), 0);
+    }
+    return -ECANCELED;
+}
+
 static int busy_shutdown_main(void *arg)
 {
     (void)arg;
     CHECK_EQ(weft_spawn(NULL, spawns_on_cancel, NULL), 0);
     CHECK_EQ(weft_yield(), 0);
     return 9;
+}
+
+static int waiters_shutdown_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(weft_future_new(&pending_fut), 0);
+    CHECK_EQ(weft_spawn(NULL, spawns_waiters_on_cancel, NULL), 0);
+    CHECK_EQ(weft_yield(), 0);
+    return 10;
 }
 
 static void test_run_shutdown_spawns_more(void)
@@ -218,6 +255,15 @@ static void test_run_shutdown_spawns_more(void)
     CHECK_EQ(spawner_count, 1);
 }
 
+/* Tasks still parked on a future or a task when the loop closes are freed with the loop, and
+ * the references their waits held are dropped (no leak under ASan/valgrind). */
+static void test_run_close_frees_parked_waiters(void)
+{
+    CHECK_EQ(run_virtual(waiters_shutdown_main, NULL), 10);
+    weft_future_release(pending_fut);
+    pending_fut = NULL; /* a reference still held would now show up as a leak */
+}
+
 TEST_MAIN(test_asyncio_run_cancels_hanging_tasks, test_asyncio_run_reports_hanging_tasks_errors,
           test_run_shutdown_detached, test_asyncio_run_from_running_loop, test_recursive_run,
-          test_run_outcomes, test_run_shutdown_spawns_more)
+          test_run_outcomes, test_run_shutdown_spawns_more, test_run_close_frees_parked_waiters)
