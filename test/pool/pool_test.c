@@ -46,6 +46,12 @@ static int fail_job(void *arg)
     return -EIO;
 }
 
+static int shutdown_job(void *arg)
+{
+    (void)arg;
+    return weft_pool_shutdown(); /* a pool thread cannot join itself */
+}
+
 /* ---- results ---- */
 
 static int result_main(void *arg)
@@ -55,6 +61,7 @@ static int result_main(void *arg)
     CHECK_EQ(weft_to_thread(square_job, &s), 49);
     CHECK(!pthread_equal(s.ran_on, pthread_self()));
     CHECK_EQ(weft_to_thread(fail_job, NULL), -EIO);
+    CHECK_EQ(weft_to_thread(shutdown_job, NULL), -EDEADLK);
     CHECK_EQ(weft_to_thread(NULL, NULL), -EINVAL);
     CHECK_EQ(weft_to_thread_dl(square_job, &s, weft_deadline_in(100.0)), 49);
     CHECK_EQ(weft_pool_shutdown(), -EBUSY); /* would block the running loop */
