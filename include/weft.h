@@ -552,6 +552,57 @@ WEFT_EXTERN int weft_wait_for_at(weft_task_t *task, int64_t when);
  */
 WEFT_EXTERN int weft_gather(weft_task_t *const *tasks, size_t n, int *results, int flags);
 
+/* weft_wait() conditions (asyncio's return_when). */
+#define WEFT_FIRST_COMPLETED 1 /* return when any task finishes */
+#define WEFT_FIRST_EXCEPTION 2 /* when any task fails (cancellation does not count), else all */
+#define WEFT_ALL_COMPLETED   3 /* when every task has finished */
+
+/*
+ * asyncio.wait over tasks: suspend until `return_when` holds for `tasks[0..n)` (borrowed), then
+ * store the tasks that are done in `done` and the others in `pending` (each may be NULL, else
+ * has room for n handles; borrowed handles, in argument order; a task listed twice appears
+ * twice). Never cancels anything and never reads or marks the tasks' errors.
+ * Returns the number of done tasks (the pending ones are the other n minus that), -EINVAL
+ * (n == 0, NULL task, bad return_when, task of another loop), -EDEADLK (the caller is among
+ * the tasks), -ECANCELED (the caller was cancelled; the tasks are untouched), -EPERM outside a
+ * task, -ENOMEM. Suspends (at least one loop iteration, even if every task is already done).
+ */
+WEFT_EXTERN int weft_wait(weft_task_t *const *tasks, size_t n, int return_when, weft_task_t **done,
+                          weft_task_t **pending);
+
+/*
+ * weft_wait() bounded by `deadline` (ns of weft_time(); WEFT_NO_DEADLINE = none). When it passes
+ * the call returns normally with what is done so far: a timeout is not an error here.
+ */
+WEFT_EXTERN int weft_wait_dl(weft_task_t *const *tasks, size_t n, int return_when,
+                             weft_task_t **done, weft_task_t **pending, int64_t deadline);
+
+/* An iterator over tasks in completion order (asyncio.as_completed). */
+typedef struct weft_as_completed weft_as_completed_t;
+
+/*
+ * Start iterating `tasks[0..n)` (copied; each task is retained until weft_as_completed_free())
+ * in the order they finish. `deadline` (ns of weft_time(), WEFT_NO_DEADLINE = none) bounds the
+ * whole iteration. Does not suspend; needs a running loop. Returns 0, -EPERM (no loop), -EINVAL
+ * (NULL task, task of another loop), -EDEADLK (the current task is among them), -ENOMEM.
+ * The caller owns *out and frees it with weft_as_completed_free().
+ */
+WEFT_EXTERN int weft_as_completed_new(weft_as_completed_t **out, weft_task_t *const *tasks,
+                                      size_t n, int64_t deadline);
+
+/*
+ * Take the next step: suspend until another task has finished and return its index in the
+ * original array, storing the task in *task (borrowed, may be NULL). Each input slot is yielded
+ * once. Once the deadline has passed, every remaining step returns -ETIMEDOUT (tasks that had
+ * finished before it are still yielded first); nothing is cancelled.
+ * Returns the index (>= 0), WEFT_EOF after n steps, -ETIMEDOUT, -ECANCELED (the step can be
+ * retried), -EPERM outside a task, -EINVAL. Suspends. Does not read the task's outcome.
+ */
+WEFT_EXTERN int weft_as_completed_next(weft_as_completed_t *ac, weft_task_t **task);
+
+/* Stop iterating and free the iterator (tasks not yet yielded keep running). NULL is ignored. */
+WEFT_EXTERN void weft_as_completed_free(weft_as_completed_t *ac);
+
 /* ============================================================================================
  * Synchronization primitives (Lock, Event, Condition, Semaphore, Barrier)
  * ========================================================================================== */
@@ -795,8 +846,6 @@ WEFT_EXTERN bool weft_barrier_broken(const weft_barrier_t *barrier);
  * thread that ran fn when fn finishes after the waiter left, and otherwise on the loop's thread
  * before the call returns; it must not block for long and may use only thread-safe weft calls.
  *
- * A loop must not be closed with weft_loop_close() while one of its tasks is still suspended in a
- * pool call: cancel such tasks and let them finish first (weft_run() does so).
  * The allocator (weft_set_allocator) must be thread-safe: pool threads free memory.
  * Not fork-safe: do not use the pool in a child forked while pool threads exist.
  */

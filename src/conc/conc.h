@@ -8,6 +8,23 @@
 
 #include "internal.h"
 
+/* ---- shared helpers (common.c) ---- */
+
+/*
+ * Wait until `f` is done without forwarding the caller's cancellation to it (the caller parks as
+ * a shielded waiter). Returns 0 once `f` is done, or -ECANCELED / -ETIMEDOUT for the caller.
+ */
+int weft__conc_wait_done(weft_task_t *cur, weft_future_t *f, int64_t deadline);
+
+/*
+ * Check an array of tasks to wait on: -EINVAL for NULL entries (or a NULL array with n > 0) and
+ * tasks of another loop, -EDEADLK if `cur` (may be NULL) is among them.
+ */
+int weft__conc_check_tasks(weft_task_t *cur, weft_task_t *const *tasks, size_t n);
+
+/* The current task of the current loop, checking that `t` (if not NULL) may be waited on. */
+weft_task_t *weft__conc_current(const weft_task_t *t, int *err);
+
 /* ---- timeout scopes (timeout.c) ---- */
 
 enum {
@@ -26,15 +43,6 @@ struct weft__timeout {
     uint8_t state;     /* WEFT__TO_* */
 };
 #define WEFT__TO_MAGIC 0x7e0f7e0fu
-
-/*
- * Wait until `f` is done without forwarding the caller's cancellation to it (the caller parks as
- * a shielded waiter). Returns 0 once `f` is done, or -ECANCELED / -ETIMEDOUT for the caller.
- */
-int weft__conc_wait_done(weft_task_t *cur, weft_future_t *f, int64_t deadline);
-
-/* The current task of the current loop, checking that `t` (if not NULL) may be waited on. */
-weft_task_t *weft__conc_current(const weft_task_t *t, int *err);
 
 /* ---- completion watch (watch.c) ---- */
 

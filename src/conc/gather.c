@@ -14,17 +14,9 @@ static int check_args(weft_task_t *const *tasks, size_t n, int flags, weft_task_
     *cur = weft__conc_current(NULL, &err);
     if (*cur == NULL)
         return err;
-    if ((flags & ~WEFT_GATHER_RETURN_ERRORS) != 0 || (n > 0 && tasks == NULL))
+    if ((flags & ~WEFT_GATHER_RETURN_ERRORS) != 0)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        if (tasks[i] == NULL)
-            return -EINVAL;
-        if (tasks[i] == *cur)
-            return -EDEADLK;
-        if (tasks[i]->fut.loop != NULL && tasks[i]->fut.loop != (*cur)->fut.loop)
-            return -EINVAL;
-    }
-    return 0;
+    return weft__conc_check_tasks(*cur, tasks, n);
 }
 
 /* Cancel every child not done yet; true if one accepted (asyncio's _GatheringFuture.cancel). */

@@ -17,36 +17,6 @@ static inline struct weft__timeout *S(weft_timeout_t *to)
     return (struct weft__timeout *)to;
 }
 
-weft_task_t *weft__conc_current(const weft_task_t *t, int *err)
-{
-    weft_task_t *cur = weft__task_check_current(err);
-    if (cur == NULL)
-        return NULL;
-    if (t != NULL && t->fut.loop != NULL && t->fut.loop != cur->fut.loop) {
-        *err = -EINVAL;
-        return NULL;
-    }
-    if (t == cur) {
-        *err = -EDEADLK;
-        return NULL;
-    }
-    return cur;
-}
-
-int weft__conc_wait_done(weft_task_t *cur, weft_future_t *f, int64_t deadline)
-{
-    if (f->state != WEFT__F_PENDING)
-        return 0;
-    struct weft__fentry e;
-    memset(&e, 0, sizeof(e));
-    e.task = cur;
-    weft__list_append(&f->entries, &e.link);
-    f->refs++;
-    int r = weft__park(cur, WEFT__P_SHIELD, f, &e.link, deadline);
-    weft_future_release(f);
-    return r;
-}
-
 /* The timer callback: the deadline passed while the scope was entered. */
 static void fire(void *arg)
 {
