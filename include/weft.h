@@ -846,6 +846,8 @@ WEFT_EXTERN bool weft_barrier_broken(const weft_barrier_t *barrier);
  * thread that ran fn when fn finishes after the waiter left, and otherwise on the loop's thread
  * before the call returns; it must not block for long and may use only thread-safe weft calls.
  *
+ * A loop must not be closed with weft_loop_close() while one of its tasks is still suspended in a
+ * pool call: cancel such tasks and let them finish first (weft_run() does so).
  * The allocator (weft_set_allocator) must be thread-safe: pool threads free memory.
  * Not fork-safe: do not use the pool in a child forked while pool threads exist.
  */
