@@ -60,6 +60,37 @@ struct weft__barrier {
     uint8_t state; /* WEFT__BAR_* */
 };
 
+enum {
+    WEFT__Q_FIFO = 0,
+    WEFT__Q_LIFO,
+    WEFT__Q_PRIO,
+};
+
+/* A priority queue entry: the sequence number keeps equal items in put order. */
+struct weft__qent {
+    void *item;
+    uint64_t seq;
+};
+
+struct weft_queue {
+    size_t count;   /* items held */
+    size_t cap;     /* slots allocated */
+    size_t head;    /* FIFO: index of the oldest item in the ring */
+    size_t maxsize; /* 0 = unbounded */
+    void **ring;    /* FIFO (a ring) and LIFO (a stack) */
+    struct weft__qent *heap; /* priority: a binary min-heap */
+    weft_queue_cmp_fn cmp;
+    void *cmp_arg;
+    uint64_t seq;
+    size_t unfinished;          /* put and not yet task_done() */
+    struct weft__list getters;  /* woken waiters are unlinked: they re-check when they run */
+    struct weft__list putters;
+    struct weft__list joiners;
+    uint32_t nbusy;             /* tasks inside a blocking call (free() refuses then) */
+    uint8_t kind;               /* WEFT__Q_* */
+    uint8_t shutdown;
+};
+
 _Static_assert(sizeof(struct weft__lock) <= sizeof(weft_lock_t), "weft_lock_t too small");
 _Static_assert(sizeof(struct weft__event) <= sizeof(weft_event_t), "weft_event_t too small");
 _Static_assert(sizeof(struct weft__sem) <= sizeof(weft_sem_t), "weft_sem_t too small");

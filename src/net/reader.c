@@ -1,0 +1,478 @@
+/*
+ * The reader half of a stream (asyncio's StreamReader): a growable buffer with a read offset,
+ * compacted only when the tail has no room. Data is pulled from the fd on demand (a recv until
+ * EAGAIN, then weft_wait_fd), never more than one read ahead of the reader, so the buffer holds
+ * at most 2 x limit unless a call asks for more. readuntil remembers how far it scanned.
+ */
+#include "net/net.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define MIN_READ  4096u
+#define FIRST_CAP 8192u
+
+/* Make at least `want` bytes free after rend (compacting or growing). */
+static int reserve(weft_stream_t *s, size_t want)
+{
+    if (s->rpos == s->rend)
+        s->rpos = s->rend = 0;
+    if (s->rcap - s->rend >= want)
+        return 0;
+    size_t used = s->rend - s->rpos;
+    if (s->rpos > 0 && s->rcap - used >= want && used <= s->rcap / 2) {
+        memmove(s->rbuf, s->rbuf + s->rpos, used);
+        s->rpos = 0;
+        s->rend = used;
+        return 0;
+    }
+    size_t cap = s->rcap ? s->rcap : FIRST_CAP;
+    while (cap - used < want) {
+        if (cap > SIZE_MAX / 2)
+            return -ENOMEM;
+        cap *= 2;
+    }
+    if (s->rpos > 0) {
+        memmove(s->rbuf, s->rbuf + s->rpos, used);
+        s->rpos = 0;
+        s->rend = used;
+    }
+    char *nb = weft__realloc(s->rbuf, cap);
+    if (nb == NULL)
+        return -ENOMEM;
+    s->rbuf = nb;
+    s->rcap = cap;
+    return 0;
+}
+
+static inline size_t buffered(const weft_stream_t *s)
+{
+    return s->rend - s->rpos;
+}
+
+/* Wait for the fd to become readable, or (no fd) for a feed; feed/close/set_error wake it. */
+static int rwait(weft_stream_t *s, int64_t deadline)
+{
+    int err;
+    weft_task_t *t = weft__task_check_current(&err);
+    if (t == NULL)
+        return err;
+    if (s->rtask != NULL)
+        return -EBUSY;
+    s->rtask = t;
+    int r;
+    if (s->fd >= 0 && !s->closing)
+        r = weft_wait_fd_dl(s->fd, WEFT_READABLE, deadline);
+    else
+        r = weft__park(t, WEFT__P_PRIM, s, NULL, deadline);
+    s->rtask = NULL;
+    return r;
+}
+
+static ssize_t sys_read(weft_stream_t *s, void *buf, size_t n)
+{
+    if (s->is_sock)
+        return recv(s->fd, buf, n, MSG_DONTWAIT);
+    return read(s->fd, buf, n);
+}
+
+/* A read from the fd failed with `err`: the reader and the connection carry it from now on. */
+static int read_failed(weft_stream_t *s, int err)
+{
+    s->rerr = err;
+    if (s->cerr == 0)
+        s->cerr = err;
+    return err;
+}
+
+/*
+ * Get more bytes into the buffer, aiming for `need` buffered in all (SIZE_MAX: as much as
+ * comes). Returns > 0 (bytes may have been added), 0 at end of stream, or a negative errno.
+ */
+static ssize_t fill(weft_stream_t *s, size_t need, int64_t deadline)
+{
+    for (;;) {
+        if (s->rerr != 0)
+            return s->rerr;
+        if (s->eof)
+            return 0;
+        if (s->closing) {
+            s->eof = 1; /* closed locally: no more reads, buffered bytes stay readable */
+            return 0;
+        }
+        if (s->fd >= 0) {
+            size_t have = buffered(s);
+            size_t want = MIN_READ;
+            if (need == SIZE_MAX)
+                want = have > want ? have : want;
+            else if (need > have && need - have > want)
+                want = need - have;
+            int err = reserve(s, want);
+            if (err < 0)
+                return err;
+            size_t room = s->rcap - s->rend;
+            size_t ahead = 2 * s->limit > have ? 2 * s->limit - have : 0;
+            size_t cap = ahead > want ? ahead : want;
+            ssize_t n = sys_read(s, s->rbuf + s->rend, room < cap ? room : cap);
+            if (n > 0) {
+                s->rend += (size_t)n;
+                return n;
+            }
+            if (n == 0) {
+                s->eof = 1;
+                return 0;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return read_failed(s, -errno);
+        }
+        int r = rwait(s, deadline);
+        if (r < 0 && !(r == -EBADF && s->closing))
+            return r;
+        if (s->fd < 0)
+            return 1; /* woken by a feed (or eof, error, close): the caller looks again */
+    }
+}
+
+static inline void consume(weft_stream_t *s, size_t n)
+{
+    s->rpos += n;
+}
+
+/* At the start of a reader call: buffers handed out by the previous call may be reused now. */
+static inline void begin(weft_stream_t *s)
+{
+    if (s->rpos == s->rend)
+        s->rpos = s->rend = 0;
+}
+
+ssize_t weft_stream_read_dl(weft_stream_t *s, void *buf, size_t n, int64_t deadline)
+{
+    if (s == NULL || (buf == NULL && n > 0))
+        return -EINVAL;
+    if (s->rerr != 0)
+        return s->rerr;
+    if (n == 0)
+        return 0;
+    begin(s);
+    weft_stream_retain(s);
+    ssize_t r = 0;
+    while (buffered(s) == 0) {
+        if (s->eof || s->closing)
+            goto out;
+        if (s->fd >= 0 && s->rerr == 0) {
+            /* Nothing buffered: receive straight into the caller's buffer. */
+            r = sys_read(s, buf, n);
+            if (r > 0)
+                goto out;
+            if (r == 0) {
+                s->eof = 1;
+                goto out;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN) {
+                r = read_failed(s, -errno);
+                goto out;
+            }
+            r = rwait(s, deadline);
+            if (r < 0 && !(r == -EBADF && s->closing))
+                goto out;
+            r = 0;
+            continue;
+        }
+        r = fill(s, 1, deadline);
+        if (r <= 0)
+            goto out;
+    }
+    size_t k = buffered(s) < n ? buffered(s) : n;
+    memcpy(buf, s->rbuf + s->rpos, k);
+    consume(s, k);
+    r = (ssize_t)k;
+out:
+    weft_stream_release(s);
+    return r;
+}
+
+ssize_t weft_stream_read(weft_stream_t *s, void *buf, size_t n)
+{
+    return weft_stream_read_dl(s, buf, n, WEFT_NO_DEADLINE);
+}
+
+int weft_stream_readexactly_dl(weft_stream_t *s, void *buf, size_t n, size_t *got,
+                               int64_t deadline)
+{
+    if (got != NULL)
+        *got = 0;
+    if (s == NULL || (buf == NULL && n > 0))
+        return -EINVAL;
+    if (s->rerr != 0)
+        return s->rerr;
+    if (n == 0)
+        return 0;
+    begin(s);
+    weft_stream_retain(s);
+    int r = 0;
+    while (buffered(s) < n) {
+        if (s->eof) {
+            size_t k = buffered(s);
+            memcpy(buf, s->rbuf + s->rpos, k);
+            consume(s, k);
+            if (got != NULL)
+                *got = k;
+            r = WEFT_EOF;
+            goto out;
+        }
+        ssize_t f = fill(s, n, deadline);
+        if (f < 0) {
+            r = (int)f;
+            goto out;
+        }
+    }
+    memcpy(buf, s->rbuf + s->rpos, n);
+    consume(s, n);
+    if (got != NULL)
+        *got = n;
+out:
+    weft_stream_release(s);
+    return r;
+}
+
+int weft_stream_readexactly(weft_stream_t *s, void *buf, size_t n, size_t *got)
+{
+    return weft_stream_readexactly_dl(s, buf, n, got, WEFT_NO_DEADLINE);
+}
+
+/*
+ * Find the earliest-ending separator at or after `from` in `b[0..n)`: returns true with its
+ * start and end. On equal ends the shorter separator wins (asyncio tries them shortest first).
+ */
+static bool find_sep(const char *b, size_t n, size_t from, const struct weft_sep *seps,
+                     size_t nseps, size_t *start, size_t *end)
+{
+    bool found = false;
+    size_t best_len = 0;
+    for (size_t i = 0; i < nseps; i++) {
+        size_t len = seps[i].len;
+        if (n - from < len)
+            continue;
+        /* A match ending after the best one so far cannot win: search only up to it. */
+        size_t lim = found ? *end - from : n - from;
+        if (lim < len)
+            continue;
+        const char *p = memmem(b + from, lim, seps[i].data, len);
+        if (p == NULL)
+            continue;
+        size_t st = (size_t)(p - b), e = st + len;
+        if (!found || e < *end || (e == *end && len < best_len)) {
+            found = true;
+            *start = st;
+            *end = e;
+            best_len = len;
+        }
+    }
+    return found;
+}
+
+static int readuntil_impl(weft_stream_t *s, const struct weft_sep *seps, size_t nseps,
+                          const char **data, size_t *len, int64_t deadline)
+{
+    size_t minlen = SIZE_MAX, maxlen = 0;
+    for (size_t i = 0; i < nseps; i++) {
+        if (seps[i].len == 0 || seps[i].data == NULL)
+            return -EINVAL;
+        minlen = seps[i].len < minlen ? seps[i].len : minlen;
+        maxlen = seps[i].len > maxlen ? seps[i].len : maxlen;
+    }
+    if (s->rerr != 0)
+        return s->rerr;
+    begin(s);
+    size_t offset = 0, start = 0, end = 0;
+    for (;;) {
+        size_t n = buffered(s);
+        const char *b = s->rbuf + s->rpos;
+        if (n >= offset && n - offset >= minlen) {
+            if (find_sep(b, n, offset, seps, nseps, &start, &end))
+                break;
+            offset = n + 1 > maxlen ? n + 1 - maxlen : 0;
+            if (offset > s->limit) {
+                *data = b;
+                *len = offset;
+                return WEFT_ELIMIT;
+            }
+        }
+        if (s->eof) {
+            *data = b;
+            *len = n;
+            consume(s, n);
+            return WEFT_EOF;
+        }
+        ssize_t f = fill(s, n + 1, deadline);
+        if (f < 0)
+            return (int)f;
+    }
+    *data = s->rbuf + s->rpos;
+    if (start > s->limit) {
+        *len = start;
+        return WEFT_ELIMIT;
+    }
+    *len = end;
+    consume(s, end);
+    return 0;
+}
+
+int weft_stream_readuntil_any_dl(weft_stream_t *s, const struct weft_sep *seps, size_t nseps,
+                                 const char **data, size_t *len, int64_t deadline)
+{
+    if (data == NULL || len == NULL)
+        return -EINVAL;
+    *data = NULL;
+    *len = 0;
+    if (s == NULL || seps == NULL || nseps == 0)
+        return -EINVAL;
+    weft_stream_retain(s);
+    int r = readuntil_impl(s, seps, nseps, data, len, deadline);
+    weft_stream_release(s);
+    return r;
+}
+
+int weft_stream_readuntil_any(weft_stream_t *s, const struct weft_sep *seps, size_t nseps,
+                              const char **data, size_t *len)
+{
+    return weft_stream_readuntil_any_dl(s, seps, nseps, data, len, WEFT_NO_DEADLINE);
+}
+
+int weft_stream_readuntil_dl(weft_stream_t *s, const void *sep, size_t seplen,
+                             const char **data, size_t *len, int64_t deadline)
+{
+    struct weft_sep one = {sep, seplen};
+    return weft_stream_readuntil_any_dl(s, &one, 1, data, len, deadline);
+}
+
+int weft_stream_readuntil(weft_stream_t *s, const void *sep, size_t seplen, const char **data,
+                          size_t *len)
+{
+    return weft_stream_readuntil_dl(s, sep, seplen, data, len, WEFT_NO_DEADLINE);
+}
+
+int weft_stream_readline_dl(weft_stream_t *s, const char **data, size_t *len, int64_t deadline)
+{
+    int r = weft_stream_readuntil_dl(s, "\n", 1, data, len, deadline);
+    if (r == WEFT_EOF)
+        return 0; /* the partial last line, or nothing at a clean end */
+    if (r == WEFT_ELIMIT) {
+        /* asyncio drops the line: through its newline if buffered, else everything. */
+        size_t n = buffered(s);
+        if (*len < n && s->rbuf[s->rpos + *len] == '\n')
+            consume(s, *len + 1);
+        else
+            consume(s, n);
+        *data = NULL;
+        *len = 0;
+    }
+    return r;
+}
+
+int weft_stream_readline(weft_stream_t *s, const char **data, size_t *len)
+{
+    return weft_stream_readline_dl(s, data, len, WEFT_NO_DEADLINE);
+}
+
+int weft_stream_read_all_dl(weft_stream_t *s, const char **data, size_t *len, int64_t deadline)
+{
+    if (data == NULL || len == NULL)
+        return -EINVAL;
+    *data = NULL;
+    *len = 0;
+    if (s == NULL)
+        return -EINVAL;
+    if (s->rerr != 0)
+        return s->rerr;
+    begin(s);
+    weft_stream_retain(s);
+    int r = 0;
+    for (;;) {
+        ssize_t f = fill(s, SIZE_MAX, deadline);
+        if (f < 0) {
+            r = (int)f;
+            goto out;
+        }
+        if (f == 0)
+            break;
+    }
+    *data = s->rbuf + s->rpos;
+    *len = buffered(s);
+    consume(s, *len);
+out:
+    weft_stream_release(s);
+    return r;
+}
+
+int weft_stream_read_all(weft_stream_t *s, const char **data, size_t *len)
+{
+    return weft_stream_read_all_dl(s, data, len, WEFT_NO_DEADLINE);
+}
+
+size_t weft_stream_buffered(const weft_stream_t *s, const char **data)
+{
+    if (s == NULL)
+        return 0;
+    if (data != NULL)
+        *data = s->rbuf != NULL ? s->rbuf + s->rpos : "";
+    return buffered(s);
+}
+
+bool weft_stream_at_eof(const weft_stream_t *s)
+{
+    return s != NULL && s->eof && buffered(s) == 0;
+}
+
+int weft_stream_error(const weft_stream_t *s)
+{
+    return s != NULL ? s->rerr : -EINVAL;
+}
+
+static void wake_reader(weft_stream_t *s, int result)
+{
+    if (s->rtask != NULL)
+        weft__wake(s->rtask, result);
+}
+
+int weft_stream_feed(weft_stream_t *s, const void *data, size_t n)
+{
+    if (s == NULL || (data == NULL && n > 0) || s->eof)
+        return -EINVAL;
+    if (n == 0)
+        return 0;
+    int err = reserve(s, n);
+    if (err < 0)
+        return err;
+    memcpy(s->rbuf + s->rend, data, n);
+    s->rend += n;
+    wake_reader(s, 0);
+    return 0;
+}
+
+void weft_stream_feed_eof(weft_stream_t *s)
+{
+    if (s == NULL)
+        return;
+    s->eof = 1;
+    wake_reader(s, 0);
+}
+
+int weft_stream_set_error(weft_stream_t *s, int err)
+{
+    if (s == NULL || err >= 0)
+        return -EINVAL;
+    s->rerr = err;
+    wake_reader(s, err);
+    return 0;
+}
+
+/* Wake a waiting reader so it notices a close (it then sees end of stream). */
+void weft__stream_wake_reader(weft_stream_t *s)
+{
+    wake_reader(s, 0);
+}
