@@ -816,122 +816,6 @@ WEFT_EXTERN bool weft_barrier_broken(const weft_barrier_t *barrier);
 
 /* (section: queues) */
 
-/*
- * asyncio's Queue, LifoQueue and PriorityQueue (3.13, with shutdown) of `void *` items. A queue is
- * a heap object (it holds a growing buffer); items are the caller's pointers, stored and handed
- * back as they are: the queue never dereferences or frees them. Not thread-safe: a queue belongs
- * to one loop while tasks wait on it (a task of another loop gets -EINVAL). Waiters are woken in
- * FIFO order and re-check the queue when they run (no direct hand-off, as in asyncio): a
- * cancelled or timed-out put never leaves its item behind, and a cancelled get loses no item.
- */
-typedef struct weft_queue weft_queue_t;
-
-/*
- * Priority order: negative when item `a` comes out before `b`, positive when after, 0 when equal
- * (equal items come out in the order they were put). `arg` is the one given at creation.
- */
-typedef int (*weft_queue_cmp_fn)(const void *a, const void *b, void *arg);
-
-/*
- * Create a FIFO queue holding at most `maxsize` items (0 = unbounded). The caller owns *out and
- * frees it with weft_queue_free(). Returns 0 or -ENOMEM. Does not suspend; needs no loop.
- */
-WEFT_EXTERN int weft_queue_new(weft_queue_t **out, size_t maxsize);
-
-/* weft_queue_new() for a LIFO queue (asyncio.LifoQueue): the last item put comes out first. */
-WEFT_EXTERN int weft_queue_new_lifo(weft_queue_t **out, size_t maxsize);
-
-/*
- * weft_queue_new() for a priority queue (asyncio.PriorityQueue): the smallest item by `cmp`
- * comes out first. Returns 0, -EINVAL (cmp NULL), -ENOMEM.
- */
-WEFT_EXTERN int weft_queue_new_priority(weft_queue_t **out, size_t maxsize, weft_queue_cmp_fn cmp,
-                                        void *arg);
-
-/*
- * Free a queue. Items still in it are not touched (drain them first if they own memory).
- * Returns 0, or -EBUSY (nothing freed) while a task is inside a blocking call on it. NULL is a
- * no-op.
- */
-WEFT_EXTERN int weft_queue_free(weft_queue_t *q);
-
-/*
- * Put `item` at the tail (asyncio's put_nowait): never suspends. Returns 0, -EAGAIN (full,
- * asyncio's QueueFull), -ESHUTDOWN, -ENOMEM, -EINVAL. Wakes the first waiting getter.
- */
-WEFT_EXTERN int weft_queue_put_nowait(weft_queue_t *q, void *item);
-
-/*
- * Put `item`, waiting while the queue is full (backpressure). Suspends only when full. Returns 0,
- * -ESHUTDOWN (the queue was shut down before or while waiting), -ECANCELED, -ETIMEDOUT (_dl),
- * -ENOMEM, -EPERM, -EINVAL. On any error the item was not put.
- */
-WEFT_EXTERN int weft_queue_put(weft_queue_t *q, void *item);
-WEFT_EXTERN int weft_queue_put_dl(weft_queue_t *q, void *item, int64_t deadline);
-
-/*
- * Take the next item into *item (asyncio's get_nowait): never suspends. Returns 0, -EAGAIN
- * (empty, asyncio's QueueEmpty), -ESHUTDOWN (shut down and empty), -EINVAL. Wakes the first
- * waiting putter.
- */
-WEFT_EXTERN int weft_queue_get_nowait(weft_queue_t *q, void **item);
-
-/*
- * Take the next item into *item, waiting while the queue is empty. Suspends only when empty.
- * Returns 0, -ESHUTDOWN (shut down and empty, or shut down immediately), -ECANCELED, -ETIMEDOUT
- * (_dl), -EPERM, -EINVAL. On any error *item is untouched and no item was taken.
- */
-WEFT_EXTERN int weft_queue_get(weft_queue_t *q, void **item);
-WEFT_EXTERN int weft_queue_get_dl(weft_queue_t *q, void **item, int64_t deadline);
-
-/*
- * Mark one item taken with get as processed. Returns 0, or -EINVAL when called more times than
- * items were put (asyncio's ValueError). When the count of unfinished items reaches 0, every
- * weft_queue_join() waiter is woken. Does not suspend.
- */
-WEFT_EXTERN int weft_queue_task_done(weft_queue_t *q);
-
-/*
- * Wait until every item put has been marked done with weft_queue_task_done() (returns at once
- * when none is unfinished). Returns 0, -ECANCELED, -ETIMEDOUT (_dl), -EPERM, -EINVAL. Suspends
- * when it waits.
- */
-WEFT_EXTERN int weft_queue_join(weft_queue_t *q);
-WEFT_EXTERN int weft_queue_join_dl(weft_queue_t *q, int64_t deadline);
-
-/*
- * Shut the queue down (asyncio 3.13): puts fail with -ESHUTDOWN from now on, gets return the
- * remaining items and then -ESHUTDOWN; every blocked put and get is woken to see it. With
- * `immediate` the remaining items are discarded (each counts as done for join, which may wake
- * joiners) and gets fail at once. Returns 0 or -EINVAL. Does not suspend.
- */
-WEFT_EXTERN int weft_queue_shutdown(weft_queue_t *q, bool immediate);
-
-/*
- * weft_queue_shutdown(q, true) that first hands each discarded item to `drop(item, arg)` (e.g.
- * to free it), in queue order. `drop` must not call back into the queue.
- */
-WEFT_EXTERN int weft_queue_shutdown_drop(weft_queue_t *q, void (*drop)(void *item, void *arg),
-                                         void *arg);
-
-/* The number of items in the queue. */
-WEFT_EXTERN size_t weft_queue_qsize(const weft_queue_t *q);
-
-/* The maximum size given at creation (0 = unbounded). */
-WEFT_EXTERN size_t weft_queue_maxsize(const weft_queue_t *q);
-
-/* True when the queue holds no item. */
-WEFT_EXTERN bool weft_queue_empty(const weft_queue_t *q);
-
-/* True when a bounded queue holds maxsize items (never for an unbounded one). */
-WEFT_EXTERN bool weft_queue_full(const weft_queue_t *q);
-
-/* True once weft_queue_shutdown() was called. */
-WEFT_EXTERN bool weft_queue_is_shutdown(const weft_queue_t *q);
-
-/* The number of items put and not yet marked done (asyncio's unfinished tasks). */
-WEFT_EXTERN size_t weft_queue_unfinished(const weft_queue_t *q);
-
 /* ============================================================================================
  * Thread pool and DNS
  * ========================================================================================== */
@@ -1164,6 +1048,213 @@ WEFT_EXTERN int weft_addr_format(const struct sockaddr *addr, socklen_t len, cha
 
 /* The port of an AF_INET / AF_INET6 address, or -EAFNOSUPPORT. */
 WEFT_EXTERN int weft_addr_port(const struct sockaddr *addr);
+
+/* ---- streams (asyncio's StreamReader and StreamWriter over one connection) ---- */
+
+/*
+ * A stream: one connection's reader and writer halves in one heap object, refcounted. The reader
+ * pulls from the socket only when a read needs data: a read() until EAGAIN, then
+ * weft_wait_fd(), so the socket is never read ahead of the reader by more than one read (the
+ * buffer holds at most 2 x limit unless a read asks for more, so asyncio's pause above 2 x limit
+ * holds). The writer writes straight to the socket while nothing is queued and queues only what
+ * the socket does not take; a helper task then flushes the queue in the background.
+ * Only one task may wait in a reader call at a time (-EBUSY otherwise, asyncio's RuntimeError);
+ * any number may write and drain.
+ */
+typedef struct weft_stream weft_stream_t;
+
+#define WEFT_STREAM_LIMIT (64 * 1024)      /* default reader limit (asyncio's 64 KiB) */
+#define WEFT_STREAM_HIGH_WATER (64 * 1024) /* default writer high-water mark; low = high / 4 */
+
+/* Options of a stream; zero-initialise and set what you need. */
+struct weft_stream_opts {
+    size_t limit;      /* reader limit for readuntil/readline; 0 = WEFT_STREAM_LIMIT */
+    size_t write_high; /* writer high-water mark; 0 = WEFT_STREAM_HIGH_WATER (low = high / 4) */
+};
+
+/* One separator for weft_stream_readuntil_any(). */
+struct weft_sep {
+    const void *data;
+    size_t len;
+};
+
+/*
+ * Wrap a connected socket (or pipe) in a stream. The stream takes ownership of `fd` (made
+ * non-blocking here) and closes it with weft_close(). `fd` -1 makes a stream with no fd whose
+ * reader is fed by hand (weft_stream_feed / feed_eof / set_error), as asyncio's bare
+ * StreamReader; its writer refuses writes with -ENOTCONN. `opts` may be NULL. The caller owns
+ * one reference. Returns 0, -EINVAL, -ENOMEM, -EPERM (no loop on this thread). Does not suspend.
+ */
+WEFT_EXTERN int weft_stream_new(weft_stream_t **out, int fd, const struct weft_stream_opts *opts);
+
+/* Take another reference. */
+WEFT_EXTERN weft_stream_t *weft_stream_retain(weft_stream_t *s);
+
+/*
+ * Drop a reference. Dropping the last one closes the stream as weft_stream_close() does (queued
+ * output is still flushed in the background) and frees it once nothing uses it.
+ */
+WEFT_EXTERN void weft_stream_release(weft_stream_t *s);
+
+/* The stream's fd (for getpeername, setsockopt...), or -1 (none, or closed). Borrowed. */
+WEFT_EXTERN int weft_stream_fd(const weft_stream_t *s);
+
+/* -- reader -- */
+
+/*
+ * Read up to `n` bytes into `buf` (StreamReader.read(n)): waits until at least one byte is
+ * buffered or the stream ends. Returns the count, 0 at end of stream (or for n == 0), or a
+ * negative errno: the stream's error (see weft_stream_set_error; a connection reset gives
+ * -ECONNRESET), -EBUSY (another task is waiting in a reader call), -ETIMEDOUT, -ECANCELED
+ * (nothing consumed then). Not subject to the limit. Suspends.
+ */
+WEFT_EXTERN ssize_t weft_stream_read(weft_stream_t *s, void *buf, size_t n);
+WEFT_EXTERN ssize_t weft_stream_read_dl(weft_stream_t *s, void *buf, size_t n, int64_t deadline);
+
+/*
+ * Read exactly `n` bytes into `buf` (readexactly). Returns 0 with all `n` bytes there, or
+ * WEFT_EOF when the stream ended first (asyncio's IncompleteReadError): then the `*got` bytes
+ * that were there are in `buf` and the reader's buffer is empty. Other errors (-ETIMEDOUT,
+ * -ECANCELED, ...) consume nothing: the bytes stay buffered and *got is 0. `got` may be NULL.
+ * Not subject to the limit. Suspends.
+ */
+WEFT_EXTERN int weft_stream_readexactly(weft_stream_t *s, void *buf, size_t n, size_t *got);
+WEFT_EXTERN int weft_stream_readexactly_dl(weft_stream_t *s, void *buf, size_t n, size_t *got,
+                                           int64_t deadline);
+
+/*
+ * Read up to and including the separator `sep` (readuntil). On success returns 0 and points
+ * `*data` at the chunk (separator included) and `*len` at its length; the bytes live in the
+ * stream's buffer and stay valid until the next reader call on `s` (read*, feed*) or its release.
+ * Errors, as asyncio:
+ * - WEFT_ELIMIT (LimitOverrunError): the separator is not within the limit (*len = how far the
+ *   scan got, asyncio's `consumed`), or is found beyond it (*len = its offset). The data STAYS
+ *   buffered; *data points at it so it can be inspected or read again.
+ * - WEFT_EOF (IncompleteReadError): the stream ended without a separator; *data / *len give all
+ *   that was buffered (partial, maybe empty), which is consumed.
+ * - -EINVAL (empty separator), the stream's error, -EBUSY, -ETIMEDOUT, -ECANCELED: nothing is
+ *   consumed and *len is 0.
+ * Scanning resumes where it stopped, so a peer trickling bytes costs O(n) in all. Suspends.
+ */
+WEFT_EXTERN int weft_stream_readuntil(weft_stream_t *s, const void *sep, size_t seplen,
+                                      const char **data, size_t *len);
+WEFT_EXTERN int weft_stream_readuntil_dl(weft_stream_t *s, const void *sep, size_t seplen,
+                                         const char **data, size_t *len, int64_t deadline);
+
+/*
+ * readuntil with several separators (asyncio 3.13's tuple): the chunk returned is the shortest
+ * that ends with any of them. For the limit, the shortest separator counts. Returns as
+ * weft_stream_readuntil(); -EINVAL also for nseps == 0.
+ */
+WEFT_EXTERN int weft_stream_readuntil_any(weft_stream_t *s, const struct weft_sep *seps,
+                                          size_t nseps, const char **data, size_t *len);
+WEFT_EXTERN int weft_stream_readuntil_any_dl(weft_stream_t *s, const struct weft_sep *seps,
+                                             size_t nseps, const char **data, size_t *len,
+                                             int64_t deadline);
+
+/*
+ * Read one line ending in '\n' (readline). Returns 0 with the line (newline included) in
+ * *data / *len, valid as for readuntil. At end of stream the partial last line is returned, and
+ * *len is 0 once everything was read. A line longer than the limit (the newline not counted)
+ * gives WEFT_ELIMIT and, as in asyncio (its ValueError), is DISCARDED: through its newline if
+ * that was buffered, else the whole buffer. Other errors as readuntil. Suspends.
+ */
+WEFT_EXTERN int weft_stream_readline(weft_stream_t *s, const char **data, size_t *len);
+WEFT_EXTERN int weft_stream_readline_dl(weft_stream_t *s, const char **data, size_t *len,
+                                        int64_t deadline);
+
+/*
+ * Read everything up to the end of the stream (StreamReader.read() with no size): returns 0 with
+ * all of it in *data / *len (valid as for readuntil; the limit does not apply, the buffer grows).
+ * On an error or timeout nothing is lost: what arrived stays buffered. Suspends.
+ */
+WEFT_EXTERN int weft_stream_read_all(weft_stream_t *s, const char **data, size_t *len);
+WEFT_EXTERN int weft_stream_read_all_dl(weft_stream_t *s, const char **data, size_t *len,
+                                        int64_t deadline);
+
+/*
+ * The bytes buffered in the reader (not consumed), and with `data` non-NULL a pointer to them
+ * (valid as for readuntil). Does not read from the fd.
+ */
+WEFT_EXTERN size_t weft_stream_buffered(const weft_stream_t *s, const char **data);
+
+/* True when the end of stream was seen and the buffer is empty (StreamReader.at_eof). */
+WEFT_EXTERN bool weft_stream_at_eof(const weft_stream_t *s);
+
+/* The reader's error (StreamReader.exception()), or 0. */
+WEFT_EXTERN int weft_stream_error(const weft_stream_t *s);
+
+/*
+ * Append bytes to the reader's buffer and wake a waiting reader (feed_data). Meant for streams
+ * with no fd, and for tests. Returns 0, -EINVAL after feed_eof, -ENOMEM. Does not suspend.
+ */
+WEFT_EXTERN int weft_stream_feed(weft_stream_t *s, const void *data, size_t n);
+
+/* Mark the end of the fed data and wake a waiting reader (feed_eof). */
+WEFT_EXTERN void weft_stream_feed_eof(weft_stream_t *s);
+
+/*
+ * Make every reader call fail with `err` (< 0) from now on, and wake a waiting one with it
+ * (set_exception); drain() reports it too. Returns 0 or -EINVAL.
+ */
+WEFT_EXTERN int weft_stream_set_error(weft_stream_t *s, int err);
+
+/* -- writer -- */
+
+/*
+ * Queue `n` bytes for sending (StreamWriter.write): when nothing is queued they go straight to
+ * the socket, and only what it does not take is copied and sent later by a background flush. Never
+ * waits: call weft_stream_drain() to apply backpressure. Returns 0, or a negative errno instead of
+ * asyncio's silent drop: the connection's error once it failed (-EPIPE, -ECONNRESET),
+ * -ESHUTDOWN after write_eof, -EPIPE after close, -ENOTCONN (no fd), -ENOMEM. Borrows `data`
+ * only during the call. Does not suspend.
+ */
+WEFT_EXTERN int weft_stream_write(weft_stream_t *s, const void *data, size_t n);
+
+/*
+ * Wait until the write queue is at or below the low-water mark if it went above the high-water
+ * mark (StreamWriter.drain). Any number of tasks may drain at once; all resume together.
+ * Returns 0, the reader's error if it has one, the connection's error when the peer is gone
+ * (-EPIPE, -ECONNRESET; also when it goes away during the wait), -ECONNRESET once the stream is
+ * closed, -ETIMEDOUT, -ECANCELED. Suspends (only while above the mark, or once after close).
+ */
+WEFT_EXTERN int weft_stream_drain(weft_stream_t *s);
+WEFT_EXTERN int weft_stream_drain_dl(weft_stream_t *s, int64_t deadline);
+
+/*
+ * Set the writer's marks (set_write_buffer_limits): `high` < 0 means the default (64 KiB, or
+ * 4 x low when low >= 0), `low` < 0 means high / 4. Returns 0, or -EINVAL unless high >= low.
+ */
+WEFT_EXTERN int weft_stream_set_write_limits(weft_stream_t *s, ssize_t high, ssize_t low);
+
+/* Bytes queued in the writer and not yet taken by the socket (get_write_buffer_size). */
+WEFT_EXTERN size_t weft_stream_write_buffered(const weft_stream_t *s);
+
+/*
+ * Close the write direction once the queue is flushed (write_eof: shutdown(SHUT_WR)); the reader
+ * keeps working. Returns 0 (also when already done), -ENOTCONN. Does not suspend.
+ */
+WEFT_EXTERN int weft_stream_write_eof(weft_stream_t *s);
+
+/*
+ * Close the stream (StreamWriter.close): stop reading (a waiting reader sees end of stream;
+ * buffered data stays readable), flush the write queue in the background, then close the fd.
+ * Idempotent. Does not suspend.
+ */
+WEFT_EXTERN void weft_stream_close(weft_stream_t *s);
+
+/* Close at once, dropping the write queue (transport.abort). Does not suspend. */
+WEFT_EXTERN void weft_stream_abort(weft_stream_t *s);
+
+/* True once weft_stream_close() or weft_stream_abort() was called (is_closing). */
+WEFT_EXTERN bool weft_stream_is_closing(const weft_stream_t *s);
+
+/*
+ * Wait until the stream is closed and its fd released (wait_closed). Returns 0, or the error
+ * that broke the connection (-ECONNRESET, -EPIPE, ...), -ETIMEDOUT, -ECANCELED. Suspends.
+ */
+WEFT_EXTERN int weft_stream_wait_closed(weft_stream_t *s);
+WEFT_EXTERN int weft_stream_wait_closed_dl(weft_stream_t *s, int64_t deadline);
 
 #ifdef __cplusplus
 }
