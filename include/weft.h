@@ -816,6 +816,122 @@ WEFT_EXTERN bool weft_barrier_broken(const weft_barrier_t *barrier);
 
 /* (section: queues) */
 
+/*
+ * asyncio's Queue, LifoQueue and PriorityQueue (3.13, with shutdown) of `void *` items. A queue is
+ * a heap object (it holds a growing buffer); items are the caller's pointers, stored and handed
+ * back as they are: the queue never dereferences or frees them. Not thread-safe: a queue belongs
+ * to one loop while tasks wait on it (a task of another loop gets -EINVAL). Waiters are woken in
+ * FIFO order and re-check the queue when they run (no direct hand-off, as in asyncio): a
+ * cancelled or timed-out put never leaves its item behind, and a cancelled get loses no item.
+ */
+typedef struct weft_queue weft_queue_t;
+
+/*
+ * Priority order: negative when item `a` comes out before `b`, positive when after, 0 when equal
+ * (equal items come out in the order they were put). `arg` is the one given at creation.
+ */
+typedef int (*weft_queue_cmp_fn)(const void *a, const void *b, void *arg);
+
+/*
+ * Create a FIFO queue holding at most `maxsize` items (0 = unbounded). The caller owns *out and
+ * frees it with weft_queue_free(). Returns 0 or -ENOMEM. Does not suspend; needs no loop.
+ */
+WEFT_EXTERN int weft_queue_new(weft_queue_t **out, size_t maxsize);
+
+/* weft_queue_new() for a LIFO queue (asyncio.LifoQueue): the last item put comes out first. */
+WEFT_EXTERN int weft_queue_new_lifo(weft_queue_t **out, size_t maxsize);
+
+/*
+ * weft_queue_new() for a priority queue (asyncio.PriorityQueue): the smallest item by `cmp`
+ * comes out first. Returns 0, -EINVAL (cmp NULL), -ENOMEM.
+ */
+WEFT_EXTERN int weft_queue_new_priority(weft_queue_t **out, size_t maxsize, weft_queue_cmp_fn cmp,
+                                        void *arg);
+
+/*
+ * Free a queue. Items still in it are not touched (drain them first if they own memory).
+ * Returns 0, or -EBUSY (nothing freed) while a task is inside a blocking call on it. NULL is a
+ * no-op.
+ */
+WEFT_EXTERN int weft_queue_free(weft_queue_t *q);
+
+/*
+ * Put `item` at the tail (asyncio's put_nowait): never suspends. Returns 0, -EAGAIN (full,
+ * asyncio's QueueFull), -ESHUTDOWN, -ENOMEM, -EINVAL. Wakes the first waiting getter.
+ */
+WEFT_EXTERN int weft_queue_put_nowait(weft_queue_t *q, void *item);
+
+/*
+ * Put `item`, waiting while the queue is full (backpressure). Suspends only when full. Returns 0,
+ * -ESHUTDOWN (the queue was shut down before or while waiting), -ECANCELED, -ETIMEDOUT (_dl),
+ * -ENOMEM, -EPERM, -EINVAL. On any error the item was not put.
+ */
+WEFT_EXTERN int weft_queue_put(weft_queue_t *q, void *item);
+WEFT_EXTERN int weft_queue_put_dl(weft_queue_t *q, void *item, int64_t deadline);
+
+/*
+ * Take the next item into *item (asyncio's get_nowait): never suspends. Returns 0, -EAGAIN
+ * (empty, asyncio's QueueEmpty), -ESHUTDOWN (shut down and empty), -EINVAL. Wakes the first
+ * waiting putter.
+ */
+WEFT_EXTERN int weft_queue_get_nowait(weft_queue_t *q, void **item);
+
+/*
+ * Take the next item into *item, waiting while the queue is empty. Suspends only when empty.
+ * Returns 0, -ESHUTDOWN (shut down and empty, or shut down immediately), -ECANCELED, -ETIMEDOUT
+ * (_dl), -EPERM, -EINVAL. On any error *item is untouched and no item was taken.
+ */
+WEFT_EXTERN int weft_queue_get(weft_queue_t *q, void **item);
+WEFT_EXTERN int weft_queue_get_dl(weft_queue_t *q, void **item, int64_t deadline);
+
+/*
+ * Mark one item taken with get as processed. Returns 0, or -EINVAL when called more times than
+ * items were put (asyncio's ValueError). When the count of unfinished items reaches 0, every
+ * weft_queue_join() waiter is woken. Does not suspend.
+ */
+WEFT_EXTERN int weft_queue_task_done(weft_queue_t *q);
+
+/*
+ * Wait until every item put has been marked done with weft_queue_task_done() (returns at once
+ * when none is unfinished). Returns 0, -ECANCELED, -ETIMEDOUT (_dl), -EPERM, -EINVAL. Suspends
+ * when it waits.
+ */
+WEFT_EXTERN int weft_queue_join(weft_queue_t *q);
+WEFT_EXTERN int weft_queue_join_dl(weft_queue_t *q, int64_t deadline);
+
+/*
+ * Shut the queue down (asyncio 3.13): puts fail with -ESHUTDOWN from now on, gets return the
+ * remaining items and then -ESHUTDOWN; every blocked put and get is woken to see it. With
+ * `immediate` the remaining items are discarded (each counts as done for join, which may wake
+ * joiners) and gets fail at once. Returns 0 or -EINVAL. Does not suspend.
+ */
+WEFT_EXTERN int weft_queue_shutdown(weft_queue_t *q, bool immediate);
+
+/*
+ * weft_queue_shutdown(q, true) that first hands each discarded item to `drop(item, arg)` (e.g.
+ * to free it), in queue order. `drop` must not call back into the queue.
+ */
+WEFT_EXTERN int weft_queue_shutdown_drop(weft_queue_t *q, void (*drop)(void *item, void *arg),
+                                         void *arg);
+
+/* The number of items in the queue. */
+WEFT_EXTERN size_t weft_queue_qsize(const weft_queue_t *q);
+
+/* The maximum size given at creation (0 = unbounded). */
+WEFT_EXTERN size_t weft_queue_maxsize(const weft_queue_t *q);
+
+/* True when the queue holds no item. */
+WEFT_EXTERN bool weft_queue_empty(const weft_queue_t *q);
+
+/* True when a bounded queue holds maxsize items (never for an unbounded one). */
+WEFT_EXTERN bool weft_queue_full(const weft_queue_t *q);
+
+/* True once weft_queue_shutdown() was called. */
+WEFT_EXTERN bool weft_queue_is_shutdown(const weft_queue_t *q);
+
+/* The number of items put and not yet marked done (asyncio's unfinished tasks). */
+WEFT_EXTERN size_t weft_queue_unfinished(const weft_queue_t *q);
+
 /* ============================================================================================
  * Thread pool and DNS
  * ========================================================================================== */
