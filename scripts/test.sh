@@ -10,13 +10,14 @@ cd "$ROOT"
 # Stages (build dir, build type, what):
 #   debug     build/        Debug    everything, ctest (-DWEFT_WERROR=ON under CI)
 #   asan      build-asan/   Debug    -DWEFT_SANITIZE=ON (ASan+UBSan), ctest
+#   tsan      build-tsan/   Debug    -fsanitize=thread, the tests that use threads (labels core, pool)
 #   valgrind  build-vg/     Release  core tests, built with -g, each test under valgrind memcheck
 #   arm64     build-arm64/  Release  core tests, built with -g, cross-built for aarch64, run under qemu-user
 # The two Release stages make sure optimised code (inline asm clobbers, UB the optimiser exploits)
 # is tested too. Knobs: WEFT_STAGES, WEFT_NO_DEPS=1 (skip scripts/deps.sh), WEFT_JOBS (2),
 # WEFT_TEST_TIMEOUT (300 s, for tests without their own TIMEOUT), WEFT_CMAKE_ARGS (extra
 # configure arguments for every stage).
-ALL_STAGES="debug asan valgrind arm64"
+ALL_STAGES="debug asan tsan valgrind arm64"
 STAGES=${WEFT_STAGES:-$ALL_STAGES}
 JOBS=${WEFT_JOBS:-2}
 TEST_TIMEOUT=${WEFT_TEST_TIMEOUT:-300}
@@ -67,6 +68,18 @@ arm64_missing() { # prints what is missing for the arm64 stage, if anything
   command -v qemu-aarch64 >/dev/null || m+=(qemu-aarch64)
   [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || m+=(/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1)
   echo "${m[*]-}"
+}
+
+stage_tsan() {
+  # The tests that use threads (the core's cross-thread calls, the thread pool) under TSan.
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
+  step cmake -S "$ROOT" -B build-tsan -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread \
+    -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_BENCH=OFF \
+    ${EXTRA_CMAKE[@]+"${EXTRA_CMAKE[@]}"} &&
+  step cmake --build build-tsan -j "$JOBS" &&
+  step ctest --test-dir build-tsan --output-on-failure --no-tests=error -j "$JOBS" \
+    --timeout "$TEST_TIMEOUT" -L 'core|pool'
 }
 
 stage_arm64() {

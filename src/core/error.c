@@ -46,6 +46,7 @@
     X(EPROTOTYPE, "protocol wrong type for socket")                                                \
     X(ENOPROTOOPT, "protocol not available")                                                       \
     X(EPROTONOSUPPORT, "protocol not supported")                                                   \
+    X(ESOCKTNOSUPPORT, "socket type not supported")                                                \
     X(ENOTSUP, "operation not supported")                                                          \
     X(EAFNOSUPPORT, "address family not supported")                                                \
     X(EADDRINUSE, "address already in use")                                                        \
