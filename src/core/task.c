@@ -59,10 +59,12 @@ static void task_unref(weft_task_t *t)
         weft__task_free(t);
 }
 
-/* Record the outcome: the function's result, or cancelled when a request is still pending. */
+/* Record the outcome: the function's result or error, or cancelled (see below). */
 static void task_finish(weft_loop_t *l, weft_task_t *t, int r)
 {
-    bool cancelled = t->must_cancel || r == -ECANCELED;
+    /* A pending request replaces a result, not an error: asyncio cancels a task whose coroutine
+     * returns in the step it was cancelled in, but an exception escaping it is set as is. */
+    bool cancelled = r == -ECANCELED || (t->must_cancel && r >= 0);
     t->must_cancel = 0;
     t->state = WEFT__T_DONE;
     weft__list_remove(&t->all);
