@@ -1,0 +1,326 @@
+/*
+ * Waiting for fd readiness: weft_wait_fd_dl returns the ready events, -ETIMEDOUT at its
+ * deadline, -EBADF when another task weft_close()s the fd, -ECANCELED when cancelled; several
+ * waiters on one fd are all woken; edge-style contract; argument and misuse errors.
+ */
+#include "test.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SEC 1000000000LL
+
+static int p[2];
+static int base_fds;
+
+static void nonblock(int fd)
+{
+    CHECK(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
+}
+
+static void make_pipe(void)
+{
+    CHECK_EQ(pipe(p), 0);
+    nonblock(p[0]);
+    nonblock(p[1]);
+}
+
+static int64_t woke_at;
+
+static int reader(void *arg)
+{
+    int64_t dl = (int64_t)(long)arg;
+    int r = weft_wait_fd_dl(p[0], WEFT_READABLE, dl);
+    woke_at = weft_time(NULL);
+    return r;
+}
+
+static int writer_after_1s(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(weft_sleep(1), 0);
+    CHECK_EQ(write(p[1], "x", 1), 1);
+    return 0;
+}
+
+static int readable_main(void *arg)
+{
+    (void)arg;
+    weft_task_t *r, *w;
+    make_pipe();
+    char c;
+    CHECK_EQ(read(p[0], &c, 1), -1); /* EAGAIN: now wait */
+    CHECK_EQ(weft_spawn(&r, reader, (void *)(long)(5 * SEC)), 0);
+    CHECK_EQ(weft_spawn(&w, writer_after_1s, NULL), 0);
+    CHECK_EQ(weft_join(r), WEFT_READABLE);
+    CHECK_EQ(woke_at, 1 * SEC);
+    CHECK_EQ(read(p[0], &c, 1), 1);
+    CHECK_EQ(weft_join(w), 0);
+    weft_task_release(r);
+    weft_task_release(w);
+
+    /* Edge-style: drained, a new wait blocks until new data; here it times out. */
+    CHECK_EQ(weft_wait_fd_dl(p[0], WEFT_READABLE, weft_deadline_in(2)), -ETIMEDOUT);
+    CHECK_EQ(weft_time(NULL), 3 * SEC);
+    /* WRITABLE on an empty pipe's write end: ready at once. */
+    CHECK_EQ(weft_wait_fd_dl(p[1], WEFT_WRITABLE, weft_deadline_in(2)), WEFT_WRITABLE);
+    CHECK_EQ(weft_close(p[0]), 0);
+    CHECK_EQ(weft_close(p[1]), 0);
+    return 0;
+}
+
+static void test_wait_readable(void)
+{
+    base_fds = test_count_fds();
+    CHECK_EQ(run_virtual(readable_main, NULL), 0);
+    CHECK_EQ(test_count_fds(), base_fds);
+}
+
+static int timeout_main(void *arg)
+{
+    (void)arg;
+    make_pipe();
+    CHECK_EQ(weft_wait_fd_dl(p[0], WEFT_READABLE, 2 * SEC), -ETIMEDOUT);
+    CHECK_EQ(weft_time(NULL), 2 * SEC);
+    /* A deadline already past: -ETIMEDOUT without new data. */
+    CHECK_EQ(weft_wait_fd_dl(p[0], WEFT_READABLE, 0), -ETIMEDOUT);
+    /* After a timeout the fd still works. */
+    CHECK_EQ(write(p[1], "y", 1), 1);
+    CHECK_EQ(weft_wait_fd_dl(p[0], WEFT_READABLE, weft_deadline_in(1)), WEFT_READABLE);
+    weft_close(p[0]);
+    weft_close(p[1]);
+    return 0;
+}
+
+static void test_wait_timeout(void)
+{
+    CHECK_EQ(run_virtual(timeout_main, NULL), 0);
+}
+
+/* ---- close while others wait; many waiters ---- */
+
+static int closer(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(weft_sleep(1), 0);
+    return weft_close(p[0]);
+}
+
+static int close_main(void *arg)
+{
+    (void)arg;
+    weft_task_t *r[3], *c;
+    make_pipe();
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(weft_spawn(&r[i], reader, (void *)(long)WEFT_NO_DEADLINE), 0);
+    CHECK_EQ(weft_spawn(&c, closer, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(weft_join(r[i]), -EBADF);
+        weft_task_release(r[i]);
+    }
+    CHECK_EQ(woke_at, 1 * SEC);
+    CHECK_EQ(weft_join(c), 0);
+    weft_task_release(c);
+    CHECK_EQ(weft_close(p[1]), 0);
+    /* The number may be reused at once: a new pipe on it is watched afresh. */
+    make_pipe();
+    CHECK_EQ(write(p[1], "z", 1), 1);
+    CHECK_EQ(weft_wait_fd_dl(p[0], WEFT_READABLE, weft_deadline_in(1)), WEFT_READABLE);
+    weft_close(p[0]);
+    weft_close(p[1]);
+    return 0;
+}
+
+static void test_close_wakes_waiters_ebadf(void)
+{
+    base_fds = test_count_fds();
+    CHECK_EQ(run_virtual(close_main, NULL), 0);
+    CHECK_EQ(test_count_fds(), base_fds);
+}
+
+static int many_main(void *arg)
+{
+    (void)arg;
+    weft_task_t *r[5];
+    make_pipe();
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(weft_spawn(&r[i], reader, (void *)(long)(10 * SEC)), 0);
+    CHECK_EQ(weft_yield(), 0); /* all five wait */
+    CHECK_EQ(write(p[1], "x", 1), 1);
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ(weft_join(r[i]), WEFT_READABLE); /* every waiter is woken */
+        weft_task_release(r[i]);
+    }
+    CHECK_EQ(weft_time(NULL), 0);
+    weft_close(p[0]);
+    weft_close(p[1]);
+    return 0;
+}
+
+static void test_several_waiters_all_woken(void)
+{
+    CHECK_EQ(run_virtual(many_main, NULL), 0);
+}
+
+/* ---- socketpair: readers and writers on one fd get only their events ---- */
+
+static int sv[2];
+
+static int wait_sv0(void *arg)
+{
+    return weft_wait_fd_dl(sv[0], (int)(long)arg, weft_deadline_in(10));
+}
+
+static int socket_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    nonblock(sv[0]);
+    nonblock(sv[1]);
+    /* Fill sv[0]'s send buffer so it is not writable. */
+    static char buf[65536];
+    size_t filled = 0;
+    for (;;) {
+        ssize_t n = write(sv[0], buf, sizeof(buf));
+        if (n < 0)
+            break;
+        filled += (size_t)n;
+    }
+    CHECK(filled > 0);
+    weft_task_t *rd, *wr;
+    CHECK_EQ(weft_spawn(&rd, wait_sv0, (void *)(long)WEFT_READABLE), 0);
+    CHECK_EQ(weft_spawn(&wr, wait_sv0, (void *)(long)WEFT_WRITABLE), 0);
+    CHECK_EQ(weft_yield(), 0);
+    /* Data for sv[0]: only the reader wakes. */
+    CHECK_EQ(write(sv[1], "hi", 2), 2);
+    CHECK_EQ(weft_join(rd), WEFT_READABLE);
+    CHECK(!weft_task_done(wr));
+    /* Drain the peer: sv[0] becomes writable. */
+    size_t drained = 0;
+    while (drained < filled) {
+        ssize_t n = read(sv[1], buf, sizeof(buf));
+        if (n <= 0) {
+            CHECK_EQ(weft_wait_fd_dl(sv[1], WEFT_READABLE, weft_deadline_in(1)), WEFT_READABLE);
+            continue;
+        }
+        drained += (size_t)n;
+    }
+    CHECK_EQ(weft_join(wr), WEFT_WRITABLE);
+    weft_task_release(rd);
+    weft_task_release(wr);
+    /* Edge-style: no new readiness, no wake-up, although data is pending and it is writable. */
+    CHECK_EQ(weft_wait_fd_dl(sv[0], WEFT_READABLE | WEFT_WRITABLE, weft_deadline_in(1)),
+             -ETIMEDOUT);
+    /* Both directions in one wait: new data wakes it with (at least) READABLE. */
+    CHECK_EQ(write(sv[1], "!", 1), 1);
+    int r = weft_wait_fd_dl(sv[0], WEFT_READABLE | WEFT_WRITABLE, weft_deadline_in(1));
+    CHECK(r > 0 && (r & WEFT_READABLE));
+    /* Peer hang-up wakes a reader. */
+    CHECK_EQ(read(sv[0], buf, sizeof(buf)), 3);
+    CHECK_EQ(weft_spawn(&rd, wait_sv0, (void *)(long)WEFT_READABLE), 0);
+    CHECK_EQ(weft_yield(), 0);
+    CHECK_EQ(weft_close(sv[1]), 0);
+    CHECK(weft_join(rd) & WEFT_READABLE);
+    weft_task_release(rd);
+    CHECK_EQ(weft_close(sv[0]), 0);
+    return 0;
+}
+
+static void test_socketpair_directions(void)
+{
+    base_fds = test_count_fds();
+    CHECK_EQ(run_virtual(socket_main, NULL), 0);
+    CHECK_EQ(test_count_fds(), base_fds);
+}
+
+/* ---- cancellation ---- */
+
+static int cancel_main(void *arg)
+{
+    (void)arg;
+    weft_task_t *r;
+    make_pipe();
+    CHECK_EQ(weft_spawn(&r, reader, (void *)(long)WEFT_NO_DEADLINE), 0);
+    CHECK_EQ(weft_yield(), 0);
+    CHECK(weft_task_cancel(r, NULL));
+    CHECK_EQ(weft_join(r), -ECANCELED);
+    CHECK(weft_task_cancelled(r));
+    weft_task_release(r);
+    /* The cancelled waiter is gone: a later event and close find nothing stale. */
+    CHECK_EQ(write(p[1], "x", 1), 1);
+    CHECK_EQ(weft_wait_fd_dl(p[0], WEFT_READABLE, weft_deadline_in(1)), WEFT_READABLE);
+    CHECK_EQ(weft_close(p[0]), 0);
+    CHECK_EQ(weft_close(p[1]), 0);
+    return 0;
+}
+
+static void test_wait_fd_cancel(void)
+{
+    CHECK_EQ(run_virtual(cancel_main, NULL), 0);
+}
+
+/* ---- real clock ---- */
+
+static int real_main(void *arg)
+{
+    (void)arg;
+    make_pipe();
+    int64_t t0 = weft_time(NULL);
+    CHECK_EQ(weft_wait_fd_dl(p[0], WEFT_READABLE, weft_deadline_in(0.02)), -ETIMEDOUT);
+    CHECK(weft_time(NULL) - t0 >= 20000000);
+    CHECK_EQ(write(p[1], "x", 1), 1);
+    CHECK_EQ(weft_wait_fd(p[0], WEFT_READABLE), WEFT_READABLE);
+    weft_close(p[0]);
+    weft_close(p[1]);
+    return 0;
+}
+
+static void test_wait_fd_real_clock(void)
+{
+    CHECK_EQ(weft_run(real_main, NULL), 0);
+}
+
+/* ---- errors ---- */
+
+static int errors_main(void *arg)
+{
+    (void)arg;
+    make_pipe();
+    CHECK_EQ(weft_wait_fd(p[0], 0), -EINVAL);
+    CHECK_EQ(weft_wait_fd(p[0], 4), -EINVAL);
+    CHECK_EQ(weft_wait_fd(-1, WEFT_READABLE), -EINVAL);
+    /* A regular file cannot be polled. */
+    char path[] = "/tmp/weft-fd-test-XXXXXX";
+    int f = mkstemp(path);
+    CHECK(f >= 0);
+    unlink(path);
+    CHECK_EQ(weft_wait_fd_dl(f, WEFT_READABLE, weft_deadline_in(1)), -EPERM);
+    CHECK_EQ(weft_close(f), 0);
+    /* A closed fd: an error, never a hang. */
+    int closed = p[0];
+    CHECK_EQ(weft_close(p[0]), 0);
+    CHECK(weft_wait_fd_dl(closed, WEFT_READABLE, weft_deadline_in(1)) < 0);
+    CHECK_EQ(weft_close(p[1]), 0);
+    return 0;
+}
+
+static void test_wait_fd_errors(void)
+{
+    base_fds = test_count_fds();
+    CHECK_EQ(run_virtual(errors_main, NULL), 0);
+    CHECK_EQ(test_count_fds(), base_fds);
+    /* Outside a task. */
+    make_pipe();
+    CHECK_EQ(weft_wait_fd(p[0], WEFT_READABLE), -EPERM);
+    CHECK_EQ(weft_wait_fd_dl(p[0], WEFT_READABLE, 0), -EPERM);
+    CHECK_EQ(weft_close(p[0]), 0); /* usable without a loop */
+    CHECK_EQ(weft_close(p[1]), 0);
+    CHECK_EQ(weft_close(-1), -EBADF);
+    CHECK_EQ(weft_close(p[1]), -EBADF);
+    CHECK_EQ(test_count_fds(), base_fds);
+}
+
+TEST_MAIN(test_wait_readable, test_wait_timeout, test_close_wakes_waiters_ebadf,
+          test_several_waiters_all_woken, test_socketpair_directions, test_wait_fd_cancel,
+          test_wait_fd_real_clock, test_wait_fd_errors)
