@@ -64,6 +64,47 @@ static inline void nt_unix_path(char *buf, size_t cap, const char *tag)
     unlink(buf);
 }
 
+struct nt_acceptor {
+    int lfd;
+    int fd;
+};
+
+static inline int nt_accept_task(void *arg)
+{
+    struct nt_acceptor *a = arg;
+    a->fd = weft_sock_accept(a->lfd, NULL, NULL);
+    return a->fd < 0 ? a->fd : 0;
+}
+
+/* A connected TCP pair over `host` (numeric loopback): returns the client, the server in *sfd. */
+static inline int nt_tcp_pair(const char *host, int *sfd)
+{
+    int port;
+    struct nt_acceptor a = {.fd = -1};
+    a.lfd = nt_listen(host, &port);
+    weft_task_t *t;
+    CHECK_EQ(weft_spawn(&t, nt_accept_task, &a), 0);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    CHECK_EQ(weft_addr_parse(host, port, &ss, &len), 0);
+    int c = weft_socket(ss.ss_family, SOCK_STREAM, 0);
+    CHECK(c >= 0);
+    CHECK_EQ(weft_sock_connect(c, (struct sockaddr *)&ss, len), 0);
+    CHECK_EQ(weft_join(t), 0);
+    weft_task_release(t);
+    CHECK_EQ(weft_close(a.lfd), 0);
+    *sfd = a.fd;
+    return c;
+}
+
+/* Close `fd` with a TCP reset (SO_LINGER 0). */
+static inline void nt_reset_close(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    CHECK_EQ(weft_close(fd), 0);
+}
+
 /* Run `fn` as a test body and check that it closes every fd it opened. */
 #define NT_NO_FD_LEAK(stmt)                                                                        \
     do {                                                                                           \
