@@ -183,6 +183,7 @@ static void wakeup_next(struct weft__list *l)
 /* Park the current task on `l`. Returns park's result; *woken tells whether a waker chose us. */
 static int wait_on(weft_queue_t *q, struct weft__list *l, int64_t deadline, bool *woken)
 {
+    *woken = false;
     int err;
     weft_task_t *t = weft__task_check_current(&err);
     if (t == NULL)
