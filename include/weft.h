@@ -603,6 +603,100 @@ WEFT_EXTERN int weft_as_completed_next(weft_as_completed_t *ac, weft_task_t **ta
 /* Stop iterating and free the iterator (tasks not yet yielded keep running). NULL is ignored. */
 WEFT_EXTERN void weft_as_completed_free(weft_as_completed_t *ac);
 
+/*
+ * TaskGroup (asyncio 3.13). A group is a stretch of code in one task (the parent) that starts
+ * children and does not end before they all have:
+ *
+ *     weft_group_t g;
+ *     weft_errgroup_t *eg;
+ *     int r = weft_group_enter(&g);
+ *     if (r == 0) {
+ *         weft_group_spawn(&g, NULL, fetch, "a");
+ *         weft_group_spawn(&g, NULL, fetch, "b");
+ *         r = weft_group_exit(&g, body(), &eg);   (0, -ECANCELED or WEFT_EGROUP)
+ *     }
+ *
+ * Children may be added while the group runs, by the body or by the children themselves. The
+ * first child that fails (ends with an error other than -ECANCELED) cancels every other child
+ * and, once, the parent, so the body's current suspension point returns -ECANCELED; exit takes
+ * that request back (the parent's weft_task_cancelling() is back where it was). Children that
+ * end cancelled are simply forgotten. Errors are collected into an error group (which child,
+ * which error); they win over an outside cancellation of the parent, which then stays pending
+ * for the parent's next suspension point. A group failing inside a child or inside the body of
+ * another group becomes a nested error group of the outer one.
+ *
+ * The storage is the caller's (usually the parent's stack): valid and unmoved from enter until
+ * exit returns; every successful enter must be paired with an exit by the same task. Nothing
+ * here is thread-safe.
+ */
+typedef struct weft_group {
+    uint64_t opaque[16];
+} weft_group_t;
+
+/* The result of weft_group_exit() when children (or the body) failed: see the error group. */
+#define WEFT_EGROUP (-4090)
+
+/* The errors of a task group: a refcounted list of (task, error, nested group) entries. */
+typedef struct weft_errgroup weft_errgroup_t;
+
+/*
+ * Enter a group whose parent is the calling task. Returns 0, -EPERM outside a task, -EINVAL
+ * (NULL, or a group already entered and not exited). Does not suspend.
+ */
+WEFT_EXTERN int weft_group_enter(weft_group_t *g);
+
+/*
+ * Start a child `fn(arg)` in the group (TaskGroup.create_task); it is scheduled like
+ * weft_spawn(). With `out` non-NULL the caller also gets a handle it must release; the group
+ * keeps its own. May be called by the parent or by any task of the same loop (children too).
+ * Returns 0, -EINVAL (NULL fn, group not entered or finished, other loop), -ESHUTDOWN (the group
+ * is aborting after a failure or a cancel), -ENOMEM. Does not suspend.
+ */
+WEFT_EXTERN int weft_group_spawn(weft_group_t *g, weft_task_t **out, weft_task_fn fn, void *arg);
+
+/* weft_group_spawn() with task options (name, stack size). */
+WEFT_EXTERN int weft_group_spawn_opts(weft_group_t *g, weft_task_t **out, weft_task_fn fn,
+                                      void *arg, const struct weft_task_opts *opts);
+
+/* The number of children still running (or whose end the group has not handled yet). */
+WEFT_EXTERN size_t weft_group_size(const weft_group_t *g);
+
+/*
+ * Leave the group: `body_result` is how the code between enter and exit ended (>= 0, an error,
+ * or -ECANCELED). An error or a cancellation of the body cancels the children first. Then wait
+ * for every child; a cancellation of the parent meanwhile cancels the children and the wait
+ * goes on. Returns:
+ *   WEFT_EGROUP  children failed, or the body failed with an error other than -ECANCELED: *errors
+ *                (if `errors` is not NULL) receives the error group, owned by the caller
+ *                (weft_errgroup_release()); an entry with no task is the body's own error;
+ *   -ECANCELED   the parent was cancelled from outside and nothing failed;
+ *   body_result  otherwise (0 if the body ended with the group's own cancellation);
+ *   -EINVAL      not entered, already exited, or not called by the parent.
+ * Suspends (unless no child is left); must be called by the parent. Children's errors are read.
+ */
+WEFT_EXTERN int weft_group_exit(weft_group_t *g, int body_result, weft_errgroup_t **errors);
+
+/* The number of entries. */
+WEFT_EXTERN size_t weft_errgroup_count(const weft_errgroup_t *eg);
+
+/* Entry i's error (WEFT_EGROUP when it carries a nested group), or -EINVAL if out of range. */
+WEFT_EXTERN int weft_errgroup_error(const weft_errgroup_t *eg, size_t i);
+
+/* Entry i's failed child (borrowed, valid while `eg` lives), or NULL for the body's error. */
+WEFT_EXTERN weft_task_t *weft_errgroup_task(const weft_errgroup_t *eg, size_t i);
+
+/* Entry i's nested error group (borrowed), or NULL. */
+WEFT_EXTERN const weft_errgroup_t *weft_errgroup_nested(const weft_errgroup_t *eg, size_t i);
+
+/* True if `err` is the error of an entry of `eg` or of any nested group (except*'s match). */
+WEFT_EXTERN bool weft_errgroup_contains(const weft_errgroup_t *eg, int err);
+
+/* Take another reference. */
+WEFT_EXTERN weft_errgroup_t *weft_errgroup_retain(weft_errgroup_t *eg);
+
+/* Drop a reference; the last one frees the group and releases its tasks. NULL is ignored. */
+WEFT_EXTERN void weft_errgroup_release(weft_errgroup_t *eg);
+
 /* ============================================================================================
  * Synchronization primitives (Lock, Event, Condition, Semaphore, Barrier)
  * ========================================================================================== */

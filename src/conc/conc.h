@@ -1,7 +1,7 @@
 /*
  * Private declarations of the structured-concurrency calls (src/conc): the caller-storage layouts
- * behind weft_timeout_t and weft_group_t, and the completion "watch" that gather, wait and
- * as_completed share to learn, in completion order, which of their tasks finished.
+ * behind weft_timeout_t and weft_group_t, the error group, and the completion "watch" that
+ * gather, wait and as_completed share to learn, in completion order, which tasks finished.
  */
 #ifndef WEFT_CONC_H
 #define WEFT_CONC_H
@@ -92,5 +92,47 @@ int weft__watch_park(struct weft__watch *w, weft_task_t *cur, uint32_t seen, int
  * task's error read. Drops the consumer's reference.
  */
 void weft__watch_detach(struct weft__watch *w, weft_task_t *const *tasks);
+
+/* ---- error groups (errgroup.c) ---- */
+
+struct weft__errentry {
+    weft_task_t *task;        /* the failed child (a reference), NULL for the group's body */
+    int error;                /* its error; WEFT_EGROUP when `nested` holds a group's errors */
+    weft_errgroup_t *nested;  /* a reference, or NULL */
+};
+
+struct weft_errgroup {
+    uint32_t refs;
+    uint32_t n;
+    uint32_t cap;
+    struct weft__errentry *e;
+};
+
+/*
+ * Append an entry to *eg (created on first use), taking `nested` (may be NULL) and retaining
+ * `task` (may be NULL). Returns 0 or -ENOMEM (then `nested` is released).
+ */
+int weft__errgroup_add(weft_errgroup_t **eg, weft_task_t *task, int error,
+                       weft_errgroup_t *nested);
+
+/* ---- TaskGroup (group.c) ---- */
+
+struct weft__group {
+    uint32_t magic;             /* WEFT__G_ENTERED / WEFT__G_DONE */
+    uint8_t exiting;            /* weft_group_exit() is waiting for the children */
+    uint8_t aborting;           /* a failure or a cancel: children are being cancelled */
+    uint8_t parent_cancelled;   /* the group cancelled its parent once (to stop the body) */
+    uint8_t waiting;            /* the parent is parked in exit */
+    weft_task_t *parent;        /* the task that entered the group */
+    weft_loop_t *loop;
+    size_t nchildren;           /* children whose end the group has not handled yet */
+    struct weft__list children; /* struct weft__gchild */
+    struct weft__list active;   /* in this thread's list of entered groups */
+    weft_errgroup_t *errors;    /* children's errors, in the order they were handled */
+    weft_errgroup_t *body_nested; /* errors of a group that failed inside the body */
+    int lost;                   /* an error that could not be recorded (no memory) */
+};
+#define WEFT__G_ENTERED 0x67726f75u
+#define WEFT__G_DONE    0x646f6e65u
 
 #endif /* WEFT_CONC_H */
