@@ -74,7 +74,8 @@
     X(WEFT_ELIMIT, "ELIMIT", "stream buffer limit exceeded")                                       \
     X(WEFT_EAI_NONAME, "EAI_NONAME", "unknown node or service")                                    \
     X(WEFT_EAI_SERVICE, "EAI_SERVICE", "service not available for socket type")                   \
-    X(WEFT_EAI_FAIL, "EAI_FAIL", "non-recoverable name resolution failure")
+    X(WEFT_EAI_FAIL, "EAI_FAIL", "non-recoverable name resolution failure")                        \
+    X(WEFT_EGROUP, "EGROUP", "one or more tasks of a task group failed")
 
 const char *weft_strerror(int err)
 {
