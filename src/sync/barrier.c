@@ -27,7 +27,7 @@ int weft_barrier_init(weft_barrier_t *barrier, int parties)
 static int wait_change(struct weft__barrier *b, int64_t deadline)
 {
     int err;
-    weft_task_t *t = weft__task_check_current(&err);
+    weft_task_t *t = weft__sync_current(&err);
     if (t == NULL)
         return err;
     struct weft__waiter w;

@@ -63,7 +63,7 @@ int weft_cond_wait_dl(weft_cond_t *cond, int64_t deadline)
     if (l->state != WEFT__LOCK_HELD)
         return -EPERM;
     int err;
-    weft_task_t *t = weft__task_check_current(&err);
+    weft_task_t *t = weft__sync_current(&err);
     if (t == NULL)
         return err;
     if (WEFT__UNLIKELY(weft__wl_foreign(&c->waiters)))

@@ -49,7 +49,7 @@ int weft_event_wait_dl(weft_event_t *ev, int64_t deadline)
     if (e->value)
         return 0;
     int err;
-    weft_task_t *t = weft__task_check_current(&err);
+    weft_task_t *t = weft__sync_current(&err);
     if (t == NULL)
         return err;
     struct weft__waiter w;

@@ -44,7 +44,7 @@ int weft__lock_acquire(struct weft__lock *l, int64_t deadline)
         return 0;
     }
     int err;
-    weft_task_t *t = weft__task_check_current(&err);
+    weft_task_t *t = weft__sync_current(&err);
     if (t == NULL)
         return err;
     struct weft__waiter w;

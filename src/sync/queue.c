@@ -185,7 +185,7 @@ static int wait_on(weft_queue_t *q, struct weft__list *l, int64_t deadline, bool
 {
     *woken = false;
     int err;
-    weft_task_t *t = weft__task_check_current(&err);
+    weft_task_t *t = weft__sync_current(&err);
     if (t == NULL)
         return err;
     struct weft__waiter w;
@@ -204,10 +204,8 @@ static bool foreign(const weft_queue_t *q)
 
 /* ---- put / get ---- */
 
-int weft_queue_put_nowait(weft_queue_t *q, void *item)
+static inline int put_now(weft_queue_t *q, void *item)
 {
-    if (WEFT__UNLIKELY(q == NULL))
-        return -EINVAL;
     if (q->shutdown)
         return -ESHUTDOWN;
     if (full(q))
@@ -229,6 +227,13 @@ int weft_queue_put_nowait(weft_queue_t *q, void *item)
     return 0;
 }
 
+int weft_queue_put_nowait(weft_queue_t *q, void *item)
+{
+    if (WEFT__UNLIKELY(q == NULL))
+        return -EINVAL;
+    return put_now(q, item);
+}
+
 int weft_queue_put_dl(weft_queue_t *q, void *item, int64_t deadline)
 {
     if (WEFT__UNLIKELY(q == NULL))
@@ -244,8 +249,8 @@ int weft_queue_put_dl(weft_queue_t *q, void *item, int64_t deadline)
             return r;
         }
     }
-    int r = weft_queue_put_nowait(q, item);
-    if (r < 0 && woken && !full(q))
+    int r = put_now(q, item);
+    if (WEFT__UNLIKELY(r < 0) && woken && !full(q))
         wakeup_next(&q->putters);
     return r;
 }
@@ -255,10 +260,8 @@ int weft_queue_put(weft_queue_t *q, void *item)
     return weft_queue_put_dl(q, item, WEFT_NO_DEADLINE);
 }
 
-int weft_queue_get_nowait(weft_queue_t *q, void **item)
+static inline int get_now(weft_queue_t *q, void **item)
 {
-    if (WEFT__UNLIKELY(q == NULL || item == NULL))
-        return -EINVAL;
     if (q->count == 0)
         return q->shutdown ? -ESHUTDOWN : -EAGAIN;
     if (!weft__list_empty(&q->putters)) {
@@ -270,6 +273,13 @@ int weft_queue_get_nowait(weft_queue_t *q, void **item)
         *item = pop(q);
     }
     return 0;
+}
+
+int weft_queue_get_nowait(weft_queue_t *q, void **item)
+{
+    if (WEFT__UNLIKELY(q == NULL || item == NULL))
+        return -EINVAL;
+    return get_now(q, item);
 }
 
 int weft_queue_get_dl(weft_queue_t *q, void **item, int64_t deadline)
@@ -287,7 +297,7 @@ int weft_queue_get_dl(weft_queue_t *q, void **item, int64_t deadline)
             return r;
         }
     }
-    return weft_queue_get_nowait(q, item);
+    return get_now(q, item);
 }
 
 int weft_queue_get(weft_queue_t *q, void **item)

@@ -67,7 +67,7 @@ int weft_sem_acquire_dl(weft_sem_t *sem, int64_t deadline)
         return 0;
     }
     int err;
-    weft_task_t *t = weft__task_check_current(&err);
+    weft_task_t *t = weft__sync_current(&err);
     if (t == NULL)
         return err;
     struct weft__waiter w;

@@ -142,14 +142,40 @@ int weft__wl_wake_n(struct weft__list *l, int n);
 /* The first waiter of `l` still parked and not woken, or NULL. */
 struct weft__waiter *weft__wl_first_parked(struct weft__list *l);
 
+/* The running task (weft__task_check_current() inlined for the wait paths). */
+static inline weft_task_t *weft__sync_current(int *err)
+{
+    weft_loop_t *l = weft__tls_loop;
+    if (WEFT__UNLIKELY(l == NULL || l->current == NULL)) {
+        *err = -EPERM;
+        return NULL;
+    }
+    return l->current;
+}
+
 /*
  * Queue the current task `t` at the tail of `l` as `w` and park it until a waker hands it a
  * wake-up, it is cancelled, or `deadline` passes. Returns 0 (woken: w->woken is set), -ECANCELED,
  * -ETIMEDOUT, -ENOMEM, or -EINVAL when `l` holds waiters of another loop. On return `w` is
  * unlinked.
  */
-int weft__wl_wait(weft_task_t *t, struct weft__list *l, struct weft__waiter *w, void *obj,
-                  int64_t deadline);
+static inline int weft__wl_wait(weft_task_t *t, struct weft__list *l, struct weft__waiter *w,
+                                void *obj, int64_t deadline)
+{
+    w->task = t;
+    w->woken = 0;
+    weft__wl_ready(l);
+    if (!weft__list_empty(l) && WEFT__UNLIKELY(weft__waiter_of(l->next)->task->fut.loop !=
+                                               t->fut.loop)) {
+        weft__list_init(&w->link);
+        return -EINVAL;
+    }
+    weft__list_append(l, &w->link);
+    int r = weft__park(t, WEFT__P_PRIM, obj, &w->link, deadline < 0 ? WEFT_NO_DEADLINE : deadline);
+    if (WEFT__UNLIKELY(weft__list_linked(&w->link)))
+        weft__list_remove(&w->link); /* park returned before suspending */
+    return r;
+}
 
 /* The lock primitives Condition builds on (lock.c). */
 int weft__lock_acquire(struct weft__lock *l, int64_t deadline);

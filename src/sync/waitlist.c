@@ -1,6 +1,6 @@
 /*
- * Wait lists shared by every primitive: queue the current task on a list of stack nodes, park it,
- * and wake the nodes still parked. See sync.h for the woken-flag protocol.
+ * Wait lists shared by every primitive: wake the nodes still parked (the wait itself is inline in
+ * sync.h, with the woken-flag protocol).
  */
 #include "sync/sync.h"
 
@@ -48,20 +48,4 @@ struct weft__waiter *weft__wl_first_parked(struct weft__list *l)
             return w;
     }
     return NULL;
-}
-
-int weft__wl_wait(weft_task_t *t, struct weft__list *l, struct weft__waiter *w, void *obj,
-                  int64_t deadline)
-{
-    w->task = t;
-    w->woken = 0;
-    weft__list_init(&w->link);
-    weft__wl_ready(l);
-    if (!weft__list_empty(l) && weft__waiter_of(l->next)->task->fut.loop != t->fut.loop)
-        return -EINVAL;
-    weft__list_append(l, &w->link);
-    int r = weft__park(t, WEFT__P_PRIM, obj, &w->link, deadline < 0 ? WEFT_NO_DEADLINE : deadline);
-    if (weft__list_linked(&w->link))
-        weft__list_remove(&w->link);
-    return r;
 }
