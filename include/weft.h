@@ -1466,6 +1466,163 @@ WEFT_EXTERN bool weft_stream_is_closing(const weft_stream_t *s);
 WEFT_EXTERN int weft_stream_wait_closed(weft_stream_t *s);
 WEFT_EXTERN int weft_stream_wait_closed_dl(weft_stream_t *s, int64_t deadline);
 
+/* ---- connecting (asyncio's open_connection / open_unix_connection) ---- */
+
+/* Options of weft_stream_connect(); zero-initialise and set what you need. */
+struct weft_connect_opts {
+    struct weft_stream_opts stream; /* limit and write high-water of the new stream */
+    int family;                     /* AF_UNSPEC (0), AF_INET or AF_INET6 */
+    double happy_eyeballs_delay;    /* > 0: RFC 8305 staggered attempts this many seconds
+                                     * apart (0.25 recommended); 0: one address after another */
+    int interleave;                 /* addresses of the first family before alternating
+                                     * families; 0 = 1 with Happy Eyeballs, else no reordering */
+    const char *local_host;         /* numeric address to bind before connecting, or NULL */
+    int local_port;                 /* with local_host; 0 = any */
+    char *errbuf;                   /* if not NULL: receives a description of what failed, */
+    size_t errlen;                  /* e.g. "127.0.0.1:9: connection refused; [::1]:9: ..." */
+};
+
+/*
+ * Open a TCP connection (asyncio.open_connection): resolve `host` (a numeric address resolves at
+ * once, a name through weft_getaddrinfo), then try each address in turn, or with Happy Eyeballs
+ * (opts->happy_eyeballs_delay > 0) start a new attempt every delay or as soon as one fails; the
+ * first to connect wins and the others are cancelled and closed. TCP_NODELAY is set as asyncio
+ * does. `opts` may be NULL. On success *out is a stream the caller owns.
+ * Returns 0, or: the resolver's error (WEFT_EAI_NONAME, ...), the first attempt's error when all
+ * failed (with every attempt described in opts->errbuf), -EINVAL (bad port or host NULL),
+ * -ETIMEDOUT, -ECANCELED (nothing is left open then). Suspends.
+ */
+WEFT_EXTERN int weft_stream_connect(weft_stream_t **out, const char *host, int port,
+                                    const struct weft_connect_opts *opts);
+WEFT_EXTERN int weft_stream_connect_dl(weft_stream_t **out, const char *host, int port,
+                                       const struct weft_connect_opts *opts, int64_t deadline);
+
+/*
+ * weft_stream_connect() to addresses already resolved (a list from weft_getaddrinfo() or built by
+ * hand; SOCK_STREAM families AF_INET / AF_INET6), tried in order or raced with Happy Eyeballs as
+ * `opts` says. Borrows `addrs`. Returns as weft_stream_connect(). Suspends.
+ */
+struct addrinfo;
+WEFT_EXTERN int weft_stream_connect_addrinfo(weft_stream_t **out, const struct addrinfo *addrs,
+                                             const struct weft_connect_opts *opts);
+WEFT_EXTERN int weft_stream_connect_addrinfo_dl(weft_stream_t **out,
+                                                const struct addrinfo *addrs,
+                                                const struct weft_connect_opts *opts,
+                                                int64_t deadline);
+
+/*
+ * Connect to a Unix stream socket at `path` ("@name" for the abstract namespace)
+ * (open_unix_connection). Returns 0, -ENOENT, -ECONNREFUSED, -EAGAIN (listener's backlog full),
+ * -ENAMETOOLONG, -ETIMEDOUT, -ECANCELED. Suspends.
+ */
+WEFT_EXTERN int weft_stream_connect_unix(weft_stream_t **out, const char *path,
+                                         const struct weft_stream_opts *opts);
+WEFT_EXTERN int weft_stream_connect_unix_dl(weft_stream_t **out, const char *path,
+                                            const struct weft_stream_opts *opts,
+                                            int64_t deadline);
+
+/* ---- servers (asyncio's start_server / start_unix_server and Server) ---- */
+
+typedef struct weft_server weft_server_t;
+
+/*
+ * A connection handler: runs in a task of its own for each accepted connection. It borrows
+ * `stream` (weft_stream_retain() it to keep it longer); when it returns, the server closes the
+ * stream (queued output is still flushed). A negative result other than -ECANCELED is reported
+ * through the loop's error handler, as asyncio logs an exception from client_connected_cb.
+ */
+typedef int (*weft_stream_handler_fn)(weft_stream_t *stream, void *arg);
+
+/* Options of a server; zero-initialise and set what you need. */
+struct weft_server_opts {
+    struct weft_stream_opts stream; /* limit and write high-water of each connection's stream */
+    int family;                     /* AF_UNSPEC (0), AF_INET or AF_INET6 */
+    int backlog;                    /* listen() backlog; 0 = 100 (asyncio's default) */
+    bool reuse_port;                /* set SO_REUSEPORT (several servers on one port) */
+    bool no_reuse_address;          /* do not set SO_REUSEADDR (set by default, as on Unix) */
+    bool keep_socket_file;          /* Unix: leave the socket file on close (cleanup_socket=False) */
+    size_t stack_size;              /* stack of each connection task; 0 = the loop's default */
+    double accept_retry_delay;      /* pause before accepting again after EMFILE, ENFILE,
+                                     * ENOBUFS or ENOMEM; 0 = 1 s (asyncio's) */
+};
+
+/*
+ * Listen on every address `host` resolves to (asyncio.start_server; host NULL = all interfaces,
+ * IPv4 and IPv6), port `port` (0 = a free one, see weft_server_port), and serve at once: each
+ * connection gets a task running `handler(stream, arg)`. IPv6 sockets are IPV6_V6ONLY so that
+ * both families can share a port. On failure nothing stays open. `opts` may be NULL. The caller
+ * owns *out (weft_server_release).
+ * Returns 0, the resolver's error, the bind/listen error (-EADDRINUSE, ...), -EINVAL, -ENOMEM,
+ * -ECANCELED. Suspends only to resolve a name.
+ */
+WEFT_EXTERN int weft_server_start(weft_server_t **out, weft_stream_handler_fn handler, void *arg,
+                                  const char *host, int port,
+                                  const struct weft_server_opts *opts);
+
+/*
+ * Listen on the Unix socket `path` ("@name": abstract namespace) (start_unix_server). A stale
+ * socket file at `path` is removed first; on close the file is removed again unless
+ * opts->keep_socket_file (3.13's cleanup_socket). Returns as weft_server_start(). Does not
+ * suspend.
+ */
+WEFT_EXTERN int weft_server_start_unix(weft_server_t **out, weft_stream_handler_fn handler,
+                                       void *arg, const char *path,
+                                       const struct weft_server_opts *opts);
+
+/*
+ * Serve on an already listening socket `fd` (start_server(sock=...)); the server takes it.
+ * Returns 0, -EINVAL (not a listening stream socket), -ENOMEM. Does not suspend.
+ */
+WEFT_EXTERN int weft_server_start_fd(weft_server_t **out, weft_stream_handler_fn handler,
+                                     void *arg, int fd, const struct weft_server_opts *opts);
+
+/*
+ * Stop listening (Server.close): the listening sockets are closed at once; connections already
+ * accepted keep running. Idempotent. Does not suspend.
+ */
+WEFT_EXTERN void weft_server_close(weft_server_t *srv);
+
+/* Close every accepted connection's stream (close_clients, 3.13); abort_clients drops their
+ * queued output. Handlers see end of stream in their reads. */
+WEFT_EXTERN void weft_server_close_clients(weft_server_t *srv);
+WEFT_EXTERN void weft_server_abort_clients(weft_server_t *srv);
+
+/*
+ * Wait until the server is closed AND every connection handler has returned (wait_closed, as
+ * fixed in 3.12.1). Returns 0, -ETIMEDOUT, -ECANCELED. Suspends.
+ */
+WEFT_EXTERN int weft_server_wait_closed(weft_server_t *srv);
+WEFT_EXTERN int weft_server_wait_closed_dl(weft_server_t *srv, int64_t deadline);
+
+/*
+ * Serve until the server is closed (serve_forever). Returns 0 once weft_server_close() was
+ * called (asyncio raises CancelledError there); if the calling task is cancelled, the server is
+ * closed, its connections are awaited (wait_closed) and -ECANCELED is returned. -EBUSY if a task
+ * already serves it forever, -EINVAL if it is closed. Suspends.
+ */
+WEFT_EXTERN int weft_server_serve_forever(weft_server_t *srv);
+
+/* True while the server listens (is_serving). */
+WEFT_EXTERN bool weft_server_is_serving(const weft_server_t *srv);
+
+/*
+ * Copy up to `cap` listening fds into `fds` (Server.sockets; borrowed, -1 once closed) and
+ * return how many there are.
+ */
+WEFT_EXTERN size_t weft_server_sockets(const weft_server_t *srv, int *fds, size_t cap);
+
+/* The local port of the first listening socket (handy after port 0), or a negative errno. */
+WEFT_EXTERN int weft_server_port(const weft_server_t *srv);
+
+/* The number of connection handlers running now. */
+WEFT_EXTERN size_t weft_server_connections(const weft_server_t *srv);
+
+/*
+ * Drop the caller's reference: closes the server if it is not closed yet. The memory goes once
+ * the last connection handler has returned. Does not suspend.
+ */
+WEFT_EXTERN void weft_server_release(weft_server_t *srv);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 /*
  * Addresses: numeric parsing and formatting of socket addresses, and the resolver entry point
- * the stream and server code use (numeric hosts are resolved here without blocking).
+ * the stream and server code use: numeric hosts are resolved here without blocking, names go
+ * to weft_getaddrinfo (the thread pool).
  */
 #include "net/net.h"
 
@@ -10,35 +11,12 @@
 #include <string.h>
 #include <sys/un.h>
 
-/* Map a getaddrinfo() failure to a negative errno. */
-static int gai_to_errno(int rc)
-{
-    switch (rc) {
-    case 0:
-        return 0;
-    case EAI_MEMORY:
-        return -ENOMEM;
-    case EAI_FAMILY:
-    case EAI_ADDRFAMILY:
-        return -EAFNOSUPPORT;
-    case EAI_SERVICE:
-    case EAI_BADFLAGS:
-        return -EINVAL;
-    case EAI_SYSTEM:
-        return errno > 0 ? -errno : -EIO;
-    case EAI_AGAIN:
-        return -EAGAIN;
-    default:
-        return -ENOENT; /* EAI_NONAME, EAI_NODATA, EAI_FAIL */
-    }
-}
-
 int weft__net_resolve(const char *host, int port, int family, int socktype, int flags,
                       struct addrinfo **res, int64_t deadline)
 {
-    (void)deadline;
     if (port < 0 || port > 65535 || res == NULL)
         return -EINVAL;
+    *res = NULL;
     char service[8];
     snprintf(service, sizeof(service), "%d", port);
     struct addrinfo hints = {
@@ -46,8 +24,15 @@ int weft__net_resolve(const char *host, int port, int family, int socktype, int 
         .ai_socktype = socktype,
         .ai_flags = flags | AI_NUMERICSERV | AI_NUMERICHOST,
     };
+    /* A numeric host (or none) never blocks: resolve it here, without the thread pool. */
+    int rc = getaddrinfo(host, service, &hints, res);
+    if (rc == 0)
+        return 0;
     *res = NULL;
-    return gai_to_errno(getaddrinfo(host, service, &hints, res));
+    if (rc != EAI_NONAME || host == NULL)
+        return rc == EAI_MEMORY ? -ENOMEM : rc == EAI_FAMILY ? -EAFNOSUPPORT : -EINVAL;
+    hints.ai_flags = flags | AI_NUMERICSERV | AI_ADDRCONFIG;
+    return weft_getaddrinfo_dl(host, service, &hints, res, deadline);
 }
 
 int weft_addr_parse(const char *host, int port, struct sockaddr_storage *out, socklen_t *len)
@@ -63,9 +48,11 @@ int weft_addr_parse(const char *host, int port, struct sockaddr_storage *out, so
         *len = sizeof(*in);
         return 0;
     }
+    char service[8];
+    snprintf(service, sizeof(service), "%d", port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
-    int err = weft__net_resolve(host, port, AF_UNSPEC, SOCK_STREAM, 0, &ai, WEFT_NO_DEADLINE);
-    if (err < 0)
+    if (getaddrinfo(host, service, &hints, &ai) != 0)
         return -EINVAL;
     memcpy(out, ai->ai_addr, ai->ai_addrlen);
     *len = ai->ai_addrlen;

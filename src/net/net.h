@@ -47,6 +47,7 @@ struct weft_stream {
     struct weft__list closers;  /* wait_closed() callers */
     /* a server's connection */
     struct weft__list slink;    /* in the server's list while its handler runs */
+    weft_server_t *server;      /* that server, or NULL */
 };
 
 /* Resolve host/port into a list to free with freeaddrinfo(). Suspends only for real names. */
@@ -61,6 +62,10 @@ void weft__stream_do_close(weft_stream_t *s);
 
 /* Record a fatal connection error: the queue is dropped and drainers wake with it. */
 void weft__stream_fail(weft_stream_t *s, int err);
+
+/* Fill a Unix address for `path` ("@name": abstract namespace). */
+struct sockaddr_un;
+int weft__unix_addr(const char *path, struct sockaddr_un *un, socklen_t *len);
 
 /* Wake every task on `list` with `result`. */
 void weft__nwaiters_wake_all(struct weft__list *list, int result);
