@@ -800,8 +800,9 @@ WEFT_EXTERN bool weft_cond_locked(const weft_cond_t *cond);
  * (-EPERM otherwise). Suspends. The lock is held again when this returns, whatever the outcome:
  * 0 (notified), -ECANCELED (cancelled while waiting or while re-acquiring; the re-acquisition is
  * retried until it succeeds, then the cancellation is reported), -ETIMEDOUT (_dl: the deadline
- * bounds the wait for a notification, not the re-acquisition). A waiter that was notified but
- * returns an error passes its notification on to another waiter, so a notification is never
+ * bounds the wait for a notification, not the re-acquisition). Without the lock held: -EPERM
+ * (also outside a task), -EINVAL (NULL, or waiters of another loop). A waiter that was notified
+ * but returns an error passes its notification on to another waiter, so a notification is never
  * lost; in exchange a wake-up may be spurious: re-check the condition in a loop
  * (weft_cond_wait_for does).
  */
@@ -809,9 +810,10 @@ WEFT_EXTERN int weft_cond_wait(weft_cond_t *cond);
 WEFT_EXTERN int weft_cond_wait_dl(weft_cond_t *cond, int64_t deadline);
 
 /*
- * Wait until `pred(arg)` is true (asyncio's wait_for): checks it first, then waits and re-checks
- * after every wake-up. Returns 0 with the predicate true and the lock held, or an error of
- * weft_cond_wait_dl() (the lock is held then too, except for -EPERM). Suspends when it waits.
+ * Wait until `pred(arg)` is true (asyncio's wait_for): checks it first and returns 0 at once if
+ * it holds (lock held or not); otherwise waits and re-checks after every wake-up. Returns 0 with
+ * the predicate true, or an error of weft_cond_wait_dl() (with the lock held, except for -EPERM
+ * and -EINVAL). `pred` runs with the lock held once it has waited. Suspends when it waits.
  */
 WEFT_EXTERN int weft_cond_wait_for(weft_cond_t *cond, bool (*pred)(void *arg), void *arg);
 WEFT_EXTERN int weft_cond_wait_for_dl(weft_cond_t *cond, bool (*pred)(void *arg), void *arg,
