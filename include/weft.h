@@ -475,14 +475,15 @@ typedef struct weft_timeout {
 /*
  * Enter a scope that expires `seconds` from now (0 or negative: at the next loop iteration; +inf:
  * never, until rescheduled). Does not suspend.
- * Returns 0, -EPERM outside a task, -EINVAL for NaN or NULL, -ENOMEM.
+ * Returns 0, -EPERM outside a task, -EINVAL for NaN, NULL or a scope already entered and not
+ * exited, -ENOMEM.
  */
 WEFT_EXTERN int weft_timeout_enter(weft_timeout_t *to, double seconds);
 
 /*
  * Enter a scope that expires when the loop clock reaches `when` (ns of weft_time(); a deadline in
  * the past expires at the next iteration; WEFT_NO_DEADLINE or any negative value: never).
- * Returns 0, -EPERM outside a task, -EINVAL for NULL, -ENOMEM. Does not suspend.
+ * Returns 0, -EPERM outside a task, -EINVAL (NULL, already entered), -ENOMEM. Does not suspend.
  */
 WEFT_EXTERN int weft_timeout_enter_at(weft_timeout_t *to, int64_t when);
 

@@ -52,6 +52,8 @@ int weft_timeout_enter_at(weft_timeout_t *to, int64_t when)
     if (to == NULL)
         return -EINVAL;
     struct weft__timeout *s = S(to);
+    if (s->magic == WEFT__TO_MAGIC)
+        return -EINVAL; /* already entered and not exited */
     memset(s, 0, sizeof(*s));
     weft_timer_init(&s->timer);
     s->when = WEFT_NO_DEADLINE;
@@ -136,7 +138,7 @@ int weft_timeout_call(double seconds, weft_task_fn fn, void *arg)
 {
     if (fn == NULL)
         return -EINVAL;
-    weft_timeout_t to;
+    weft_timeout_t to = {{0}};
     int err = weft_timeout_enter(&to, seconds);
     if (err < 0)
         return err;
@@ -157,7 +159,7 @@ int weft_wait_for_at(weft_task_t *task, int64_t when)
         return weft_join(task);
     if (when > weft_time(NULL)) {
         /* asyncio 3.12: `async with timeout_at(when): return await task`. */
-        weft_timeout_t to;
+        weft_timeout_t to = {{0}};
         err = weft_timeout_enter_at(&to, when);
         if (err < 0)
             return err;

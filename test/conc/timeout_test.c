@@ -441,9 +441,28 @@ static void test_cancel_in_timeout_after_cancellation(void)
     CHECK_EQ(run_virtual(test_cancel_in_timeout_after_cancellation_main, NULL), 0);
 }
 
+static int test_timeout_already_entered_main(void *arg)
+{
+    (void)arg;
+    weft_timeout_t to;
+    CHECK_EQ(weft_timeout_enter(&to, 0.01), 0);
+    CHECK_EQ(weft_timeout_enter(&to, 0.01), -EINVAL);
+    CHECK_EQ(weft_timeout_exit(&to, 0), 0);
+    /* test_timeout_double_enter: in C the storage may be entered again once exited. */
+    CHECK_EQ(weft_timeout_enter(&to, 0.01), 0);
+    CHECK_EQ(weft_timeout_exit(&to, weft_sleep(1)), -ETIMEDOUT);
+    return 0;
+}
+
+static void test_timeout_already_entered(void)
+{
+    CHECK_EQ(run_virtual(test_timeout_already_entered_main, NULL), 0);
+}
+
 static void test_timeout_without_task(void)
 {
     weft_timeout_t to;
+    memset(&to, 0, sizeof(to));
     CHECK_EQ(weft_timeout_enter(&to, 0.01), -EPERM);
     CHECK_EQ(weft_timeout_reschedule(&to, 5), -EINVAL); /* test_timeout_not_entered */
     CHECK_EQ(weft_timeout_exit(&to, 0), -EINVAL);
@@ -549,5 +568,6 @@ TEST_MAIN(test_timeout_basic, test_timeout_at_basic, test_nested_timeouts, test_
           test_foreign_cancel_doesnt_timeout_if_not_expired, test_outer_task_is_not_cancelled,
           test_nested_timeouts_concurrent, test_nested_timeouts_loop_busy, test_reschedule,
           test_nested_timeout_in_finally, test_timeout_after_cancellation,
-          test_cancel_in_timeout_after_cancellation, test_timeout_without_task, test_timeout_nan,
+          test_cancel_in_timeout_after_cancellation, test_timeout_already_entered,
+          test_timeout_without_task, test_timeout_nan,
           test_scope_covers_every_wait, test_timeout_call)
