@@ -117,6 +117,8 @@ int weft__errgroup_add(weft_errgroup_t **eg, weft_task_t *task, int error,
 
 /* ---- TaskGroup (group.c) ---- */
 
+struct weft__gchild;
+
 struct weft__group {
     uint32_t magic;             /* WEFT__G_ENTERED / WEFT__G_DONE */
     uint8_t exiting;            /* weft_group_exit() is waiting for the children */
@@ -131,6 +133,8 @@ struct weft__group {
     weft_errgroup_t *errors;    /* children's errors, in the order they were handled */
     weft_errgroup_t *body_nested; /* errors of a group that failed inside the body */
     int lost;                   /* an error that could not be recorded (no memory) */
+    uint32_t nspare;
+    struct weft__gchild *spare; /* child records to reuse, freed at exit */
 };
 #define WEFT__G_ENTERED 0x67726f75u
 #define WEFT__G_DONE    0x646f6e65u

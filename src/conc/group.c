@@ -22,6 +22,9 @@ struct weft__gchild {
     weft_errgroup_t *nested; /* errors of a group that failed inside this child */
 };
 
+/* Child records kept for reuse per group: a busy group recycles them instead of allocating. */
+#define SPARE_MAX 1024
+
 /* Groups entered on this thread and not exited yet, oldest first (to find where a failing
  * nested group belongs). */
 static _Thread_local struct weft__list active;
@@ -77,7 +80,33 @@ static void child_done(weft_future_t *f, void *arg)
     }
     weft_errgroup_release(c->nested);
     weft_task_release(t);
-    weft__free(c);
+    if (g->nspare < SPARE_MAX) {
+        c->arg = g->spare;
+        g->spare = c;
+        g->nspare++;
+    } else {
+        weft__free(c);
+    }
+}
+
+static struct weft__gchild *child_new(struct weft__group *g)
+{
+    struct weft__gchild *c = g->spare;
+    if (c == NULL)
+        return weft__malloc(sizeof(*c));
+    g->spare = c->arg;
+    g->nspare--;
+    return c;
+}
+
+static void free_spares(struct weft__group *g)
+{
+    while (g->spare != NULL) {
+        struct weft__gchild *c = g->spare;
+        g->spare = c->arg;
+        weft__free(c);
+    }
+    g->nspare = 0;
 }
 
 int weft_group_enter(weft_group_t *gs)
@@ -116,7 +145,7 @@ int weft_group_spawn_opts(weft_group_t *gs, weft_task_t **out, weft_task_fn fn, 
         return -ESHUTDOWN;
     if (weft_loop_current() != g->loop)
         return -EINVAL;
-    struct weft__gchild *c = weft__malloc(sizeof(*c));
+    struct weft__gchild *c = child_new(g);
     if (c == NULL)
         return -ENOMEM;
     c->g = g;
@@ -204,6 +233,7 @@ int weft_group_exit(weft_group_t *gs, int body_result, weft_errgroup_t **errors)
     if (body_result < 0 && !g->aborting)
         abort_group(g);
     wait_children(g, cur, &propagate);
+    free_spares(g);
     weft__list_remove(&g->active);
     g->magic = WEFT__G_DONE;
     /* The group cancelled its parent only after a child failed, so errors follow below and
