@@ -31,20 +31,19 @@ static int tarea(void *arg)
 static int main_task(void *arg)
 {
     (void)arg;
-    weft_task_t *a, *b;
-    int err = weft_spawn(&a, tarea, NULL);
+    weft_task_t *t[2];
+    int err = weft_spawn(&t[0], tarea, NULL);
     if (err < 0)
         return err;
-    err = weft_spawn(&b, tarea, NULL);
+    err = weft_spawn(&t[1], tarea, NULL);
     if (err < 0) {
-        weft_task_release(a);
+        weft_task_release(t[0]);
         return err;
     }
-    int ra = weft_join(a); /* both run concurrently while we wait */
-    int rb = weft_join(b);
-    weft_task_release(a);
-    weft_task_release(b);
-    return ra < 0 ? ra : rb;
+    err = weft_gather(t, 2, NULL, 0); /* await asyncio.gather(tarea(), tarea()) */
+    weft_task_release(t[0]);
+    weft_task_release(t[1]);
+    return err;
 }
 
 int main(void)
