@@ -16,7 +16,8 @@ cd "$ROOT"
 # The two Release stages make sure optimised code (inline asm clobbers, UB the optimiser exploits)
 # is tested too. Knobs: WEFT_STAGES, WEFT_NO_DEPS=1 (skip scripts/deps.sh), WEFT_JOBS (2),
 # WEFT_TEST_TIMEOUT (300 s, for tests without their own TIMEOUT), WEFT_CMAKE_ARGS (extra
-# configure arguments for every stage).
+# configure arguments for every stage). The valgrind and arm64 stages export WEFT_SKIP_SLOW=1:
+# tests too slow under emulation (the million-task scale test) skip themselves there.
 ALL_STAGES="debug asan tsan valgrind arm64"
 STAGES=${WEFT_STAGES:-$ALL_STAGES}
 JOBS=${WEFT_JOBS:-2}
@@ -58,6 +59,7 @@ stage_asan() {
 
 stage_valgrind() {
   command -v valgrind >/dev/null || { echo "valgrind not found (scripts/deps.sh test)"; return 1; }
+  export WEFT_SKIP_SLOW=1 # tests too slow under emulation skip themselves (exit 77)
   configure_build_test build-vg -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-g \
     -DWEFT_CORE_TESTS_ONLY=ON "-DWEFT_TEST_WRAPPER=$VALGRIND_WRAPPER"
 }
@@ -88,6 +90,7 @@ stage_arm64() {
     echo "build-arm64/ was configured without the aarch64 toolchain; removing it"
     rm -rf build-arm64
   fi
+  export WEFT_SKIP_SLOW=1 # tests too slow under emulation skip themselves (exit 77)
   configure_build_test build-arm64 "-DCMAKE_TOOLCHAIN_FILE=$TOOLCHAIN" \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-g -DWEFT_CORE_TESTS_ONLY=ON
 }
