@@ -77,6 +77,28 @@ static int append(struct fetch *f, const char *data, size_t n)
     return 0;
 }
 
+/*
+ * Read one line into `buf` as a C string without its line ending (lines from the stream are not
+ * NUL-terminated). Returns its length, WEFT_EOF at the end of the stream, or a negative errno.
+ */
+static int get_line(weft_stream_t *s, char *buf, size_t cap, int64_t dl)
+{
+    const char *line;
+    size_t len;
+    int r = weft_stream_readline_dl(s, &line, &len, dl);
+    if (r < 0)
+        return r;
+    if (len == 0)
+        return WEFT_EOF;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+    if (len >= cap)
+        return -EPROTO;
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+    return (int)len;
+}
+
 /* Read exactly `n` body bytes. */
 static int read_n(weft_stream_t *s, struct fetch *f, size_t n, int64_t dl)
 {
@@ -95,14 +117,11 @@ static int read_n(weft_stream_t *s, struct fetch *f, size_t n, int64_t dl)
 
 static int read_chunked(weft_stream_t *s, struct fetch *f, int64_t dl)
 {
+    char line[1024];
     for (;;) {
-        const char *line;
-        size_t len;
-        int r = weft_stream_readline_dl(s, &line, &len, dl);
+        int r = get_line(s, line, sizeof(line), dl);
         if (r < 0)
             return r;
-        if (len == 0)
-            return WEFT_EOF;
         char *end;
         unsigned long n = strtoul(line, &end, 16);
         if (end == line)
@@ -111,19 +130,13 @@ static int read_chunked(weft_stream_t *s, struct fetch *f, int64_t dl)
             break;
         if ((r = read_n(s, f, n, dl)) < 0)
             return r;
-        char crlf[2];
-        if ((r = weft_stream_readexactly_dl(s, crlf, 2, NULL, dl)) < 0)
-            return r;
+        if ((r = get_line(s, line, sizeof(line), dl)) != 0) /* the CRLF after the data */
+            return r < 0 ? r : -EPROTO;
     }
-    /* Trailers, up to the empty line. */
-    for (;;) {
-        const char *line;
-        size_t len;
-        int r = weft_stream_readline_dl(s, &line, &len, dl);
-        if (r < 0)
+    for (;;) { /* trailers, up to the empty line */
+        int r = get_line(s, line, sizeof(line), dl);
+        if (r <= 0)
             return r;
-        if (len <= 2)
-            return 0;
     }
 }
 
@@ -141,28 +154,22 @@ static int fetch_on(weft_stream_t *s, struct fetch *f, int64_t dl)
         r = weft_stream_drain_dl(s, dl);
     if (r < 0)
         return r;
-    const char *line;
-    size_t len;
-    if ((r = weft_stream_readline_dl(s, &line, &len, dl)) < 0)
-        return r;
-    if (len < 12 || strncmp(line, "HTTP/1.", 7) != 0)
+    char line[8192];
+    if ((r = get_line(s, line, sizeof(line), dl)) < 0)
+        return r == WEFT_EOF ? -EPROTO : r;
+    if (r < 12 || strncmp(line, "HTTP/1.", 7) != 0 || line[8] != ' ')
         return -EPROTO;
-    f->status = atoi(line + 9);
-    size_t rl = len > 13 ? len - 13 : 0;
-    while (rl > 0 && (line[13 + rl - 1] == '\r' || line[13 + rl - 1] == '\n'))
-        rl--;
-    snprintf(f->reason, sizeof(f->reason), "%.*s", (int)rl, len > 13 ? line + 13 : "");
+    f->status = (int)strtol(line + 9, NULL, 10);
+    snprintf(f->reason, sizeof(f->reason), "%s", r > 13 ? line + 13 : "");
     long long clen = -1;
     bool chunked = false;
     for (;;) {
-        if ((r = weft_stream_readline_dl(s, &line, &len, dl)) < 0)
-            return r;
-        if (len == 0)
-            return -EPROTO;
-        if (len <= 2 && line[0] != ' ' && (line[0] == '\r' || line[0] == '\n'))
+        if ((r = get_line(s, line, sizeof(line), dl)) < 0)
+            return r == WEFT_EOF ? -EPROTO : r;
+        if (r == 0)
             break;
         if (strncasecmp(line, "Content-Length:", 15) == 0)
-            clen = atoll(line + 15);
+            clen = strtoll(line + 15, NULL, 10);
         else if (strncasecmp(line, "Transfer-Encoding:", 18) == 0 && strstr(line, "chunked"))
             chunked = true;
     }
@@ -171,6 +178,7 @@ static int fetch_on(weft_stream_t *s, struct fetch *f, int64_t dl)
     if (clen >= 0)
         return read_n(s, f, (size_t)clen, dl);
     const char *all;
+    size_t len;
     if ((r = weft_stream_read_all_dl(s, &all, &len, dl)) < 0)
         return r;
     return append(f, all, len);

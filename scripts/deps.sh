@@ -8,7 +8,7 @@ set -euo pipefail
 usage() {
   sed -n '2,5s/^# \{0,1\}//p' "$0"
   echo "  build: build-essential cmake pkg-config"
-  echo "  test:  valgrind python3           (the sanitizers come with gcc's libasan/libubsan)"
+  echo "  test:  valgrind python3 curl wrk  (the sanitizers come with gcc's libasan/libubsan)"
   echo "  cross: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
   echo "  bench: wrk curl python3"
   echo "  clang: clang                      (optional, not part of 'all')"
@@ -18,7 +18,7 @@ usage() {
 pkgs_of() {
   case "$1" in
     build) echo build-essential cmake pkg-config ;;
-    test)  echo valgrind python3 ;;
+    test)  echo valgrind python3 curl wrk ;;
     cross) echo gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user ;;
     bench) echo wrk curl python3 ;;
     clang) echo clang ;;
