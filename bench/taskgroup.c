@@ -62,9 +62,10 @@ static int bench(void *arg)
     if (r < 0)
         return r;
     double n = (double)arg_n;
-    printf("RESULT children=%ld batch=%ld ns_per_child=%.1f spawn_ns_per_child=%.1f cpu_ns_per_child=%.1f "
-           "wall_s=%.4f\n",
-           arg_n, arg_batch, (t2 - t0) * 1e9 / n, (t1 - t0) * 1e9 / n, (c2 - c0) * 1e9 / n, t2 - t0);
+    printf("RESULT children=%ld batch=%ld ns_per_child=%.1f spawn_ns_per_child=%.1f "
+           "cpu_ns_per_child=%.1f wall_s=%.4f\n",
+           arg_n, arg_batch, (t2 - t0) * 1e9 / n, (t1 - t0) * 1e9 / n, (c2 - c0) * 1e9 / n,
+           t2 - t0);
     return 0;
 }
 

@@ -25,7 +25,8 @@ static int fetch(void *arg)
     int r = weft_sleep(s->seconds); /* stands for connect, send, receive */
     if (r < 0)
         return r; /* cancelled */
-    return s->error != 0 ? s->error : (int)(s->seconds * 1000); /* the page's "size" */
+    /* The page's "size", or the site's error. */
+    return s->error != 0 ? s->error : (int)(s->seconds * 1000);
 }
 
 static double since(int64_t t0)

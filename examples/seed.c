@@ -56,6 +56,7 @@ int main(void)
         fprintf(stderr, "seed: %s\n", weft_strerror(err));
         return 1;
     }
-    printf("Tiempo usado:  %.16g\n", (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+    printf("Tiempo usado:  %.16g\n",
+           (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
     return 0;
 }

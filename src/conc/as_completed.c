@@ -8,8 +8,8 @@
 struct weft_as_completed {
     struct weft__watch *w; /* NULL when there are no tasks */
     size_t n;
-    uint32_t yielded;   /* steps taken */
-    uint32_t limit;     /* completions that count: all until the deadline fires */
+    uint32_t yielded; /* steps taken */
+    uint32_t limit;   /* completions that count: all until the deadline fires */
     uint8_t timed_out;
     weft_timer_t timer;
     weft_task_t *tasks[]; /* retained */

@@ -96,9 +96,9 @@ void weft__watch_detach(struct weft__watch *w, weft_task_t *const *tasks);
 /* ---- error groups (errgroup.c) ---- */
 
 struct weft__errentry {
-    weft_task_t *task;        /* the failed child (a reference), NULL for the group's body */
-    int error;                /* its error; WEFT_EGROUP when `nested` holds a group's errors */
-    weft_errgroup_t *nested;  /* a reference, or NULL */
+    weft_task_t *task;       /* the failed child (a reference), NULL for the group's body */
+    int error;               /* its error; WEFT_EGROUP when `nested` holds a group's errors */
+    weft_errgroup_t *nested; /* a reference, or NULL */
 };
 
 struct weft_errgroup {
@@ -112,27 +112,26 @@ struct weft_errgroup {
  * Append an entry to *eg (created on first use), taking `nested` (may be NULL) and retaining
  * `task` (may be NULL). Returns 0 or -ENOMEM (then `nested` is released).
  */
-int weft__errgroup_add(weft_errgroup_t **eg, weft_task_t *task, int error,
-                       weft_errgroup_t *nested);
+int weft__errgroup_add(weft_errgroup_t **eg, weft_task_t *task, int error, weft_errgroup_t *nested);
 
 /* ---- TaskGroup (group.c) ---- */
 
 struct weft__gchild;
 
 struct weft__group {
-    uint32_t magic;             /* WEFT__G_ENTERED / WEFT__G_DONE */
-    uint8_t exiting;            /* weft_group_exit() is waiting for the children */
-    uint8_t aborting;           /* a failure or a cancel: children are being cancelled */
-    uint8_t parent_cancelled;   /* the group cancelled its parent once (to stop the body) */
-    uint8_t waiting;            /* the parent is parked in exit */
-    weft_task_t *parent;        /* the task that entered the group */
+    uint32_t magic;           /* WEFT__G_ENTERED / WEFT__G_DONE */
+    uint8_t exiting;          /* weft_group_exit() is waiting for the children */
+    uint8_t aborting;         /* a failure or a cancel: children are being cancelled */
+    uint8_t parent_cancelled; /* the group cancelled its parent once (to stop the body) */
+    uint8_t waiting;          /* the parent is parked in exit */
+    weft_task_t *parent;      /* the task that entered the group */
     weft_loop_t *loop;
-    size_t nchildren;           /* children whose end the group has not handled yet */
-    struct weft__list children; /* struct weft__gchild */
-    struct weft__list active;   /* in this thread's list of entered groups */
-    weft_errgroup_t *errors;    /* children's errors, in the order they were handled */
+    size_t nchildren;             /* children whose end the group has not handled yet */
+    struct weft__list children;   /* struct weft__gchild */
+    struct weft__list active;     /* in this thread's list of entered groups */
+    weft_errgroup_t *errors;      /* children's errors, in the order they were handled */
     weft_errgroup_t *body_nested; /* errors of a group that failed inside the body */
-    int lost;                   /* an error that could not be recorded (no memory) */
+    int lost;                     /* an error that could not be recorded (no memory) */
     uint32_t nspare;
     struct weft__gchild *spare; /* child records to reuse, freed at exit */
 };

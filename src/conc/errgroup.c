@@ -5,8 +5,7 @@
  */
 #include "conc/conc.h"
 
-int weft__errgroup_add(weft_errgroup_t **egp, weft_task_t *task, int error,
-                       weft_errgroup_t *nested)
+int weft__errgroup_add(weft_errgroup_t **egp, weft_task_t *task, int error, weft_errgroup_t *nested)
 {
     weft_errgroup_t *eg = *egp;
     if (eg == NULL) {

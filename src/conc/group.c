@@ -14,9 +14,9 @@ _Static_assert(_Alignof(struct weft__group) <= _Alignof(weft_group_t), "weft_gro
 
 /* One child: what the trampoline runs, and its place in the group. */
 struct weft__gchild {
-    struct weft__list link;  /* in group->children until its end is handled */
+    struct weft__list link; /* in group->children until its end is handled */
     struct weft__group *g;
-    weft_task_t *task;       /* the group's reference */
+    weft_task_t *task; /* the group's reference */
     weft_task_fn fn;
     void *arg;
     weft_errgroup_t *nested; /* errors of a group that failed inside this child */

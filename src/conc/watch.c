@@ -14,8 +14,8 @@ static void unref(struct weft__watch *w)
 
 static size_t extra_offset(size_t n)
 {
-    size_t off = sizeof(struct weft__watch) + n * sizeof(struct weft__watch_slot) +
-                 n * sizeof(uint32_t);
+    size_t off =
+        sizeof(struct weft__watch) + n * sizeof(struct weft__watch_slot) + n * sizeof(uint32_t);
     return (off + 15) & ~(size_t)15;
 }
 

@@ -1100,5 +1100,5 @@ TEST_MAIN(test_taskgroup_01, test_taskgroup_02, test_taskgroup_03,
           test_taskgroup_exit_by_other_task, test_cancelling_level_preserved,
           test_nested_groups_both_cancelled, test_error_and_cancel,
           test_taskgroup_context_manager_exit_raises, test_taskgroup_23, test_taskgroup_24,
-          test_taskgroup_25, test_taskgroup_task_name, test_errors_are_read,
-          test_group_in_timeout, test_group_many_children)
+          test_taskgroup_25, test_taskgroup_task_name, test_errors_are_read, test_group_in_timeout,
+          test_group_many_children)

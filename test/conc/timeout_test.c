@@ -569,5 +569,5 @@ TEST_MAIN(test_timeout_basic, test_timeout_at_basic, test_nested_timeouts, test_
           test_nested_timeouts_concurrent, test_nested_timeouts_loop_busy, test_reschedule,
           test_nested_timeout_in_finally, test_timeout_after_cancellation,
           test_cancel_in_timeout_after_cancellation, test_timeout_already_entered,
-          test_timeout_without_task, test_timeout_nan,
-          test_scope_covers_every_wait, test_timeout_call)
+          test_timeout_without_task, test_timeout_nan, test_scope_covers_every_wait,
+          test_timeout_call)

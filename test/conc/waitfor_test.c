@@ -109,8 +109,7 @@ static int test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started_main(
 static void test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started(void)
 {
     CHECK_EQ(
-        run_virtual(test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started_main, NULL),
-        0);
+        run_virtual(test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started_main, NULL), 0);
 }
 
 static int test_wait_for_timeout_less_then_0_or_0_main(void *arg)
