@@ -1038,6 +1038,9 @@ WEFT_EXTERN size_t weft_queue_unfinished(const weft_queue_t *q);
 #include <netdb.h>
 #include <sys/socket.h>
 
+/* Declared here too: strict ISO C modes (-std=c11) hide it in <netdb.h>. */
+struct addrinfo;
+
 /*
  * One process-wide pool of threads runs blocking work for every loop (like libuv's). It starts
  * lazily, one thread at a time as work arrives, up to weft_pool_size() threads (asyncio's
