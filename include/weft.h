@@ -642,7 +642,7 @@ typedef struct weft_errgroup weft_errgroup_t;
 
 /*
  * Enter a group whose parent is the calling task. Returns 0, -EPERM outside a task, -EINVAL
- * (NULL, or a group already entered and not exited). Does not suspend.
+ * (NULL, or a group already entered and not exited), -ENOMEM. Does not suspend.
  */
 WEFT_EXTERN int weft_group_enter(weft_group_t *g);
 

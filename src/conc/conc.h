@@ -128,7 +128,6 @@ struct weft__group {
     weft_loop_t *loop;
     size_t nchildren;             /* children whose end the group has not handled yet */
     struct weft__list children;   /* struct weft__gchild */
-    struct weft__list active;     /* in this thread's list of entered groups */
     weft_errgroup_t *errors;      /* children's errors, in the order they were handled */
     weft_errgroup_t *body_nested; /* errors of a group that failed inside the body */
     int lost;                     /* an error that could not be recorded (no memory) */

@@ -25,9 +25,65 @@ struct weft__gchild {
 /* Child records kept for reuse per group: a busy group recycles them instead of allocating. */
 #define SPARE_MAX 1024
 
-/* Groups entered on this thread and not exited yet, oldest first (to find where a failing
- * nested group belongs). */
-static _Thread_local struct weft__list active;
+/*
+ * Groups entered on this thread and not exited yet, oldest first, to find where a failing nested
+ * group belongs. Kept outside the groups, with a reference to each parent: if a loop is closed
+ * while a task sits inside a group, the entry is recognised as stale by its orphaned parent
+ * (whose handle stays valid) and dropped without touching the group's storage, which is gone.
+ */
+struct entered {
+    struct weft__group *g;
+    weft_task_t *parent;
+};
+
+static _Thread_local struct entered *reg;
+static _Thread_local size_t nreg, capreg;
+
+static void reg_drop(size_t i)
+{
+    weft_task_release(reg[i].parent);
+    memmove(&reg[i], &reg[i + 1], (nreg - i - 1) * sizeof(reg[0]));
+    if (--nreg == 0) {
+        weft__free(reg);
+        reg = NULL;
+        capreg = 0;
+    }
+}
+
+static void reg_prune(void)
+{
+    for (size_t i = nreg; i-- > 0;) {
+        if (reg[i].parent->fut.loop == NULL)
+            reg_drop(i);
+    }
+}
+
+static int reg_add(struct weft__group *g, weft_task_t *parent)
+{
+    reg_prune();
+    if (nreg == capreg) {
+        size_t cap = capreg ? capreg * 2 : 8;
+        struct entered *r = weft__realloc(reg, cap * sizeof(*r));
+        if (r == NULL)
+            return -ENOMEM;
+        reg = r;
+        capreg = cap;
+    }
+    reg[nreg].g = g;
+    reg[nreg].parent = weft_task_retain(parent);
+    nreg++;
+    return 0;
+}
+
+static void reg_remove(struct weft__group *g)
+{
+    for (size_t i = nreg; i-- > 0;) {
+        if (reg[i].g == g) {
+            reg_drop(i);
+            return;
+        }
+    }
+}
 
 static inline struct weft__group *G(weft_group_t *g)
 {
@@ -125,9 +181,11 @@ int weft_group_enter(weft_group_t *gs)
     g->parent = cur;
     g->loop = cur->fut.loop;
     weft__list_init(&g->children);
-    if (active.next == NULL)
-        weft__list_init(&active);
-    weft__list_append(&active, &g->active);
+    err = reg_add(g, cur);
+    if (err < 0) {
+        g->magic = 0;
+        return err;
+    }
     return 0;
 }
 
@@ -189,9 +247,10 @@ size_t weft_group_size(const weft_group_t *gs)
  */
 static void attach_nested(weft_task_t *cur, weft_errgroup_t *eg)
 {
-    for (struct weft__list *n = active.prev; n != &active; n = n->prev) {
-        struct weft__group *o = weft__container_of(n, struct weft__group, active);
-        if (o->parent == cur && !o->exiting) {
+    reg_prune();
+    for (size_t i = nreg; i-- > 0;) {
+        struct weft__group *o = reg[i].g;
+        if (reg[i].parent == cur && !o->exiting) {
             weft_errgroup_release(o->body_nested);
             o->body_nested = weft_errgroup_retain(eg);
             return;
@@ -234,7 +293,7 @@ int weft_group_exit(weft_group_t *gs, int body_result, weft_errgroup_t **errors)
         abort_group(g);
     wait_children(g, cur, &propagate);
     free_spares(g);
-    weft__list_remove(&g->active);
+    reg_remove(g);
     g->magic = WEFT__G_DONE;
     /* The group cancelled its parent only after a child failed, so errors follow below and
      * any other request stays counted: no cancellation is dropped here. */

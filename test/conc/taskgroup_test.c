@@ -1091,6 +1091,31 @@ static void test_group_many_children(void)
     CHECK_EQ(run_virtual(test_group_many_children_main, NULL), 0);
 }
 
+static int stuck_in_group(void *arg)
+{
+    (void)arg;
+    weft_group_t g;
+    CHECK_EQ(weft_group_enter(&g), 0);
+    weft_loop_stop(weft_loop_current());
+    return weft_group_exit(&g, weft_sleep(10), NULL); /* never gets here */
+}
+
+static void test_loop_closed_inside_group(void)
+{
+    /* A loop closed while a task is inside a group (its stack is freed): later groups on this
+     * thread still work. */
+    weft_loop_t *l;
+    weft_task_t *t;
+    CHECK_EQ(weft_loop_new(&l, &test_vclock), 0);
+    CHECK_EQ(weft_spawn(&t, stuck_in_group, NULL), 0);
+    CHECK_EQ(weft_loop_run(l), 0);
+    CHECK(!weft_task_done(t));
+    CHECK_EQ(weft_loop_close(l), 0);
+    weft_task_release(t);
+    CHECK_EQ(run_virtual(test_taskgroup_14_main, NULL), 0);
+    CHECK_EQ(run_virtual(test_nested_group_in_child_main, NULL), 0);
+}
+
 TEST_MAIN(test_taskgroup_01, test_taskgroup_02, test_taskgroup_03,
           test_cancel_children_on_child_error, test_taskgroup_04, test_cancellation,
           test_taskgroup_22, test_taskgroup_17, test_taskgroup_08, test_taskgroup_15,
@@ -1101,4 +1126,4 @@ TEST_MAIN(test_taskgroup_01, test_taskgroup_02, test_taskgroup_03,
           test_nested_groups_both_cancelled, test_error_and_cancel,
           test_taskgroup_context_manager_exit_raises, test_taskgroup_23, test_taskgroup_24,
           test_taskgroup_25, test_taskgroup_task_name, test_errors_are_read, test_group_in_timeout,
-          test_group_many_children)
+          test_group_many_children, test_loop_closed_inside_group)
