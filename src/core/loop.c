@@ -113,32 +113,41 @@ void weft__report(weft_loop_t *loop, const char *message, int err, weft_task_t *
 
 /* ---- callbacks ---- */
 
-int weft_call_soon(weft_loop_t *loop, weft_callback_fn cb, void *arg)
+/* A handle the loop frees once it ran; *err says why there is none. */
+static struct weft__handle *new_handle(weft_loop_t *loop, weft_callback_fn cb, void *arg, int *err)
 {
-    if (loop == NULL || cb == NULL || loop->closed)
-        return -EINVAL;
+    if (loop == NULL || cb == NULL || loop->closed) {
+        *err = -EINVAL;
+        return NULL;
+    }
     struct weft__handle *h = weft__malloc(sizeof(*h));
-    if (h == NULL)
-        return -ENOMEM;
+    if (h == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
     h->kind = WEFT__RN_HANDLE;
     h->heap = WEFT__H_PLAIN;
     h->cb = cb;
     h->arg = arg;
+    return h;
+}
+
+int weft_call_soon(weft_loop_t *loop, weft_callback_fn cb, void *arg)
+{
+    int err;
+    struct weft__handle *h = new_handle(loop, cb, arg, &err);
+    if (h == NULL)
+        return err;
     weft__enqueue_handle(loop, h);
     return 0;
 }
 
 int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_fn cb, void *arg)
 {
-    if (loop == NULL || cb == NULL || loop->closed)
-        return -EINVAL;
-    struct weft__handle *h = weft__malloc(sizeof(*h));
+    int err;
+    struct weft__handle *h = new_handle(loop, cb, arg, &err);
     if (h == NULL)
-        return -ENOMEM;
-    h->kind = WEFT__RN_HANDLE;
-    h->heap = WEFT__H_PLAIN;
-    h->cb = cb;
-    h->arg = arg;
+        return err;
     pthread_mutex_lock(&loop->ts_lock);
     weft__list_append(&loop->ts_queue, &h->link);
     atomic_store(&loop->ts_pending, 1);

@@ -471,17 +471,10 @@ void weft__task_orphan(weft_task_t *t)
 
 /* ---- joining ---- */
 
+/* weft__future_wait() checks the caller (-EPERM), self-waits (-EDEADLK) and foreign loops. */
 int weft_join_dl(weft_task_t *task, int64_t deadline)
 {
     if (task == NULL)
-        return -EINVAL;
-    int err;
-    weft_task_t *cur = weft__task_check_current(&err);
-    if (cur == NULL)
-        return err;
-    if (task == cur)
-        return -EDEADLK;
-    if (task->fut.loop != NULL && task->fut.loop != cur->fut.loop)
         return -EINVAL;
     return weft__future_wait(&task->fut, WEFT__P_JOIN, deadline);
 }
@@ -495,12 +488,6 @@ int weft_shield(weft_task_t *task)
 {
     if (task == NULL)
         return -EINVAL;
-    int err;
-    weft_task_t *cur = weft__task_check_current(&err);
-    if (cur == NULL)
-        return err;
-    if (task == cur)
-        return -EDEADLK;
     return weft__future_wait(&task->fut, WEFT__P_SHIELD, WEFT_NO_DEADLINE);
 }
 
