@@ -61,8 +61,10 @@ void weft_future_release(weft_future_t *f)
         weft__task_free((weft_task_t *)f);
         return;
     }
+    /* The future may outlive its loop: only the thread's current loop is known to be alive. */
     if (f->state == WEFT__F_DONE && f->result < 0 && !f->retrieved)
-        weft__report(f->loop, "future error never retrieved", f->result, NULL);
+        weft__report(f->loop == weft__tls_loop ? f->loop : NULL, "future error never retrieved",
+                     f->result, NULL);
     weft__future_drop_entries(f);
     weft__free(f->cancel_msg);
     weft__free(f);

@@ -299,6 +299,38 @@ static void test_future_misuse(void)
     CHECK_EQ(weft_loop_close(l), 0);
 }
 
+/* A future (and a task) may outlive its loop: releasing it afterwards must not touch the freed
+ * loop, even to report an error nobody read. */
+static weft_future_t *kept;
+static weft_task_t *kept_task;
+
+static int fail_eio(void *arg)
+{
+    (void)arg;
+    return -EIO;
+}
+
+static int outlive_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(weft_future_new(&kept), 0);
+    CHECK_EQ(weft_future_set_error(kept, -EIO), 0);
+    CHECK_EQ(weft_spawn(&kept_task, fail_eio, NULL), 0);
+    CHECK_EQ(weft_yield(), 0);
+    CHECK(weft_task_done(kept_task));
+    return 0;
+}
+
+static void test_future_outlives_loop(void)
+{
+    CHECK_EQ(run_virtual(outlive_main, NULL), 0);
+    CHECK(weft_future_done(kept));
+    CHECK(weft_task_done(kept_task));
+    /* Both errors were never read: reported (to stderr, the loop being gone) at release. */
+    weft_future_release(kept);
+    weft_task_release(kept_task);
+}
+
 TEST_MAIN(test_future_basic, test_future_callbacks_never_inline, test_future_remove_done_callback,
           test_future_await, test_future_cancel_forwarded, test_future_error_never_retrieved,
-          test_task_future, test_future_misuse)
+          test_task_future, test_future_misuse, test_future_outlives_loop)
