@@ -50,8 +50,12 @@ static inline size_t buffered(const weft_stream_t *s)
     return s->rend - s->rpos;
 }
 
-/* Wait for the fd to become readable, or (no fd) for a feed; feed/close/set_error wake it. */
-static int rwait(weft_stream_t *s, int64_t deadline)
+/*
+ * Wait for the fd to become readable, or (no fd) for a feed; feed/close/set_error wake it. The
+ * first wait of a call takes a reference (*held) that the call drops when it returns, so the
+ * stream outlives a release by another task while this one is suspended.
+ */
+static __attribute__((noinline)) int rwait(weft_stream_t *s, int64_t deadline, bool *held)
 {
     int err;
     weft_task_t *t = weft__task_check_current(&err);
@@ -59,6 +63,10 @@ static int rwait(weft_stream_t *s, int64_t deadline)
         return err;
     if (s->rtask != NULL)
         return -EBUSY;
+    if (!*held) {
+        *held = true;
+        s->refs++;
+    }
     s->rtask = t;
     int r;
     if (s->fd >= 0 && !s->closing)
@@ -67,6 +75,13 @@ static int rwait(weft_stream_t *s, int64_t deadline)
         r = weft__park(t, WEFT__P_PRIM, s, NULL, deadline);
     s->rtask = NULL;
     return r;
+}
+
+/* At the end of a call that waited: drop the reference rwait() took. */
+static inline void done(weft_stream_t *s, bool held)
+{
+    if (held)
+        weft_stream_release(s);
 }
 
 static ssize_t sys_read(weft_stream_t *s, void *buf, size_t n)
@@ -89,32 +104,51 @@ static int read_failed(weft_stream_t *s, int err)
  * Get more bytes into the buffer, aiming for `need` buffered in all (SIZE_MAX: as much as
  * comes). Returns > 0 (bytes may have been added), 0 at end of stream, or a negative errno.
  */
-static ssize_t fill(weft_stream_t *s, size_t need, int64_t deadline)
+/* How many bytes one read should ask for, after making room for them. */
+static __attribute__((noinline)) int make_room(weft_stream_t *s, size_t need, size_t *ask)
+{
+    size_t have = buffered(s);
+    size_t want = MIN_READ;
+    if (need == SIZE_MAX)
+        want = have > want ? have : want;
+    else if (need > have && need - have > want)
+        want = need - have;
+    int err = reserve(s, want);
+    if (err < 0)
+        return err;
+    /* Never read ahead past 2 x limit, unless the call needs more (asyncio pauses there). */
+    size_t room = s->rcap - s->rend;
+    size_t ahead = 2 * s->limit > have ? 2 * s->limit - have : 0;
+    size_t cap = ahead > want ? ahead : want;
+    *ask = room < cap ? room : cap;
+    return 0;
+}
+
+static __attribute__((noinline)) ssize_t fill(weft_stream_t *s, size_t need, int64_t deadline,
+                                             bool *held)
 {
     for (;;) {
-        if (s->rerr != 0)
-            return s->rerr;
-        if (s->eof)
-            return 0;
-        if (s->closing) {
+        if (WEFT__UNLIKELY(s->rerr != 0 || s->eof || s->closing)) {
+            if (s->rerr != 0)
+                return s->rerr;
             s->eof = 1; /* closed locally: no more reads, buffered bytes stay readable */
             return 0;
         }
-        if (s->fd >= 0) {
-            size_t have = buffered(s);
-            size_t want = MIN_READ;
-            if (need == SIZE_MAX)
-                want = have > want ? have : want;
-            else if (need > have && need - have > want)
-                want = need - have;
-            int err = reserve(s, want);
-            if (err < 0)
-                return err;
-            size_t room = s->rcap - s->rend;
-            size_t ahead = 2 * s->limit > have ? 2 * s->limit - have : 0;
-            size_t cap = ahead > want ? ahead : want;
-            ssize_t n = sys_read(s, s->rbuf + s->rend, room < cap ? room : cap);
-            if (n > 0) {
+        if (WEFT__LIKELY(s->fd >= 0)) {
+            size_t ask;
+            if (s->rpos == s->rend)
+                s->rpos = s->rend = 0;
+            /* The common case: an empty or roomy buffer, a small need. */
+            if (WEFT__LIKELY(s->rcap - s->rend >= MIN_READ && need - buffered(s) <= MIN_READ &&
+                             2 * s->limit >= s->rcap)) {
+                ask = s->rcap - s->rend;
+            } else {
+                int err = make_room(s, need, &ask);
+                if (err < 0)
+                    return err;
+            }
+            ssize_t n = sys_read(s, s->rbuf + s->rend, ask);
+            if (WEFT__LIKELY(n > 0)) {
                 s->rend += (size_t)n;
                 return n;
             }
@@ -127,7 +161,7 @@ static ssize_t fill(weft_stream_t *s, size_t need, int64_t deadline)
             if (errno != EAGAIN)
                 return read_failed(s, -errno);
         }
-        int r = rwait(s, deadline);
+        int r = rwait(s, deadline, held);
         if (r < 0 && !(r == -EBADF && s->closing))
             return r;
         if (s->fd < 0)
@@ -147,43 +181,44 @@ static inline void begin(weft_stream_t *s)
         s->rpos = s->rend = 0;
 }
 
-ssize_t weft_stream_read_dl(weft_stream_t *s, void *buf, size_t n, int64_t deadline)
+/* read() once the fast path did not finish it: `r` is what a first receive returned (errno set),
+ * or 0 when none was made. */
+static __attribute__((noinline)) ssize_t read_slow(weft_stream_t *s, void *buf, size_t n,
+                                                  int64_t deadline, ssize_t r, bool tried)
 {
-    if (s == NULL || (buf == NULL && n > 0))
-        return -EINVAL;
-    if (s->rerr != 0)
-        return s->rerr;
-    if (n == 0)
-        return 0;
-    begin(s);
-    weft_stream_retain(s);
-    ssize_t r = 0;
+    bool held = false;
     while (buffered(s) == 0) {
-        if (s->eof || s->closing)
+        if (s->rerr != 0) {
+            r = s->rerr;
             goto out;
-        if (s->fd >= 0 && s->rerr == 0) {
-            /* Nothing buffered: receive straight into the caller's buffer. */
-            r = sys_read(s, buf, n);
-            if (r > 0)
-                goto out;
-            if (r == 0) {
-                s->eof = 1;
-                goto out;
-            }
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN) {
-                r = read_failed(s, -errno);
-                goto out;
-            }
-            r = rwait(s, deadline);
-            if (r < 0 && !(r == -EBADF && s->closing))
-                goto out;
+        }
+        if (s->eof || s->closing) {
             r = 0;
+            goto out;
+        }
+        if (s->fd < 0) {
+            r = fill(s, 1, deadline, &held);
+            if (r <= 0)
+                goto out;
             continue;
         }
-        r = fill(s, 1, deadline);
-        if (r <= 0)
+        if (!tried)
+            r = sys_read(s, buf, n);
+        tried = false;
+        if (r > 0)
+            goto out;
+        if (r == 0) {
+            s->eof = 1;
+            goto out;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            r = read_failed(s, -errno);
+            goto out;
+        }
+        r = rwait(s, deadline, &held);
+        if (r < 0 && !(r == -EBADF && s->closing))
             goto out;
     }
     size_t k = buffered(s) < n ? buffered(s) : n;
@@ -191,8 +226,23 @@ ssize_t weft_stream_read_dl(weft_stream_t *s, void *buf, size_t n, int64_t deadl
     consume(s, k);
     r = (ssize_t)k;
 out:
-    weft_stream_release(s);
+    done(s, held);
     return r;
+}
+
+ssize_t weft_stream_read_dl(weft_stream_t *s, void *buf, size_t n, int64_t deadline)
+{
+    if (WEFT__UNLIKELY(s == NULL || buf == NULL || n == 0))
+        return s == NULL || (buf == NULL && n > 0) ? -EINVAL : s->rerr;
+    /* The common case: nothing buffered, a healthy socket: receive into the caller's buffer. */
+    if (WEFT__LIKELY(s->rpos == s->rend && s->fd >= 0 && s->rerr == 0 && !s->eof &&
+                     !s->closing)) {
+        ssize_t r = sys_read(s, buf, n);
+        if (WEFT__LIKELY(r > 0))
+            return r;
+        return read_slow(s, buf, n, deadline, r, true);
+    }
+    return read_slow(s, buf, n, deadline, 0, false);
 }
 
 ssize_t weft_stream_read(weft_stream_t *s, void *buf, size_t n)
@@ -212,7 +262,7 @@ int weft_stream_readexactly_dl(weft_stream_t *s, void *buf, size_t n, size_t *go
     if (n == 0)
         return 0;
     begin(s);
-    weft_stream_retain(s);
+    bool held = false;
     int r = 0;
     while (buffered(s) < n) {
         if (s->eof) {
@@ -224,7 +274,7 @@ int weft_stream_readexactly_dl(weft_stream_t *s, void *buf, size_t n, size_t *go
             r = WEFT_EOF;
             goto out;
         }
-        ssize_t f = fill(s, n, deadline);
+        ssize_t f = fill(s, n, deadline, &held);
         if (f < 0) {
             r = (int)f;
             goto out;
@@ -235,7 +285,7 @@ int weft_stream_readexactly_dl(weft_stream_t *s, void *buf, size_t n, size_t *go
     if (got != NULL)
         *got = n;
 out:
-    weft_stream_release(s);
+    done(s, held);
     return r;
 }
 
@@ -248,6 +298,25 @@ int weft_stream_readexactly(weft_stream_t *s, void *buf, size_t n, size_t *got)
  * Find the earliest-ending separator at or after `from` in `b[0..n)`: returns true with its
  * start and end. On equal ends the shorter separator wins (asyncio tries them shortest first).
  */
+/* The first occurrence of sep[0..len) in b[0..n), or NULL: memchr for the first byte (fast for
+ * the short separators streams use), then a compare. */
+static inline const char *search(const char *b, size_t n, const char *sep, size_t len)
+{
+    if (n < len)
+        return NULL;
+    const char *last = b + (n - len); /* the last place a match can start */
+    char c = sep[0];
+    while (b <= last) {
+        const char *p = memchr(b, c, (size_t)(last - b) + 1);
+        if (p == NULL)
+            return NULL;
+        if (len == 1 || memcmp(p + 1, sep + 1, len - 1) == 0)
+            return p;
+        b = p + 1;
+    }
+    return NULL;
+}
+
 static bool find_sep(const char *b, size_t n, size_t from, const struct weft_sep *seps,
                      size_t nseps, size_t *start, size_t *end)
 {
@@ -255,13 +324,9 @@ static bool find_sep(const char *b, size_t n, size_t from, const struct weft_sep
     size_t best_len = 0;
     for (size_t i = 0; i < nseps; i++) {
         size_t len = seps[i].len;
-        if (n - from < len)
-            continue;
         /* A match ending after the best one so far cannot win: search only up to it. */
         size_t lim = found ? *end - from : n - from;
-        if (lim < len)
-            continue;
-        const char *p = memmem(b + from, lim, seps[i].data, len);
+        const char *p = search(b + from, lim, seps[i].data, len);
         if (p == NULL)
             continue;
         size_t st = (size_t)(p - b), e = st + len;
@@ -276,7 +341,7 @@ static bool find_sep(const char *b, size_t n, size_t from, const struct weft_sep
 }
 
 static int readuntil_impl(weft_stream_t *s, const struct weft_sep *seps, size_t nseps,
-                          const char **data, size_t *len, int64_t deadline)
+                          const char **data, size_t *len, int64_t deadline, bool *held)
 {
     size_t minlen = SIZE_MAX, maxlen = 0;
     for (size_t i = 0; i < nseps; i++) {
@@ -308,7 +373,7 @@ static int readuntil_impl(weft_stream_t *s, const struct weft_sep *seps, size_t 
             consume(s, n);
             return WEFT_EOF;
         }
-        ssize_t f = fill(s, n + 1, deadline);
+        ssize_t f = fill(s, n + 1, deadline, held);
         if (f < 0)
             return (int)f;
     }
@@ -331,9 +396,9 @@ int weft_stream_readuntil_any_dl(weft_stream_t *s, const struct weft_sep *seps, 
     *len = 0;
     if (s == NULL || seps == NULL || nseps == 0)
         return -EINVAL;
-    weft_stream_retain(s);
-    int r = readuntil_impl(s, seps, nseps, data, len, deadline);
-    weft_stream_release(s);
+    bool held = false;
+    int r = readuntil_impl(s, seps, nseps, data, len, deadline, &held);
+    done(s, held);
     return r;
 }
 
@@ -390,10 +455,10 @@ int weft_stream_read_all_dl(weft_stream_t *s, const char **data, size_t *len, in
     if (s->rerr != 0)
         return s->rerr;
     begin(s);
-    weft_stream_retain(s);
+    bool held = false;
     int r = 0;
     for (;;) {
-        ssize_t f = fill(s, SIZE_MAX, deadline);
+        ssize_t f = fill(s, SIZE_MAX, deadline, &held);
         if (f < 0) {
             r = (int)f;
             goto out;
@@ -405,7 +470,7 @@ int weft_stream_read_all_dl(weft_stream_t *s, const char **data, size_t *len, in
     *len = buffered(s);
     consume(s, *len);
 out:
-    weft_stream_release(s);
+    done(s, held);
     return r;
 }
 

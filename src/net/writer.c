@@ -133,10 +133,9 @@ static int enqueue(weft_stream_t *s, const char *p, size_t n)
     return 0;
 }
 
-int weft_stream_write(weft_stream_t *s, const void *data, size_t n)
+/* Why a write is refused, if it is. */
+static int write_refused(const weft_stream_t *s)
 {
-    if (s == NULL || (data == NULL && n > 0))
-        return -EINVAL;
     if (s->closing)
         return -EPIPE;
     if (s->eof_req)
@@ -145,10 +144,14 @@ int weft_stream_write(weft_stream_t *s, const void *data, size_t n)
         return s->cerr;
     if (s->fd < 0)
         return -ENOTCONN;
-    if (n == 0)
-        return 0;
-    const char *p = data;
-    if (!s->flushing) {
+    return 0;
+}
+
+/* The rest of a write: try the socket unless it is known `full`, queue what it leaves. */
+static __attribute__((noinline)) int write_slow(weft_stream_t *s, const char *p, size_t n,
+                                               bool full)
+{
+    if (!s->flushing && !full) {
         /* Nothing queued: write through. A short write means the socket buffer is full. */
         for (;;) {
             ssize_t k = sys_write(s, p, n);
@@ -185,12 +188,34 @@ int weft_stream_write(weft_stream_t *s, const void *data, size_t n)
     return 0;
 }
 
-int weft_stream_drain_dl(weft_stream_t *s, int64_t deadline)
+int weft_stream_write(weft_stream_t *s, const void *data, size_t n)
 {
-    if (s == NULL)
+    if (WEFT__UNLIKELY(s == NULL || (data == NULL && n > 0)))
         return -EINVAL;
-    if (s->rerr != 0)
-        return s->rerr;
+    int err = write_refused(s);
+    if (WEFT__UNLIKELY(err != 0))
+        return err;
+    if (WEFT__UNLIKELY(n == 0))
+        return 0;
+    /* The common case: nothing queued and the socket takes it all. */
+    if (WEFT__LIKELY(!s->flushing)) {
+        ssize_t k = sys_write(s, data, n);
+        if (WEFT__LIKELY(k == (ssize_t)n))
+            return 0;
+        if (k > 0) /* a short write: the socket buffer is full */
+            return write_slow(s, (const char *)data + k, n - (size_t)k, true);
+        if (errno != EAGAIN && errno != EINTR) {
+            weft__stream_fail(s, -errno);
+            return s->cerr;
+        }
+        return write_slow(s, data, n, errno == EAGAIN);
+    }
+    return write_slow(s, data, n, true);
+}
+
+/* drain() when there may be something to wait for. */
+static __attribute__((noinline)) int drain_slow(weft_stream_t *s, int64_t deadline)
+{
     int err;
     weft_task_t *t = weft__task_check_current(&err);
     if (t == NULL)
@@ -216,6 +241,17 @@ int weft_stream_drain_dl(weft_stream_t *s, int64_t deadline)
 out:
     weft_stream_release(s);
     return r;
+}
+
+int weft_stream_drain_dl(weft_stream_t *s, int64_t deadline)
+{
+    if (WEFT__UNLIKELY(s == NULL))
+        return -EINVAL;
+    if (WEFT__UNLIKELY(s->rerr != 0))
+        return s->rerr;
+    if (WEFT__LIKELY(!s->paused && !s->closing && s->cerr == 0))
+        return 0; /* below the high-water mark: nothing to wait for */
+    return drain_slow(s, deadline);
 }
 
 int weft_stream_drain(weft_stream_t *s)
