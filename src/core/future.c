@@ -112,9 +112,17 @@ void weft__future_complete(weft_future_t *f, uint8_t state, int result)
     }
 }
 
+/* A future may outlive its loop (kept past weft_run()); its loop is alive only if it is the
+ * thread's current one. Completing or adding callbacks is refused otherwise (nothing could run
+ * them, and the loop's memory may be gone). */
+static inline bool loop_alive(const weft_future_t *f)
+{
+    return f->loop != NULL && f->loop == weft__tls_loop;
+}
+
 int weft_future_set_result(weft_future_t *f, int value)
 {
-    if (f == NULL || f->is_task || value < 0)
+    if (f == NULL || f->is_task || value < 0 || !loop_alive(f))
         return -EINVAL;
     if (f->state != WEFT__F_PENDING)
         return -EALREADY;
@@ -124,7 +132,7 @@ int weft_future_set_result(weft_future_t *f, int value)
 
 int weft_future_set_error(weft_future_t *f, int err)
 {
-    if (f == NULL || f->is_task || err >= 0 || err == -ECANCELED)
+    if (f == NULL || f->is_task || err >= 0 || err == -ECANCELED || !loop_alive(f))
         return -EINVAL;
     if (f->state != WEFT__F_PENDING)
         return -EALREADY;
@@ -138,7 +146,7 @@ bool weft_future_cancel(weft_future_t *f, const char *msg)
         return false;
     if (f->is_task)
         return weft_task_cancel((weft_task_t *)f, msg);
-    if (f->state != WEFT__F_PENDING)
+    if (f->state != WEFT__F_PENDING || !loop_alive(f))
         return false;
     if (msg != NULL) {
         weft__free(f->cancel_msg);
@@ -217,7 +225,7 @@ int weft_future_await_shielded(weft_future_t *f)
 
 int weft_future_add_done_callback(weft_future_t *f, weft_future_cb cb, void *arg)
 {
-    if (f == NULL || cb == NULL || f->loop == NULL)
+    if (f == NULL || cb == NULL || !loop_alive(f))
         return -EINVAL;
     struct weft__fentry *e = weft__calloc(1, sizeof(*e));
     if (e == NULL)

@@ -301,7 +301,7 @@ static void test_future_misuse(void)
 
 /* A future (and a task) may outlive its loop: releasing it afterwards must not touch the freed
  * loop, even to report an error nobody read. */
-static weft_future_t *kept;
+static weft_future_t *kept, *kept_pending;
 static weft_task_t *kept_task;
 
 static int fail_eio(void *arg)
@@ -315,6 +315,8 @@ static int outlive_main(void *arg)
     (void)arg;
     CHECK_EQ(weft_future_new(&kept), 0);
     CHECK_EQ(weft_future_set_error(kept, -EIO), 0);
+    CHECK_EQ(weft_future_new(&kept_pending), 0);
+    CHECK_EQ(weft_future_add_done_callback(kept_pending, cb, NULL), 0);
     CHECK_EQ(weft_spawn(&kept_task, fail_eio, NULL), 0);
     CHECK_EQ(weft_yield(), 0);
     CHECK(weft_task_done(kept_task));
@@ -326,6 +328,18 @@ static void test_future_outlives_loop(void)
     CHECK_EQ(run_virtual(outlive_main, NULL), 0);
     CHECK(weft_future_done(kept));
     CHECK(weft_task_done(kept_task));
+    /* Their loop is gone: nothing can be scheduled on it any more. */
+    CHECK_EQ(weft_future_set_result(kept_pending, 1), -EINVAL);
+    CHECK(!weft_future_cancel(kept_pending, NULL));
+    CHECK(!weft_future_done(kept_pending));
+    weft_future_release(kept_pending);
+    CHECK_EQ(weft_future_add_done_callback(kept, cb, NULL), -EINVAL);
+    CHECK_EQ(weft_future_add_done_callback(weft_task_future(kept_task), cb, NULL), -EINVAL);
+    CHECK(!weft_future_cancel(kept, NULL));
+    CHECK_EQ(weft_future_result(kept), -EIO);
+    CHECK_EQ(weft_task_result(kept_task), -EIO);
+    kept_task = weft_task_retain(kept_task);
+    weft_task_release(kept_task);
     /* Both errors were never read: reported (to stderr, the loop being gone) at release. */
     weft_future_release(kept);
     weft_task_release(kept_task);
