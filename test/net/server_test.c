@@ -471,6 +471,36 @@ static void test_emfile_on_accept(void)
     NT_NO_FD_LEAK(CHECK_EQ(run_virtual(emfile_main, NULL), 0));
 }
 
+/* ---- the loop ends under a running server: handlers are cancelled, nothing leaks ---- */
+
+static weft_server_t *left_server;
+static weft_stream_t *left_client;
+
+static int shutdown_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(weft_server_start(&left_server, echo_handler, NULL, "127.0.0.1", 0, NULL), 0);
+    CHECK_EQ(weft_stream_connect(&left_client, "127.0.0.1", weft_server_port(left_server), NULL),
+             0);
+    roundtrip(left_client, "before the end\n");
+    /* Queue output nobody reads, so a background flush is running too. */
+    static char big[1 << 20];
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(weft_stream_write(left_client, big, sizeof(big)), 0);
+    CHECK_EQ(weft_server_connections(left_server), 1);
+    return 0; /* weft_run cancels the handler, the accept task and the flush */
+}
+
+static void test_loop_ends_under_server(void)
+{
+    NT_NO_FD_LEAK({
+        CHECK_EQ(weft_run(shutdown_main, NULL), 0);
+        CHECK_EQ(weft_server_connections(left_server), 0);
+        weft_server_release(left_server); /* outside any loop: closes and frees */
+        weft_stream_release(left_client);
+    });
+}
+
 TEST_MAIN(test_tcp4_echo, test_tcp6_echo, test_all_interfaces, test_unix_echo,
           test_serve_forever, test_connect_refused, test_happy_eyeballs, test_interleave,
-          test_emfile_on_accept)
+          test_emfile_on_accept, test_loop_ends_under_server)
