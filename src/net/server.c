@@ -440,7 +440,7 @@ size_t weft_server_sockets(const weft_server_t *srv, int *fds, size_t cap)
 {
     if (srv == NULL)
         return 0;
-    for (size_t i = 0; i < srv->nls && i < cap; i++)
+    for (size_t i = 0; fds != NULL && i < srv->nls && i < cap; i++)
         fds[i] = srv->ls[i].fd;
     return srv->nls;
 }
