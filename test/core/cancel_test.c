@@ -300,9 +300,9 @@ static int resets_main(void *arg)
     (void)arg;
     new_futs();
     CHECK_EQ(weft_spawn(&t, await_fut1_42, NULL), 0);
-    CHECK_EQ(weft_sleep(0), 0);                      /* get task waiting for fut1 */
+    CHECK_EQ(weft_sleep(0), 0);                   /* get task waiting for fut1 */
     CHECK_EQ(weft_future_set_result(fut1, 0), 0); /* make task runnable */
-    CHECK(weft_task_cancel(t, NULL));                /* enter cancelled state */
+    CHECK(weft_task_cancel(t, NULL));             /* enter cancelled state */
     CHECK_EQ(weft_task_cancelling(t), 1);
     CHECK_EQ(weft_task_uncancel(t), 0); /* undo the cancellation */
     CHECK_EQ(weft_task_cancelling(t), 0);
@@ -556,7 +556,7 @@ static int shield_main(void *arg)
     CHECK_EQ(weft_yield(), 0);
     CHECK(weft_task_cancel(out, NULL));
     CHECK_EQ(weft_task_cancelling(in), 0); /* not forwarded */
-    CHECK_EQ(weft_join(out), -ECANCELED);    /* the caller gets -ECANCELED at once */
+    CHECK_EQ(weft_join(out), -ECANCELED);  /* the caller gets -ECANCELED at once */
     CHECK_EQ(weft_time(NULL), 0);
     CHECK(weft_task_cancelled(out));
     CHECK(!weft_task_done(in));

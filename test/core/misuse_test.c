@@ -34,8 +34,8 @@ static void test_strerror_names(void)
     CHECK_STR(weft_strerror(-99999), "unknown error");
     CHECK_STR(weft_err_name(-2147483647 - 1), "UNKNOWN");
     /* Every code weft returns has a name and a message of its own. */
-    static const int codes[] = {-EPERM,    -ENOENT,    -EINTR,  -EBADF,     -EAGAIN,
-                                -ENOMEM,   -EBUSY,     -EINVAL, -EPIPE,     -EDEADLK,
+    static const int codes[] = {-EPERM,     -ENOENT,    -EINTR,    -EBADF,        -EAGAIN,
+                                -ENOMEM,    -EBUSY,     -EINVAL,   -EPIPE,        -EDEADLK,
                                 -ETIMEDOUT, -ECANCELED, -EALREADY, -ECONNREFUSED, WEFT_EOF};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         CHECK(strcmp(weft_err_name(codes[i]), "UNKNOWN") != 0);
@@ -212,9 +212,9 @@ static int einval_main(void *arg)
     CHECK_EQ(weft_spawn(&t, NULL, NULL), -EINVAL);
     CHECK_EQ(weft_spawn_opts(&t, nothing, NULL, &(struct weft_task_opts){.stack_size = 1}),
              -EINVAL);
-    CHECK_EQ(weft_spawn_opts(&t, nothing, NULL,
-                             &(struct weft_task_opts){.stack_size = (size_t)2 << 30}),
-             -EINVAL);
+    CHECK_EQ(
+        weft_spawn_opts(&t, nothing, NULL, &(struct weft_task_opts){.stack_size = (size_t)2 << 30}),
+        -EINVAL);
     CHECK_EQ(weft_call_at(l, &tm, -5, noop_cb, NULL), -EINVAL);
     CHECK_EQ(weft_call_at(l, NULL, -1, noop_cb, NULL), -EINVAL);
     CHECK_EQ(weft_call_later(l, &tm, 0.0 / 0.0, noop_cb, NULL), -EINVAL);
@@ -243,9 +243,9 @@ static void test_bad_arguments_einval(void)
 
 /* ---- the allocator hook: everything goes through it; failures are errors, not crashes ---- */
 
-static long nalloc;        /* allocation attempts */
-static long live;          /* blocks handed out and not freed */
-static long fail_at = -1;  /* the attempt that fails, -1 = none */
+static long nalloc;       /* allocation attempts */
+static long live;         /* blocks handed out and not freed */
+static long fail_at = -1; /* the attempt that fails, -1 = none */
 
 static void *count_malloc(size_t n)
 {

@@ -158,8 +158,7 @@ static void test_overflow_unguarded_park(void)
      * red zone and be named by the fault handler instead. */
     found |= strstr(out, "overflowed its 64 KiB stack") != NULL;
 #endif
-    if (!found ||
-        strstr(out, "task 'deep-diver'") == NULL || strstr(out, "backtrace") == NULL) {
+    if (!found || strstr(out, "task 'deep-diver'") == NULL || strstr(out, "backtrace") == NULL) {
         fprintf(stderr, "unexpected child stderr:\n%s\n", out);
         CHECK(0);
     }

@@ -183,8 +183,7 @@ static void test_run_outcomes(void)
         CHECK(weft_loop_current() == NULL);
     }
     CHECK_EQ(weft_run_opts(main_fails, NULL, NULL), -ENOENT);
-    CHECK_EQ(weft_run_opts(main_fails, NULL, &(struct weft_loop_opts){.stack_size = 100}),
-             -EINVAL);
+    CHECK_EQ(weft_run_opts(main_fails, NULL, &(struct weft_loop_opts){.stack_size = 100}), -EINVAL);
 }
 
 /* ---- leftovers that keep making work during shutdown ---- */

@@ -149,7 +149,8 @@ static void test_million_sleeping_tasks(void)
         long fits = (long)(TIME_BUDGET_S * 1e9 / (fault * FAULTS_PER_TASK + PER_TASK_NS));
         if (fits < ntasks) {
             ntasks = fits < MIN_COUNT ? MIN_COUNT : fits;
-            fprintf(stderr, "page faults cost %.1f us here: %ld tasks instead of %d "
+            fprintf(stderr,
+                    "page faults cost %.1f us here: %ld tasks instead of %d "
                     "(WEFT_SCALE_TASKS=N forces a count)\n",
                     fault / 1000, ntasks, FULL_COUNT);
         }

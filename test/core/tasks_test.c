@@ -30,7 +30,7 @@ static int spawn_main(void *arg)
     CHECK(!weft_task_cancelled(b));
     CHECK_EQ(weft_task_result(a), 11);
     CHECK_EQ(weft_task_result(b), -EIO);
-    CHECK_EQ(weft_join(a), 11); /* joining a done task again: same outcome */
+    CHECK_EQ(weft_join(a), 11);        /* joining a done task again: same outcome */
     CHECK(!weft_task_cancel(a, NULL)); /* done: refused */
     CHECK_EQ(weft_task_cancelling(a), 0);
     weft_task_release(a);

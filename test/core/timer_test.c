@@ -187,7 +187,7 @@ static int task_cancel_main(void *arg)
     CHECK_EQ(weft_sleep_until(dl), 0);
     CHECK_EQ(weft_time(NULL), dl);
     CHECK_EQ(weft_timer_when(&ta), WEFT_NO_DEADLINE); /* expired... */
-    CHECK_EQ(nfired, 0);                               /* ...but not run yet */
+    CHECK_EQ(nfired, 0);                              /* ...but not run yet */
     CHECK(weft_timer_cancel(&ta));
     CHECK_EQ(weft_yield(), 0);
     CHECK_EQ(weft_sleep(1.0), 0);
