@@ -374,14 +374,16 @@ WEFT_EXTERN void weft_future_release(weft_future_t *fut);
 /*
  * Complete a pending future with a result (>= 0) or an error (< 0; -ECANCELED is refused, use
  * weft_future_cancel()). Waiting tasks and done callbacks are scheduled, never run inline.
- * Returns 0, -EALREADY if already done, -EINVAL if `fut` is a task's future or bad value.
+ * Returns 0, -EALREADY if already done, -EINVAL if `fut` is a task's future, a bad value, or
+ * its loop is closed or not this thread's (a future is used on its loop's thread only). A future
+ * may outlive its loop: it can still be read and released.
  */
 WEFT_EXTERN int weft_future_set_result(weft_future_t *fut, int value);
 WEFT_EXTERN int weft_future_set_error(weft_future_t *fut, int err);
 
 /*
  * Cancel a pending future (Future.cancel); for a task's future this is weft_task_cancel().
- * Returns false if already done.
+ * Returns false if already done, or if its loop is closed or not this thread's.
  */
 WEFT_EXTERN bool weft_future_cancel(weft_future_t *fut, const char *msg);
 
@@ -407,7 +409,8 @@ typedef void (*weft_future_cb)(weft_future_t *fut, void *arg);
 
 /*
  * Call `cb(fut, arg)` from the loop once the future is done (scheduled right away if it already
- * is). Callbacks are never run inline. Returns 0 or -ENOMEM.
+ * is). Callbacks are never run inline. Returns 0, -ENOMEM, or -EINVAL (NULL argument, or the
+ * future's loop is closed or not this thread's).
  */
 WEFT_EXTERN int weft_future_add_done_callback(weft_future_t *fut, weft_future_cb cb, void *arg);
 

@@ -99,6 +99,7 @@ static struct weft__stack *slot_init(char *slot, size_t size, bool guard)
     s->maplen = 0;
     s->guarded = guarded;
     s->dirty = 0;
+    s->used = 0;
 #ifdef WEFT_VALGRIND
     VALGRIND_STACK_REGISTER(s->lo, (char *)s);
 #endif
@@ -213,8 +214,11 @@ struct weft__stack *weft__stack_get(struct weft__stackpool *p, size_t size)
     s->next = NULL;
     s->dirty = 0;
 #ifdef WEFT_ASAN
-    /* A finished task can leave poisoned frames behind; the next one starts clean. */
-    ASAN_UNPOISON_MEMORY_REGION(s->lo, s->size);
+    /* A finished task can leave poisoned frames behind; the next one starts clean. A fresh
+     * stack's shadow is clean already, and touching it would cost a page per 8 stack pages. */
+    if (s->used)
+        ASAN_UNPOISON_MEMORY_REGION(s->lo, s->size);
+    s->used = 1;
 #endif
     return s;
 }
