@@ -95,7 +95,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: weft-bench-server echo|http PORT\n");
         return 2;
     }
-    struct ctx c = {strcmp(argv[1], "echo") == 0 ? echo_handler : http_handler, (int)strtol(argv[2], NULL, 10)};
+    struct ctx c = {strcmp(argv[1], "echo") == 0 ? echo_handler : http_handler,
+                    (int)strtol(argv[2], NULL, 10)};
     if (c.port <= 0 || c.port > 65535) {
         fprintf(stderr, "weft-bench-server: bad port %s\n", argv[2]);
         return 2;

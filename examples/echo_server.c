@@ -84,7 +84,8 @@ static int main_task(void *arg)
 
 int main(int argc, char **argv)
 {
-    struct args a = {argc > 2 ? argv[2] : "127.0.0.1", argc > 1 ? (int)strtol(argv[1], NULL, 10) : 8888};
+    struct args a = {argc > 2 ? argv[2] : "127.0.0.1",
+                     argc > 1 ? (int)strtol(argv[1], NULL, 10) : 8888};
     signal(SIGPIPE, SIG_IGN);
     return weft_run(main_task, &a) < 0 ? 1 : 0;
 }

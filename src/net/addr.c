@@ -50,7 +50,8 @@ int weft_addr_parse(const char *host, int port, struct sockaddr_storage *out, so
     }
     char service[8];
     snprintf(service, sizeof(service), "%d", port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     if (getaddrinfo(host, service, &hints, &ai) != 0)
         return -EINVAL;

@@ -64,8 +64,8 @@ struct racer {
     const struct addrinfo *ai;
     struct race *race;
     weft_task_t *task;
-    int fd;     /* connected socket, or -1 */
-    int err;    /* the attempt's error */
+    int fd;  /* connected socket, or -1 */
+    int err; /* the attempt's error */
     bool done;
 };
 

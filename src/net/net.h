@@ -18,22 +18,22 @@ struct weft__nwaiter {
 
 struct weft_stream {
     uint32_t refs;
-    int fd;             /* -1: no fd (fed by hand), or closed */
-    uint8_t is_sock;    /* send/recv with flags, else write/read */
-    uint8_t eof;        /* reader: end of stream seen or fed */
-    uint8_t closing;    /* close() or abort() was called */
-    uint8_t closed;     /* the fd is released */
-    uint8_t eof_req;    /* write_eof() was called */
-    uint8_t eof_done;   /* shutdown(SHUT_WR) was made */
-    uint8_t paused;     /* writer above high-water, until it drops to low-water */
-    uint8_t flushing;   /* the background flush task runs (and holds a reference) */
-    int rerr;           /* reader error: every reader call returns it */
-    int cerr;           /* the connection's error (first fatal read or write error) */
+    int fd;           /* -1: no fd (fed by hand), or closed */
+    uint8_t is_sock;  /* send/recv with flags, else write/read */
+    uint8_t eof;      /* reader: end of stream seen or fed */
+    uint8_t closing;  /* close() or abort() was called */
+    uint8_t closed;   /* the fd is released */
+    uint8_t eof_req;  /* write_eof() was called */
+    uint8_t eof_done; /* shutdown(SHUT_WR) was made */
+    uint8_t paused;   /* writer above high-water, until it drops to low-water */
+    uint8_t flushing; /* the background flush task runs (and holds a reference) */
+    int rerr;         /* reader error: every reader call returns it */
+    int cerr;         /* the connection's error (first fatal read or write error) */
     /* reader */
     char *rbuf;
     size_t rcap;
-    size_t rpos;        /* first unconsumed byte */
-    size_t rend;        /* end of buffered bytes */
+    size_t rpos; /* first unconsumed byte */
+    size_t rend; /* end of buffered bytes */
     size_t limit;
     weft_task_t *rtask; /* the task waiting for data, to wake it from feed/close/set_error */
     /* writer */
@@ -46,8 +46,8 @@ struct weft_stream {
     struct weft__list drainers; /* struct weft__nwaiter */
     struct weft__list closers;  /* wait_closed() callers */
     /* a server's connection */
-    struct weft__list slink;    /* in the server's list while its handler runs */
-    weft_server_t *server;      /* that server, or NULL */
+    struct weft__list slink; /* in the server's list while its handler runs */
+    weft_server_t *server;   /* that server, or NULL */
 };
 
 /* Resolve host/port into a list to free with freeaddrinfo(). Suspends only for real names. */

@@ -125,7 +125,7 @@ static __attribute__((noinline)) int make_room(weft_stream_t *s, size_t need, si
 }
 
 static __attribute__((noinline)) ssize_t fill(weft_stream_t *s, size_t need, int64_t deadline,
-                                             bool *held)
+                                              bool *held)
 {
     for (;;) {
         if (WEFT__UNLIKELY(s->rerr != 0 || s->eof || s->closing)) {
@@ -184,7 +184,7 @@ static inline void begin(weft_stream_t *s)
 /* read() once the fast path did not finish it: `r` is what a first receive returned (errno set),
  * or 0 when none was made. */
 static __attribute__((noinline)) ssize_t read_slow(weft_stream_t *s, void *buf, size_t n,
-                                                  int64_t deadline, ssize_t r, bool tried)
+                                                   int64_t deadline, ssize_t r, bool tried)
 {
     bool held = false;
     while (buffered(s) == 0) {
@@ -235,8 +235,7 @@ ssize_t weft_stream_read_dl(weft_stream_t *s, void *buf, size_t n, int64_t deadl
     if (WEFT__UNLIKELY(s == NULL || buf == NULL || n == 0))
         return s == NULL || (buf == NULL && n > 0) ? -EINVAL : s->rerr;
     /* The common case: nothing buffered, a healthy socket: receive into the caller's buffer. */
-    if (WEFT__LIKELY(s->rpos == s->rend && s->fd >= 0 && s->rerr == 0 && !s->eof &&
-                     !s->closing)) {
+    if (WEFT__LIKELY(s->rpos == s->rend && s->fd >= 0 && s->rerr == 0 && !s->eof && !s->closing)) {
         ssize_t r = sys_read(s, buf, n);
         if (WEFT__LIKELY(r > 0))
             return r;
@@ -250,8 +249,7 @@ ssize_t weft_stream_read(weft_stream_t *s, void *buf, size_t n)
     return weft_stream_read_dl(s, buf, n, WEFT_NO_DEADLINE);
 }
 
-int weft_stream_readexactly_dl(weft_stream_t *s, void *buf, size_t n, size_t *got,
-                               int64_t deadline)
+int weft_stream_readexactly_dl(weft_stream_t *s, void *buf, size_t n, size_t *got, int64_t deadline)
 {
     if (got != NULL)
         *got = 0;
@@ -408,8 +406,8 @@ int weft_stream_readuntil_any(weft_stream_t *s, const struct weft_sep *seps, siz
     return weft_stream_readuntil_any_dl(s, seps, nseps, data, len, WEFT_NO_DEADLINE);
 }
 
-int weft_stream_readuntil_dl(weft_stream_t *s, const void *sep, size_t seplen,
-                             const char **data, size_t *len, int64_t deadline)
+int weft_stream_readuntil_dl(weft_stream_t *s, const void *sep, size_t seplen, const char **data,
+                             size_t *len, int64_t deadline)
 {
     struct weft_sep one = {sep, seplen};
     return weft_stream_readuntil_any_dl(s, &one, 1, data, len, deadline);

@@ -16,7 +16,7 @@
 
 struct listener {
     int fd;
-    uint8_t tcp;      /* set TCP_NODELAY on accepted sockets */
+    uint8_t tcp; /* set TCP_NODELAY on accepted sockets */
     weft_server_t *srv;
 };
 
@@ -29,11 +29,11 @@ struct weft_server {
     struct listener *ls;
     size_t nls;
     size_t nconns;
-    struct weft__list conns;    /* streams whose handler runs (weft_stream.slink) */
-    struct weft__list closers;  /* wait_closed() callers */
-    struct weft__list forever;  /* the serve_forever() caller */
+    struct weft__list conns;   /* streams whose handler runs (weft_stream.slink) */
+    struct weft__list closers; /* wait_closed() callers */
+    struct weft__list forever; /* the serve_forever() caller */
     weft_task_t *forever_task;
-    char *unix_path;            /* a socket file to remove on close, or NULL */
+    char *unix_path; /* a socket file to remove on close, or NULL */
     dev_t unix_dev;
     ino_t unix_ino;
 };
@@ -219,8 +219,8 @@ int weft_server_start(weft_server_t **out, weft_stream_handler_fn handler, void 
     if (out == NULL || handler == NULL || port < 0 || port > 65535)
         return -EINVAL;
     struct addrinfo *res;
-    int err = weft__net_resolve(host, port, o->family, SOCK_STREAM, AI_PASSIVE, &res,
-                                WEFT_NO_DEADLINE);
+    int err =
+        weft__net_resolve(host, port, o->family, SOCK_STREAM, AI_PASSIVE, &res, WEFT_NO_DEADLINE);
     if (err < 0)
         return err;
     size_t n = 0;
@@ -320,8 +320,8 @@ int weft_server_start_fd(weft_server_t **out, weft_stream_handler_fn handler, vo
         *out = NULL;
     int type = 0, acc = 0;
     socklen_t len = sizeof(type);
-    if (out == NULL || handler == NULL ||
-        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+    if (out == NULL || handler == NULL || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        type != SOCK_STREAM)
         return -EINVAL;
     len = sizeof(acc);
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0 || !acc)

@@ -149,7 +149,7 @@ static int write_refused(const weft_stream_t *s)
 
 /* The rest of a write: try the socket unless it is known `full`, queue what it leaves. */
 static __attribute__((noinline)) int write_slow(weft_stream_t *s, const char *p, size_t n,
-                                               bool full)
+                                                bool full)
 {
     if (!s->flushing && !full) {
         /* Nothing queued: write through. A short write means the socket buffer is full. */

@@ -65,7 +65,7 @@ static int curl_main(void *arg)
 
     /* Two URLs on one command line: curl reuses the kept-alive connection for the second. */
     char *a1[] = {"curl", "-sS", "-i", "--max-time", "10", "-w", "connects=%{num_connects}\n",
-                  u1, u2, NULL};
+                  u1,     u2,    NULL};
     CHECK_EQ(run(a1, out, sizeof(out)), 0);
     CHECK_EQ(count(out, "HTTP/1.1 200 OK"), 2);
     CHECK_EQ(count(out, "Hello, World!"), 2);
@@ -79,8 +79,19 @@ static int curl_main(void *arg)
     CHECK(strstr(out, "Hello, World!") != NULL);
 
     /* A request body is skipped and the connection still serves the next request. */
-    char *a3[] = {"curl", "-sS", "--max-time", "10", "-d", "some=form&data=1", u1, "--next",
-                  "-sS", "-w", "connects=%{num_connects}\n", u2, NULL};
+    char *a3[] = {"curl",
+                  "-sS",
+                  "--max-time",
+                  "10",
+                  "-d",
+                  "some=form&data=1",
+                  u1,
+                  "--next",
+                  "-sS",
+                  "-w",
+                  "connects=%{num_connects}\n",
+                  u2,
+                  NULL};
     CHECK_EQ(run(a3, out, sizeof(out)), 0);
     CHECK_EQ(count(out, "Hello, World!"), 2);
     CHECK(strstr(out, "connects=0") != NULL);

@@ -299,8 +299,10 @@ static void blackhole_close(struct blackhole *b)
 
 static void link_ai(struct addrinfo *ai, struct sockaddr_in *sa, struct addrinfo *next)
 {
-    *ai = (struct addrinfo){.ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
-                            .ai_addr = (struct sockaddr *)sa, .ai_addrlen = sizeof(*sa),
+    *ai = (struct addrinfo){.ai_family = AF_INET,
+                            .ai_socktype = SOCK_STREAM,
+                            .ai_addr = (struct sockaddr *)sa,
+                            .ai_addrlen = sizeof(*sa),
                             .ai_next = next};
 }
 
@@ -311,7 +313,8 @@ static int he_main(void *arg)
     blackhole_open(&bh);
     weft_server_t *srv;
     CHECK_EQ(weft_server_start(&srv, echo_handler, NULL, "127.0.0.1", 0, NULL), 0);
-    struct sockaddr_in good = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001),
+    struct sockaddr_in good = {.sin_family = AF_INET,
+                               .sin_addr.s_addr = htonl(0x7f000001),
                                .sin_port = htons((uint16_t)weft_server_port(srv))};
     struct addrinfo a2, a1;
     link_ai(&a2, &good, NULL);
@@ -331,7 +334,8 @@ static int he_main(void *arg)
     CHECK_EQ(weft_stream_connect_addrinfo_dl(&c, &a1, NULL, weft_deadline_in(0.2)), -ETIMEDOUT);
 
     /* A failure starts the next attempt at once, long before the delay. */
-    struct sockaddr_in refused = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001),
+    struct sockaddr_in refused = {.sin_family = AF_INET,
+                                  .sin_addr.s_addr = htonl(0x7f000001),
                                   .sin_port = htons((uint16_t)nt_closed_port())};
     link_ai(&a1, &refused, &a2);
     o.happy_eyeballs_delay = 5;
@@ -347,8 +351,8 @@ static int he_main(void *arg)
     refused2.sin_addr.s_addr = htonl(0x7f000003);
     link_ai(&r2, &refused2, NULL);
     link_ai(&a1, &refused, &r2);
-    o = (struct weft_connect_opts){.happy_eyeballs_delay = 0.05, .errbuf = err,
-                                   .errlen = sizeof(err)};
+    o = (struct weft_connect_opts){
+        .happy_eyeballs_delay = 0.05, .errbuf = err, .errlen = sizeof(err)};
     CHECK_EQ(weft_stream_connect_addrinfo(&c, &a1, &o), -ECONNREFUSED);
     CHECK(strstr(err, "127.0.0.1:") != NULL && strstr(err, "127.0.0.3:") != NULL);
     CHECK(strstr(err, "connection refused; ") != NULL);
@@ -379,15 +383,19 @@ static int interleave_main(void *arg)
     weft_server_t *srv;
     CHECK_EQ(weft_server_start(&srv, echo_handler, NULL, "127.0.0.1", 0, NULL), 0);
     int port = weft_server_port(srv);
-    struct sockaddr_in6 v6a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT,
+    struct sockaddr_in6 v6a = {.sin6_family = AF_INET6,
+                               .sin6_addr = IN6ADDR_LOOPBACK_INIT,
                                .sin6_port = htons((uint16_t)nt_closed_port())};
     struct sockaddr_in6 v6b = v6a;
-    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001),
+    struct sockaddr_in v4 = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(0x7f000001),
                              .sin_port = htons((uint16_t)port)};
     struct addrinfo x4, x6b, x6a;
     link_ai(&x4, &v4, NULL);
-    x6b = (struct addrinfo){.ai_family = AF_INET6, .ai_socktype = SOCK_STREAM,
-                            .ai_addr = (struct sockaddr *)&v6b, .ai_addrlen = sizeof(v6b),
+    x6b = (struct addrinfo){.ai_family = AF_INET6,
+                            .ai_socktype = SOCK_STREAM,
+                            .ai_addr = (struct sockaddr *)&v6b,
+                            .ai_addrlen = sizeof(v6b),
                             .ai_next = &x4};
     x6a = x6b;
     x6a.ai_addr = (struct sockaddr *)&v6a;
@@ -501,6 +509,6 @@ static void test_loop_ends_under_server(void)
     });
 }
 
-TEST_MAIN(test_tcp4_echo, test_tcp6_echo, test_all_interfaces, test_unix_echo,
-          test_serve_forever, test_connect_refused, test_happy_eyeballs, test_interleave,
-          test_emfile_on_accept, test_loop_ends_under_server)
+TEST_MAIN(test_tcp4_echo, test_tcp6_echo, test_all_interfaces, test_unix_echo, test_serve_forever,
+          test_connect_refused, test_happy_eyeballs, test_interleave, test_emfile_on_accept,
+          test_loop_ends_under_server)
