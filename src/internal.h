@@ -165,7 +165,6 @@ struct weft__stack {
     size_t maplen;
     uint8_t guarded; /* a PROT_NONE page sits right below lo */
     uint8_t dirty;   /* pooled and not yet trimmed */
-    uint8_t used;    /* has run a task (ASan: its shadow may hold stale poison) */
 };
 
 struct weft__stackpool {

@@ -99,7 +99,6 @@ static struct weft__stack *slot_init(char *slot, size_t size, bool guard)
     s->maplen = 0;
     s->guarded = guarded;
     s->dirty = 0;
-    s->used = 0;
 #ifdef WEFT_VALGRIND
     VALGRIND_STACK_REGISTER(s->lo, (char *)s);
 #endif
@@ -214,11 +213,9 @@ struct weft__stack *weft__stack_get(struct weft__stackpool *p, size_t size)
     s->next = NULL;
     s->dirty = 0;
 #ifdef WEFT_ASAN
-    /* A finished task can leave poisoned frames behind; the next one starts clean. A fresh
-     * stack's shadow is clean already, and touching it would cost a page per 8 stack pages. */
-    if (s->used)
-        ASAN_UNPOISON_MEMORY_REGION(s->lo, s->size);
-    s->used = 1;
+    /* A finished task can leave poisoned frames behind, and so can an earlier mapping at the
+     * same addresses (ASan's shadow outlives munmap): every task starts on a clean stack. */
+    ASAN_UNPOISON_MEMORY_REGION(s->lo, s->size);
 #endif
     return s;
 }
