@@ -1262,8 +1262,7 @@ WEFT_EXTERN int weft_addr_parse(const char *host, int port, struct sockaddr_stor
  * "127.0.0.1:80", "[::1]:80", a Unix socket's path, or "@name" for an abstract one.
  * Returns the length it needed (like snprintf) or -EINVAL / -EAFNOSUPPORT.
  */
-WEFT_EXTERN int weft_addr_format(const struct sockaddr *addr, socklen_t len, char *buf,
-                                 size_t cap);
+WEFT_EXTERN int weft_addr_format(const struct sockaddr *addr, socklen_t len, char *buf, size_t cap);
 
 /* The port of an AF_INET / AF_INET6 address, or -EAFNOSUPPORT. */
 WEFT_EXTERN int weft_addr_port(const struct sockaddr *addr);
@@ -1282,7 +1281,7 @@ WEFT_EXTERN int weft_addr_port(const struct sockaddr *addr);
  */
 typedef struct weft_stream weft_stream_t;
 
-#define WEFT_STREAM_LIMIT (64 * 1024)      /* default reader limit (asyncio's 64 KiB) */
+#define WEFT_STREAM_LIMIT      (64 * 1024) /* default reader limit (asyncio's 64 KiB) */
 #define WEFT_STREAM_HIGH_WATER (64 * 1024) /* default writer high-water mark; low = high / 4 */
 
 /* Options of a stream; zero-initialise and set what you need. */
@@ -1514,8 +1513,7 @@ WEFT_EXTERN int weft_stream_connect_dl(weft_stream_t **out, const char *host, in
 struct addrinfo;
 WEFT_EXTERN int weft_stream_connect_addrinfo(weft_stream_t **out, const struct addrinfo *addrs,
                                              const struct weft_connect_opts *opts);
-WEFT_EXTERN int weft_stream_connect_addrinfo_dl(weft_stream_t **out,
-                                                const struct addrinfo *addrs,
+WEFT_EXTERN int weft_stream_connect_addrinfo_dl(weft_stream_t **out, const struct addrinfo *addrs,
                                                 const struct weft_connect_opts *opts,
                                                 int64_t deadline);
 
@@ -1527,8 +1525,7 @@ WEFT_EXTERN int weft_stream_connect_addrinfo_dl(weft_stream_t **out,
 WEFT_EXTERN int weft_stream_connect_unix(weft_stream_t **out, const char *path,
                                          const struct weft_stream_opts *opts);
 WEFT_EXTERN int weft_stream_connect_unix_dl(weft_stream_t **out, const char *path,
-                                            const struct weft_stream_opts *opts,
-                                            int64_t deadline);
+                                            const struct weft_stream_opts *opts, int64_t deadline);
 
 /* ---- servers (asyncio's start_server / start_unix_server and Server) ---- */
 
@@ -1549,10 +1546,10 @@ struct weft_server_opts {
     int backlog;                    /* listen() backlog; 0 = 100 (asyncio's default) */
     bool reuse_port;                /* set SO_REUSEPORT (several servers on one port) */
     bool no_reuse_address;          /* do not set SO_REUSEADDR (set by default, as on Unix) */
-    bool keep_socket_file;          /* Unix: leave the socket file on close (cleanup_socket=False) */
-    size_t stack_size;              /* stack of each connection task; 0 = the loop's default */
-    double accept_retry_delay;      /* pause before accepting again after EMFILE, ENFILE,
-                                     * ENOBUFS or ENOMEM; 0 = 1 s (asyncio's) */
+    bool keep_socket_file;     /* Unix: leave the socket file on close (cleanup_socket=False) */
+    size_t stack_size;         /* stack of each connection task; 0 = the loop's default */
+    double accept_retry_delay; /* pause before accepting again after EMFILE, ENFILE,
+                                * ENOBUFS or ENOMEM; 0 = 1 s (asyncio's) */
 };
 
 /*
@@ -1565,8 +1562,7 @@ struct weft_server_opts {
  * -ECANCELED. Suspends only to resolve a name.
  */
 WEFT_EXTERN int weft_server_start(weft_server_t **out, weft_stream_handler_fn handler, void *arg,
-                                  const char *host, int port,
-                                  const struct weft_server_opts *opts);
+                                  const char *host, int port, const struct weft_server_opts *opts);
 
 /*
  * Listen on the Unix socket `path` ("@name": abstract namespace) (start_unix_server). A stale
@@ -1582,8 +1578,8 @@ WEFT_EXTERN int weft_server_start_unix(weft_server_t **out, weft_stream_handler_
  * Serve on an already listening socket `fd` (start_server(sock=...)); the server takes it.
  * Returns 0, -EINVAL (not a listening stream socket), -ENOMEM. Does not suspend.
  */
-WEFT_EXTERN int weft_server_start_fd(weft_server_t **out, weft_stream_handler_fn handler,
-                                     void *arg, int fd, const struct weft_server_opts *opts);
+WEFT_EXTERN int weft_server_start_fd(weft_server_t **out, weft_stream_handler_fn handler, void *arg,
+                                     int fd, const struct weft_server_opts *opts);
 
 /*
  * Stop listening (Server.close): the listening sockets are closed at once; connections already
