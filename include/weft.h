@@ -427,11 +427,13 @@ WEFT_EXTERN int weft_future_remove_done_callback(weft_future_t *fut, weft_future
 
 /*
  * Wait until `fd` becomes readable and/or writable (`events`: WEFT_READABLE | WEFT_WRITABLE).
- * The contract is edge-style: call it after an operation on the non-blocking fd returned EAGAIN;
- * it returns when new readiness arrives (or the fd reports an error or hang-up). Several tasks may
- * wait on one fd. Returns the ready events (> 0), -ETIMEDOUT, -ECANCELED, -EBADF if the fd was
- * closed with weft_close() meanwhile, -EPERM (fd kind not pollable, or outside a task), -EINVAL.
- * Suspends.
+ * The contract is edge-style: call it after an operation on the non-blocking fd returned EAGAIN
+ * (or after a short read, which drained it); it returns when new readiness arrives. Readiness
+ * that arrived while no task waited for it, and a hang-up or error (which lasts), are reported at
+ * once without suspending, so a wake-up is never lost but may be spurious: retry the operation.
+ * Several tasks may wait on one fd. Returns the ready events (> 0), -ETIMEDOUT, -ECANCELED,
+ * -EBADF if the fd was closed with weft_close() meanwhile, -EPERM (fd kind not pollable, or
+ * outside a task), -EINVAL. Suspends (unless readiness is already known).
  */
 WEFT_EXTERN int weft_wait_fd_dl(int fd, int events, int64_t deadline);
 WEFT_EXTERN int weft_wait_fd(int fd, int events);

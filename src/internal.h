@@ -259,6 +259,8 @@ weft_task_t *weft__task_check_current(int *err);
 struct weft__fdstate {
     struct weft__list waiters; /* struct weft__fdwaiter */
     uint8_t registered;        /* known to the backend */
+    uint8_t pending;           /* readiness that came while no task waited for it */
+    uint8_t hup;               /* the peer hung up or the fd failed: lasting, never an edge */
 };
 
 struct weft__fdwaiter {
@@ -330,6 +332,8 @@ static inline void weft__enqueue_handle(weft_loop_t *loop, struct weft__handle *
 int64_t weft__now(weft_loop_t *loop);
 int64_t weft__clock(void);
 void weft__loop_iterate(weft_loop_t *loop);
+/* Backends add this to an event's WEFT_READABLE/WEFT_WRITABLE bits for hang-ups and errors. */
+#define WEFT__EV_HUP 0x100
 void weft__io_event(weft_loop_t *loop, int fd, int events);
 void weft__fd_fini(weft_loop_t *loop);
 void weft__report(weft_loop_t *loop, const char *message, int err, weft_task_t *task);

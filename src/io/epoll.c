@@ -117,6 +117,8 @@ static int ep_wait(weft_loop_t *l, int64_t timeout)
             events |= WEFT_WRITABLE;
         if (e & (EPOLLERR | EPOLLHUP))
             events |= WEFT_READABLE | WEFT_WRITABLE;
+        if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+            events |= WEFT__EV_HUP;
         weft__io_event(l, (int)token, events);
         reported++;
     }

@@ -42,6 +42,8 @@ static struct weft__fdstate *fd_state(weft_loop_t *l, int fd)
         for (uint32_t i = 0; i < CHUNK; i++) {
             weft__list_init(&chunk[i].waiters);
             chunk[i].registered = 0;
+            chunk[i].pending = 0;
+            chunk[i].hup = 0;
         }
         l->fdchunks[c] = chunk;
     }
@@ -66,6 +68,12 @@ int weft_wait_fd_dl(int fd, int events, int64_t deadline)
             return err;
         st->registered = 1;
     }
+    /* Readiness that came while nobody waited, or a hang-up, is not lost: report it now. */
+    int ready = st->hup ? events : st->pending & events;
+    if (ready != 0) {
+        st->pending &= ~ready;
+        return ready;
+    }
     struct weft__fdwaiter w = {.task = t, .events = events};
     weft__list_append(&st->waiters, &w.link);
     l->nwaiting_fd++;
@@ -84,6 +92,10 @@ void weft__io_event(weft_loop_t *l, int fd, int events)
     struct weft__fdstate *st = fd_lookup(l, fd);
     if (st == NULL)
         return;
+    if (events & WEFT__EV_HUP)
+        st->hup = 1;
+    events &= WEFT_READABLE | WEFT_WRITABLE;
+    int delivered = 0;
     struct weft__list *p = st->waiters.next;
     while (p != &st->waiters) {
         struct weft__list *next = p->next;
@@ -92,9 +104,11 @@ void weft__io_event(weft_loop_t *l, int fd, int events)
         if (got != 0) {
             weft__list_remove(&w->link);
             weft__wake(w->task, got);
+            delivered |= got;
         }
         p = next;
     }
+    st->pending |= (uint8_t)(events & ~delivered);
 }
 
 int weft_close(int fd)
@@ -114,6 +128,8 @@ int weft_close(int fd)
             l->backend->unwatch(l, fd);
             st->registered = 0;
         }
+        st->pending = 0;
+        st->hup = 0;
     }
     return close(fd) < 0 ? -errno : 0;
 }

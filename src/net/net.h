@@ -20,6 +20,7 @@ struct weft_stream {
     uint32_t refs;
     int fd;           /* -1: no fd (fed by hand), or closed */
     uint8_t is_sock;  /* send/recv with flags, else write/read */
+    uint8_t rdrained; /* the last recv() was short: the socket is drained, wait before the next */
     uint8_t eof;      /* reader: end of stream seen or fed */
     uint8_t closing;  /* close() or abort() was called */
     uint8_t closed;   /* the fd is released */

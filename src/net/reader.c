@@ -84,11 +84,24 @@ static inline void done(weft_stream_t *s, bool held)
         weft_stream_release(s);
 }
 
+/*
+ * One read from the fd. A short read from a socket drained it: the next read goes straight to
+ * waiting (reported as EAGAIN) instead of paying a recv() that would say so. The wait cannot
+ * miss anything: weft_wait_fd() remembers readiness and hang-ups that came meanwhile.
+ */
 static ssize_t sys_read(weft_stream_t *s, void *buf, size_t n)
 {
-    if (s->is_sock)
-        return recv(s->fd, buf, n, MSG_DONTWAIT);
-    return read(s->fd, buf, n);
+    if (!s->is_sock)
+        return read(s->fd, buf, n);
+    if (s->rdrained) {
+        s->rdrained = 0;
+        errno = EAGAIN;
+        return -1;
+    }
+    ssize_t r = recv(s->fd, buf, n, MSG_DONTWAIT);
+    if (r > 0 && (size_t)r < n)
+        s->rdrained = 1;
+    return r;
 }
 
 /* A read from the fd failed with `err`: the reader and the connection carry it from now on. */

@@ -209,9 +209,15 @@ static int socket_main(void *arg)
     CHECK_EQ(weft_join(wr), WEFT_WRITABLE);
     weft_task_release(rd);
     weft_task_release(wr);
-    /* Edge-style: no new readiness, no wake-up, although data is pending and it is writable. */
-    CHECK_EQ(weft_wait_fd_dl(sv[0], WEFT_READABLE | WEFT_WRITABLE, weft_deadline_in(1)),
-             -ETIMEDOUT);
+    /* Readiness that came while nobody waited for it is reported at once, and only once; then,
+     * edge-style, no new readiness means no wake-up although data is pending and it is
+     * writable. */
+    int64_t t0 = weft_time(NULL);
+    CHECK(weft_wait_fd_dl(sv[0], WEFT_READABLE | WEFT_WRITABLE, weft_deadline_in(1)) > 0);
+    CHECK_EQ(weft_time(NULL), t0);
+    while (weft_wait_fd_dl(sv[0], WEFT_READABLE | WEFT_WRITABLE, weft_deadline_in(1)) > 0)
+        CHECK_EQ(weft_time(NULL), t0); /* at most one more remembered direction */
+    CHECK_EQ(weft_time(NULL) - t0, 1000000000LL); /* the last wait timed out */
     /* Both directions in one wait: new data wakes it with (at least) READABLE. */
     CHECK_EQ(write(sv[1], "!", 1), 1);
     int r = weft_wait_fd_dl(sv[0], WEFT_READABLE | WEFT_WRITABLE, weft_deadline_in(1));
@@ -321,6 +327,42 @@ static void test_wait_fd_errors(void)
     CHECK_EQ(test_count_fds(), base_fds);
 }
 
-TEST_MAIN(test_wait_readable, test_wait_timeout, test_close_wakes_waiters_ebadf,
+/* ---- readiness with no waiter, lasting hang-up ---- */
+
+static int remembered_main(void *arg)
+{
+    (void)arg;
+    int pair[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+    char buf[16];
+    /* Register pair[0] (it is writable at once), then let data arrive while nobody waits. */
+    CHECK(weft_wait_fd(pair[0], WEFT_WRITABLE) & WEFT_WRITABLE);
+    CHECK_EQ(write(pair[1], "ab", 2), 2);
+    CHECK_EQ(weft_yield(), 0); /* the loop polls and sees the edge: no task waits for it */
+    CHECK_EQ(weft_yield(), 0);
+    int64_t t0 = weft_time(NULL);
+    CHECK_EQ(weft_wait_fd_dl(pair[0], WEFT_READABLE, weft_deadline_in(5)), WEFT_READABLE);
+    CHECK_EQ(weft_time(NULL), t0); /* not lost, no suspension */
+    CHECK_EQ(read(pair[0], buf, sizeof(buf)), 2);
+    /* The peer leaves while nobody waits: every later wait reports it at once. */
+    CHECK_EQ(weft_close(pair[1]), 0);
+    CHECK_EQ(weft_yield(), 0);
+    CHECK_EQ(weft_yield(), 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(weft_wait_fd_dl(pair[0], WEFT_READABLE, weft_deadline_in(5)) & WEFT_READABLE);
+    CHECK_EQ(weft_time(NULL), t0);
+    CHECK_EQ(read(pair[0], buf, sizeof(buf)), 0);
+    CHECK_EQ(weft_close(pair[0]), 0);
+    return 0;
+}
+
+static void test_readiness_remembered(void)
+{
+    base_fds = test_count_fds();
+    CHECK_EQ(run_virtual(remembered_main, NULL), 0);
+    CHECK_EQ(test_count_fds(), base_fds);
+}
+
+TEST_MAIN(test_readiness_remembered, test_wait_readable, test_wait_timeout, test_close_wakes_waiters_ebadf,
           test_several_waiters_all_woken, test_socketpair_directions, test_wait_fd_cancel,
           test_wait_fd_real_clock, test_wait_fd_errors)
