@@ -297,7 +297,6 @@ struct weft_loop {
     void *backend_data;
     struct weft__fdstate **fdchunks; /* fd table in fixed chunks (fd.c) */
     uint32_t nfdchunks;
-    uint32_t nwaiting_fd; /* tasks parked on fds */
     /* cross-thread calls */
     pthread_mutex_t ts_lock;
     struct weft__list ts_queue;

@@ -76,10 +76,7 @@ int weft_wait_fd_dl(int fd, int events, int64_t deadline)
     }
     struct weft__fdwaiter w = {.task = t, .events = events};
     weft__list_append(&st->waiters, &w.link);
-    l->nwaiting_fd++;
-    int r = weft__park(t, WEFT__P_FD, NULL, &w.link, deadline);
-    l->nwaiting_fd--;
-    return r;
+    return weft__park(t, WEFT__P_FD, NULL, &w.link, deadline);
 }
 
 int weft_wait_fd(int fd, int events)
