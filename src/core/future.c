@@ -188,8 +188,7 @@ int weft__future_wait(weft_future_t *f, uint8_t kind, int64_t deadline)
         f->retrieved = 1;
         return f->result;
     }
-    struct weft__fentry e;
-    memset(&e, 0, sizeof(e));
+    struct weft__fentry e; /* a waiter uses only its link and task */
     e.task = cur;
     weft__list_append(&f->entries, &e.link);
     f->refs++;
