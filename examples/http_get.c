@@ -160,7 +160,8 @@ static int fetch_on(weft_stream_t *s, struct fetch *f, int64_t dl)
     if (r < 12 || strncmp(line, "HTTP/1.", 7) != 0 || line[8] != ' ')
         return -EPROTO;
     f->status = (int)strtol(line + 9, NULL, 10);
-    snprintf(f->reason, sizeof(f->reason), "%s", r > 13 ? line + 13 : "");
+    snprintf(f->reason, sizeof(f->reason), "%.*s", (int)sizeof(f->reason) - 1,
+             r > 13 ? line + 13 : "");
     long long clen = -1;
     bool chunked = false;
     for (;;) {

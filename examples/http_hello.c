@@ -150,7 +150,7 @@ static int serve(weft_stream_t *s, void *arg)
 {
     (void)arg;
     for (;;) {
-        struct request rq;
+        struct request rq = {0};
         int r = read_request(s, &rq);
         if (r == 0 || r == -ETIMEDOUT || r == -ECONNRESET || r == WEFT_ELIMIT || r == -EPROTO) {
             if (r == -EPROTO || r == WEFT_ELIMIT)

@@ -15,7 +15,13 @@ static int nlinked(struct weft__list *l)
     return n;
 }
 
-#define COND_WAITERS(c) nlinked(&((struct weft__cond *)(c))->waiters)
+/* The private layout behind the public storage, read the way the library reads it. */
+static int cond_waiters(void *c)
+{
+    return nlinked(&((struct weft__cond *)c)->waiters);
+}
+
+#define COND_WAITERS(c) cond_waiters(c)
 
 static weft_cond_t cond;
 static int result[8];

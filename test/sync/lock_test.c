@@ -15,8 +15,19 @@ static int nlinked(struct weft__list *l)
     return n;
 }
 
-#define LOCK_WAITERS(lk) nlinked(&((struct weft__lock *)(lk))->waiters)
-#define EVENT_WAITERS(ev) nlinked(&((struct weft__event *)(ev))->waiters)
+/* The private layouts behind the public storage, read the way the library reads them. */
+static int lock_waiters(void *lk)
+{
+    return nlinked(&((struct weft__lock *)lk)->waiters);
+}
+
+static int event_waiters(void *ev)
+{
+    return nlinked(&((struct weft__event *)ev)->waiters);
+}
+
+#define LOCK_WAITERS(lk) lock_waiters(lk)
+#define EVENT_WAITERS(ev) event_waiters(ev)
 
 static void cancel_cb(void *arg)
 {
