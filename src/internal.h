@@ -254,8 +254,10 @@ weft_task_t *weft__task_check_current(int *err);
 
 /* ---- the loop (loop.c) ---- */
 
-/* Items run between two I/O polls while the ready queue never drains. */
+/* While the ready queue never drains, the loop re-reads the clock every WEFT__POLL_EVERY items
+ * and polls I/O when the last poll is WEFT__POLL_NS old (a poll is a system call). */
 #define WEFT__POLL_EVERY 128
+#define WEFT__POLL_NS    50000
 struct weft__fdstate {
     struct weft__list waiters; /* struct weft__fdwaiter */
     uint8_t registered;        /* known to the backend */
@@ -281,7 +283,8 @@ struct weft_loop {
     uint8_t running;
     uint8_t stopping;
     uint8_t closed;
-    uint32_t ran_since_poll; /* items run since the last I/O poll */
+    uint32_t ran_since_poll; /* items run since the last I/O poll or clock check */
+    int64_t last_poll;       /* loop time of the last I/O poll */
     weft_task_t *current;
     weft__ctx_t main_ctx;
     pthread_t owner;

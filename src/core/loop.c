@@ -243,13 +243,24 @@ void weft__loop_iterate(weft_loop_t *l)
     if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
         drain_threadsafe(l);
     bool have_ready = !weft__list_empty(&l->ready);
-    if (!have_ready || l->ran_since_poll >= WEFT__POLL_EVERY || l->stopping) {
+    bool poll = !have_ready || l->stopping;
+    if (!poll && l->ran_since_poll >= WEFT__POLL_EVERY) {
+        /* Busy: re-read the clock for the timers, and poll I/O if the last poll is at least
+         * WEFT__POLL_NS old (always, on the virtual clock, where time stands still while busy). */
+        l->ran_since_poll = 0;
+        l->now_stale = !l->virtual_clock;
+        poll = l->virtual_clock || weft__now(l) - l->last_poll >= WEFT__POLL_NS;
+        if (!poll && l->timers.n > 0)
+            weft__timers_expire(l, l->now);
+    }
+    if (poll) {
         poll_io(l, have_ready);
         if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
             drain_threadsafe(l);
         l->now_stale = !l->virtual_clock;
+        l->last_poll = weft__now(l);
         if (l->timers.n > 0)
-            weft__timers_expire(l, weft__now(l));
+            weft__timers_expire(l, l->now);
     } else if (l->timers.n > 0 && l->timers.a[0]->when <= l->now) {
         /* Due by the time last read: no clock read needed to know it. */
         weft__timers_expire(l, l->now);
