@@ -11,6 +11,10 @@
  *   passes; WEFT_NO_DEADLINE (-1) waits forever.
  * - Nothing is thread-safe unless its comment says so. weft_call_soon_threadsafe() is the one
  *   call another thread may make on a loop.
+ *
+ * This file is long on purpose: the whole public API is one header (like uv.h), in banner
+ * sections (errors, loop, time, runner, tasks, futures, fds, structured concurrency, sync,
+ * queues, thread pool and DNS, networking), each call with its doc comment.
  */
 #ifndef WEFT_H
 #define WEFT_H
