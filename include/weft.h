@@ -212,7 +212,13 @@ WEFT_EXTERN int64_t weft_timer_when(const weft_timer_t *timer);
  * Runner
  * ========================================================================================== */
 
-/* A task's body: returns >= 0 as its result, or a negative errno as its error. */
+/*
+ * A task's body: returns >= 0 as its result, or a negative errno as its error. Returning
+ * -ECANCELED ends the task cancelled; so does returning a result (>= 0) while a cancellation
+ * request is still undelivered (it cancelled itself and returned without suspending, as asyncio's
+ * test_cancel_at_end). An error returned then is kept as the task's error (asyncio sets the
+ * exception).
+ */
 typedef int (*weft_task_fn)(void *arg);
 
 /*
