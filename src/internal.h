@@ -183,7 +183,16 @@ void weft__stackpool_fini(struct weft__stackpool *p);
 struct weft__stack *weft__stack_get(struct weft__stackpool *p, size_t size);
 void weft__stack_put(struct weft__stackpool *p, struct weft__stack *s);
 void weft__stackpool_trim(struct weft__stackpool *p);
-bool weft__stack_intact(const struct weft__stack *s, const void *sp);
+/*
+ * Whether a task suspending with stack pointer `sp` still has room: a guarded stack faults
+ * instead, an unguarded one is checked here. (Reading the stack's bottom bytes would cost a page
+ * fault per task; the stack pointer is free to check.)
+ */
+#define WEFT__STACK_REDZONE 256
+static inline bool weft__stack_intact(const struct weft__stack *s, const void *sp)
+{
+    return s->guarded || (const char *)sp >= s->lo + WEFT__STACK_REDZONE;
+}
 size_t weft__page_size(void);
 size_t weft__stack_round(size_t size);
 

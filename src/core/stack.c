@@ -28,7 +28,6 @@
 #define SLAB_BYTES   ((size_t)8 << 20) /* bytes per slab mapping */
 #define HOT_MAX      64                /* pooled stacks kept without trimming */
 #define DESC_BYTES   64                /* the descriptor at the top of each slot */
-#define REDZONE      256               /* a task suspending closer than this to the bottom has overflowed */
 
 #ifndef MAP_STACK
 #define MAP_STACK 0
@@ -267,9 +266,4 @@ void weft__stackpool_fini(struct weft__stackpool *p)
     p->left = 0;
 }
 
-bool weft__stack_intact(const struct weft__stack *s, const void *sp)
-{
-    /* Reading the stack's bottom bytes would cost a page fault per task (several microseconds
-     * on virtual machines); the saved stack pointer is free to check. */
-    return s->guarded || (const char *)sp >= s->lo + REDZONE;
-}
+
