@@ -2,18 +2,7 @@
  * Condition: ports of CPython 3.13 test_locks.py ConditionTests (checklist item 43): the lock is
  * held again whenever wait returns, cancellation keeps its message, notifications are not lost.
  */
-#include "test.h"
-#include "sync/sync.h"
-
-static int nlinked(struct weft__list *l)
-{
-    int n = 0;
-    if (weft__wl_empty(l))
-        return 0;
-    for (struct weft__list *p = l->next; p != l; p = p->next)
-        n++;
-    return n;
-}
+#include "synctest.h"
 
 /* The private layout behind the public storage, read the way the library reads it. */
 static int cond_waiters(void *c)

@@ -2,18 +2,7 @@
  * Lock and Event: ports of CPython 3.13 test_locks.py LockTests / EventTests (checklist items
  * 40, 41, 44), plus deadlines, misuse and zero-initialised storage.
  */
-#include "test.h"
-#include "sync/sync.h"
-
-static int nlinked(struct weft__list *l)
-{
-    int n = 0;
-    if (weft__wl_empty(l))
-        return 0;
-    for (struct weft__list *p = l->next; p != l; p = p->next)
-        n++;
-    return n;
-}
+#include "synctest.h"
 
 /* The private layouts behind the public storage, read the way the library reads them. */
 static int lock_waiters(void *lk)

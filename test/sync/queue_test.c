@@ -3,42 +3,9 @@
  * items 46-48): order, backpressure, cancellation safety of put and get. Join, shutdown and
  * storage are in queue_shutdown_test.c.
  */
-#include "test.h"
-#include "sync/sync.h"
+#include "synctest.h"
 
 #include <stdint.h>
-
-#define I2P(i) ((void *)(intptr_t)(i))
-#define P2I(p) ((int)(intptr_t)(p))
-
-static int nlinked(struct weft__list *l)
-{
-    int n = 0;
-    for (struct weft__list *p = l->next; p != l; p = p->next)
-        n++;
-    return n;
-}
-
-static int int_cmp(const void *a, const void *b, void *arg)
-{
-    (void)arg;
-    return P2I(a) < P2I(b) ? -1 : P2I(a) > P2I(b);
-}
-
-enum { FIFO, LIFO, PRIO };
-
-static weft_queue_t *make(int kind, size_t maxsize)
-{
-    weft_queue_t *q = NULL;
-    if (kind == FIFO)
-        CHECK_EQ(weft_queue_new(&q, maxsize), 0);
-    else if (kind == LIFO)
-        CHECK_EQ(weft_queue_new_lifo(&q, maxsize), 0);
-    else
-        CHECK_EQ(weft_queue_new_priority(&q, maxsize, int_cmp, NULL), 0);
-    CHECK(q != NULL);
-    return q;
-}
 
 static weft_queue_t *q;
 

@@ -2,18 +2,7 @@
  * Semaphore and BoundedSemaphore: ports of CPython 3.13 test_locks.py SemaphoreTests (checklist
  * items 41 and 42), plus deadlines and the woken-then-cancelled unit give-back.
  */
-#include "test.h"
-#include "sync/sync.h"
-
-static int nlinked(struct weft__list *l)
-{
-    int n = 0;
-    if (weft__wl_empty(l))
-        return 0;
-    for (struct weft__list *p = l->next; p != l; p = p->next)
-        n++;
-    return n;
-}
+#include "synctest.h"
 
 /* asyncio's len(sem._waiters): queued nodes plus woken waiters that have not run yet. */
 static int sem_waiters(weft_sem_t *sem)
