@@ -24,6 +24,20 @@ int weft_socketpair(int domain, int type, int protocol, int sv[2])
     return 0;
 }
 
+/*
+ * A non-blocking call on `fd` just failed (errno set): 0 when it should be tried again (EINTR, or
+ * the fd became ready after EAGAIN), else the error to return (-errno, or the wait's error).
+ */
+static int retry(int fd, int events, int64_t deadline)
+{
+    if (errno == EINTR)
+        return 0;
+    if (errno != EAGAIN)
+        return -errno;
+    int w = weft_wait_fd_dl(fd, events, deadline);
+    return w < 0 ? w : 0;
+}
+
 ssize_t weft_sock_recv_dl(int fd, void *buf, size_t n, int64_t deadline)
 {
     if (buf == NULL && n > 0)
@@ -32,13 +46,9 @@ ssize_t weft_sock_recv_dl(int fd, void *buf, size_t n, int64_t deadline)
         ssize_t r = recv(fd, buf, n, MSG_DONTWAIT);
         if (r >= 0)
             return r;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return -errno;
-        int w = weft_wait_fd_dl(fd, WEFT_READABLE, deadline);
-        if (w < 0)
-            return w;
+        int e = retry(fd, WEFT_READABLE, deadline);
+        if (e < 0)
+            return e;
     }
 }
 
@@ -55,13 +65,9 @@ ssize_t weft_sock_send_dl(int fd, const void *buf, size_t n, int64_t deadline)
         ssize_t r = send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (r >= 0)
             return r;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return -errno;
-        int w = weft_wait_fd_dl(fd, WEFT_WRITABLE, deadline);
-        if (w < 0)
-            return w;
+        int e = retry(fd, WEFT_WRITABLE, deadline);
+        if (e < 0)
+            return e;
     }
 }
 
@@ -99,13 +105,11 @@ int weft_sock_accept_dl(int fd, struct sockaddr *addr, socklen_t *addrlen, int64
         int c = accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c >= 0)
             return c;
-        if (errno == EINTR || errno == ECONNABORTED)
+        if (errno == ECONNABORTED)
             continue;
-        if (errno != EAGAIN)
-            return -errno;
-        int w = weft_wait_fd_dl(fd, WEFT_READABLE, deadline);
-        if (w < 0)
-            return w;
+        int e = retry(fd, WEFT_READABLE, deadline);
+        if (e < 0)
+            return e;
     }
 }
 
@@ -162,13 +166,9 @@ ssize_t weft_sock_recvfrom_dl(int fd, void *buf, size_t n, struct sockaddr *from
         ssize_t r = recvfrom(fd, buf, n, MSG_DONTWAIT, from, fromlen);
         if (r >= 0)
             return r;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return -errno;
-        int w = weft_wait_fd_dl(fd, WEFT_READABLE, deadline);
-        if (w < 0)
-            return w;
+        int e = retry(fd, WEFT_READABLE, deadline);
+        if (e < 0)
+            return e;
     }
 }
 
@@ -186,13 +186,9 @@ ssize_t weft_sock_sendto_dl(int fd, const void *buf, size_t n, const struct sock
         ssize_t r = sendto(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT, to, to != NULL ? tolen : 0);
         if (r >= 0)
             return r;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return -errno;
-        int w = weft_wait_fd_dl(fd, WEFT_WRITABLE, deadline);
-        if (w < 0)
-            return w;
+        int e = retry(fd, WEFT_WRITABLE, deadline);
+        if (e < 0)
+            return e;
     }
 }
 
