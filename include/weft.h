@@ -87,6 +87,7 @@ typedef struct weft_future weft_future_t;
 struct weft_loop_opts {
     size_t stack_size;  /* default task stack size in bytes; 0 = weft_default_stack_size() */
     bool virtual_clock; /* test mode: time starts at 0 and jumps to the next timer when idle */
+    bool compact_tasks; /* tasks default to WEFT_STACK_COMPACT (weft_run's main task never) */
 };
 
 /*
@@ -241,10 +242,34 @@ WEFT_EXTERN int weft_run_opts(weft_task_fn main, void *arg, const struct weft_lo
  * Tasks
  * ========================================================================================== */
 
+/*
+ * Where a task's stack lives (weft_task_opts.stack_mode).
+ *
+ * WEFT_STACK_OWN: a stack of its own (the default). A sleeping task costs the stack pages it
+ * touched (at least one 4 KiB page) plus its task struct; switches cost no copy.
+ *
+ * WEFT_STACK_COMPACT: for very many mostly-idle tasks. Compact tasks share one stack of the
+ * loop's stack size; when another compact task needs it, a sleeping one's frames are copied out
+ * to a heap image of exactly their size (typically a few hundred bytes) and copied back before
+ * it resumes. The price is a copy when compact tasks take turns, and one rule: **while a compact
+ * task is suspended, nothing may use memory on its stack.** Its waits in weft's own calls are
+ * safe (weft moves their bookkeeping with the image), but a pointer to a local variable lent to
+ * another task, a thread or a callback (a buffer, a primitive, a TaskGroup, a timeout scope)
+ * must point elsewhere: heap or static storage. weft refuses a timer, timeout scope or
+ * TaskGroup placed on a compact task's stack with -EINVAL. The stack_size option does not apply.
+ * If the image cannot be allocated the process aborts with a message, as on a stack overflow.
+ */
+enum weft_stack_mode {
+    WEFT_STACK_DEFAULT = 0, /* the loop's choice (weft_loop_opts.compact_tasks) */
+    WEFT_STACK_OWN = 1,
+    WEFT_STACK_COMPACT = 2,
+};
+
 /* Options for one task; zero-initialise and set what you need. */
 struct weft_task_opts {
     const char *name;  /* copied; NULL = "Task-N" */
-    size_t stack_size; /* 0 = the loop's default */
+    size_t stack_size; /* 0 = the loop's default (stacks of their own only) */
+    int stack_mode;    /* enum weft_stack_mode; 0 = the loop's choice */
 };
 
 /*

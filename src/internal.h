@@ -228,6 +228,7 @@ struct weft_task {
     uint8_t state;           /* WEFT__T_* */
     uint8_t park_kind;       /* WEFT__P_* while parked */
     uint8_t must_cancel;     /* a request waits for the next suspension point */
+    uint8_t compact;         /* runs on the loop's shared stack (compact.c) */
     int wake_result;         /* what weft__park() returns when resumed */
     int cancel_count;        /* Task.cancelling() */
     void *park_obj;          /* what it waits on */
@@ -241,6 +242,9 @@ struct weft_task {
     char *name; /* NULL = "Task-<id>" */
     size_t stack_size;
     struct weft__list all; /* loop->tasks while not done */
+    char *image;           /* compact: the saved stack, [ctx, top of the shared stack) */
+    uint32_t image_len;
+    uint32_t image_cap;
 #ifdef WEFT_TSAN
     void *tsan_fiber;
 #endif
@@ -257,6 +261,12 @@ struct weft_task {
 int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link, int64_t deadline);
 void weft__wake(weft_task_t *t, int result);
 void weft__task_run(weft_loop_t *loop, weft_task_t *t);
+void weft__task_entry(void *arg);
+
+/* ---- compact tasks (compact.c) ---- */
+int weft__compact_enter(weft_loop_t *l, weft_task_t *t);
+void weft__compact_drop(weft_loop_t *l, weft_task_t *t);
+void weft__compact_fini(weft_loop_t *l);
 void weft__task_free(weft_task_t *t);
 void weft__task_orphan(weft_task_t *t);
 weft_task_t *weft__task_check_current(int *err);
@@ -304,6 +314,9 @@ struct weft_loop {
     weft_task_t *task_cache; /* freed task structs for reuse (linked through ->arg) */
     uint32_t ntask_cache;
     struct weft__stackpool stacks;
+    struct weft__stack *cstack; /* the stack compact tasks share (compact.c), or NULL */
+    weft_task_t *cowner;        /* the compact task whose frames are on it, or NULL */
+    uint8_t compact_default;    /* tasks are compact unless their options say otherwise */
     /* I/O */
     const struct weft__backend *backend;
     void *backend_data;
@@ -338,6 +351,13 @@ static inline void weft__enqueue_task(weft_loop_t *loop, weft_task_t *t)
 static inline void weft__enqueue_handle(weft_loop_t *loop, struct weft__handle *h)
 {
     weft__list_append(&loop->ready, &h->link);
+}
+
+/* Whether `p` lies on the loop's shared stack (storage that moves while its task sleeps). */
+static inline bool weft__on_cstack(const weft_loop_t *l, const void *p)
+{
+    const struct weft__stack *s = l->cstack;
+    return s != NULL && (const char *)p >= s->lo && (const char *)p < s->lo + s->size;
 }
 
 int64_t weft__now(weft_loop_t *loop);

@@ -176,6 +176,8 @@ int weft_group_enter(weft_group_t *gs)
         return err;
     if (g->magic == WEFT__G_ENTERED)
         return -EINVAL; /* already entered and not exited */
+    if (weft__on_cstack(cur->fut.loop, gs))
+        return -EINVAL; /* children would use it while its frames are copied out */
     memset(g, 0, sizeof(*g));
     g->magic = WEFT__G_ENTERED;
     g->parent = cur;

@@ -54,13 +54,15 @@ int weft_timeout_enter_at(weft_timeout_t *to, int64_t when)
     struct weft__timeout *s = S(to);
     if (s->magic == WEFT__TO_MAGIC)
         return -EINVAL; /* already entered and not exited */
-    memset(s, 0, sizeof(*s));
-    weft_timer_init(&s->timer);
-    s->when = WEFT_NO_DEADLINE;
     int err;
     weft_task_t *cur = weft__task_check_current(&err);
     if (cur == NULL)
         return err;
+    if (weft__on_cstack(cur->fut.loop, to))
+        return -EINVAL; /* its timer would be read while the frames are copied out */
+    memset(s, 0, sizeof(*s));
+    weft_timer_init(&s->timer);
+    s->when = WEFT_NO_DEADLINE;
     s->task = cur;
     s->baseline = weft_task_cancelling(cur);
     err = arm(s, when);
@@ -134,15 +136,37 @@ int64_t weft_timeout_when(const weft_timeout_t *to)
     return s != NULL ? s->when : WEFT_NO_DEADLINE;
 }
 
+/*
+ * A scope for weft's own calls: on the caller's stack, or on the heap when that is the stack
+ * compact tasks share (where a scope may not live). Freed by scope_free().
+ */
+static weft_timeout_t *scope_new(weft_timeout_t *local)
+{
+    weft_loop_t *l = weft_loop_current();
+    if (l == NULL || !weft__on_cstack(l, local))
+        return local;
+    return weft__calloc(1, sizeof(*local));
+}
+
+static void scope_free(weft_timeout_t *to, weft_timeout_t *local)
+{
+    if (to != local)
+        weft__free(to);
+}
+
 int weft_timeout_call(double seconds, weft_task_fn fn, void *arg)
 {
     if (fn == NULL)
         return -EINVAL;
-    weft_timeout_t to = {{0}};
-    int err = weft_timeout_enter(&to, seconds);
-    if (err < 0)
-        return err;
-    return weft_timeout_exit(&to, fn(arg));
+    weft_timeout_t local = {{0}};
+    weft_timeout_t *to = scope_new(&local);
+    if (to == NULL)
+        return -ENOMEM;
+    int err = weft_timeout_enter(to, seconds);
+    if (err >= 0)
+        err = weft_timeout_exit(to, fn(arg));
+    scope_free(to, &local);
+    return err;
 }
 
 /* ---- wait_for ---- */
@@ -159,11 +183,15 @@ int weft_wait_for_at(weft_task_t *task, int64_t when)
         return weft_join(task);
     if (when > weft_time(NULL)) {
         /* asyncio 3.12: `async with timeout_at(when): return await task`. */
-        weft_timeout_t to = {{0}};
-        err = weft_timeout_enter_at(&to, when);
-        if (err < 0)
-            return err;
-        return weft_timeout_exit(&to, weft_join(task));
+        weft_timeout_t local = {{0}};
+        weft_timeout_t *to = scope_new(&local);
+        if (to == NULL)
+            return -ENOMEM;
+        err = weft_timeout_enter_at(to, when);
+        if (err >= 0)
+            err = weft_timeout_exit(to, weft_join(task));
+        scope_free(to, &local);
+        return err;
     }
     /* No time at all: a finished task gives its outcome; any other is cancelled (one that has not
      * started never runs) and waited for, without forwarding further cancels of the caller. */

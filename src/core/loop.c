@@ -46,6 +46,7 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     weft__list_init(&l->tasks);
     weft__list_init(&l->ts_queue);
     l->virtual_clock = opts != NULL && opts->virtual_clock;
+    l->compact_default = opts != NULL && opts->compact_tasks;
     l->now_stale = !l->virtual_clock;
     l->now = 0;
     l->owner = pthread_self();
@@ -345,6 +346,7 @@ int weft_loop_close(weft_loop_t *loop)
     weft__heap_fini(&loop->timers);
     weft__fd_fini(loop);
     loop->backend->fini(loop);
+    weft__compact_fini(loop);
     weft__stackpool_fini(&loop->stacks);
     while (loop->task_cache != NULL) {
         weft_task_t *t = loop->task_cache;

@@ -106,7 +106,9 @@ int weft_run_opts(weft_task_fn main, void *arg, const struct weft_loop_opts *opt
     if (err < 0)
         return err;
     weft_task_t *t;
-    err = weft_spawn(&t, main, arg);
+    /* The main task keeps a stack of its own: its locals are what it hands its children. */
+    const struct weft_task_opts mopts = {.stack_mode = WEFT_STACK_OWN};
+    err = weft_spawn_opts(&t, main, arg, &mopts);
     if (err < 0) {
         weft_loop_close(l);
         return err;

@@ -51,8 +51,6 @@ int weft_set_default_stack_size(size_t bytes)
  * loop->reap and whoever runs next (a task or the loop) returns the stack.
  */
 
-static void task_entry(void *arg);
-
 static void task_unref(weft_task_t *t)
 {
     if (--t->fut.refs == 0)
@@ -78,7 +76,10 @@ static inline void reap(weft_loop_t *l)
     weft_task_t *dead = l->reap;
     if (dead != NULL) {
         l->reap = NULL;
-        weft__stack_put(&l->stacks, dead->stack);
+        if (dead->compact)
+            weft__compact_drop(l, dead);
+        else
+            weft__stack_put(&l->stacks, dead->stack);
         dead->stack = NULL;
 #ifdef WEFT_TSAN
         __tsan_destroy_fiber(dead->tsan_fiber);
@@ -103,13 +104,23 @@ static bool task_prepare(weft_loop_t *l, weft_task_t *t)
         task_unref(t);
         return false;
     }
-    t->stack = weft__stack_get(&l->stacks, t->stack_size);
-    if (t->stack == NULL) {
-        task_finish(l, t, -ENOMEM);
-        task_unref(t);
-        return false;
+    if (!t->compact) {
+        t->stack = weft__stack_get(&l->stacks, t->stack_size);
+        if (t->stack == NULL) {
+            task_finish(l, t, -ENOMEM);
+            task_unref(t);
+            return false;
+        }
+        t->ctx = weft__ctx_make(t->stack->lo + t->stack->size, weft__task_entry);
+    } else if (l->cstack == NULL) {
+        /* Its first frame is made when it takes the shared stack (weft__compact_enter). */
+        l->cstack = weft__stack_get(&l->stacks, l->stack_size);
+        if (l->cstack == NULL) {
+            task_finish(l, t, -ENOMEM);
+            task_unref(t);
+            return false;
+        }
     }
-    t->ctx = weft__ctx_make(t->stack->lo + t->stack->size, task_entry);
 #ifdef WEFT_TSAN
     t->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -120,6 +131,8 @@ void weft__task_run(weft_loop_t *l, weft_task_t *t)
 {
     if (!task_prepare(l, t))
         return;
+    if (t->compact)
+        weft__compact_enter(l, t); /* cannot fail: the shared stack exists */
     t->state = WEFT__T_RUNNING;
     l->current = t;
 #ifdef WEFT_ASAN
@@ -143,7 +156,7 @@ void weft__task_run(weft_loop_t *l, weft_task_t *t)
  * first, or an I/O poll is due). When the batch is used up, the next iteration starts right
  * here if it would not poll: exactly what the loop would do, without a switch to get there.
  */
-static weft_task_t *next_runnable(weft_loop_t *l)
+static weft_task_t *next_runnable(weft_loop_t *l, const weft_task_t *cur)
 {
     for (;;) {
         struct weft__list *n = l->batch.next;
@@ -159,9 +172,12 @@ static weft_task_t *next_runnable(weft_loop_t *l)
         }
         if (((struct weft__rnode *)n)->kind != WEFT__RN_TASK)
             return NULL;
+        weft_task_t *next = weft__container_of(n, weft_task_t, rlink);
+        /* A compact task cannot rewrite the stack it runs on: the loop makes that switch. */
+        if (cur->compact && next->compact && next != cur)
+            return NULL;
         weft__list_remove(n);
         l->ran_since_poll++;
-        weft_task_t *next = weft__container_of(n, weft_task_t, rlink);
         if (task_prepare(l, next))
             return next;
     }
@@ -186,12 +202,14 @@ static void suspend(weft_loop_t *l, weft_task_t *t)
     __sanitizer_finish_switch_fiber(fake, &l->main_stack_bottom, &l->main_stack_size);
 #endif
 #else
-    weft_task_t *next = next_runnable(l);
+    weft_task_t *next = next_runnable(l, t);
     if (next == t) {
         t->state = WEFT__T_RUNNING; /* its own turn came up next: no switch at all */
         return;
     }
     if (next != NULL) {
+        if (next->compact)
+            weft__compact_enter(l, next); /* `t` is not compact: it runs on a stack of its own */
         next->state = WEFT__T_RUNNING;
         l->current = next;
         weft__ctx_switch(&t->ctx, next->ctx, next);
@@ -202,7 +220,7 @@ static void suspend(weft_loop_t *l, weft_task_t *t)
 #endif
 }
 
-static void task_entry(void *arg)
+void weft__task_entry(void *arg)
 {
     weft_task_t *t = arg;
     weft_loop_t *l = t->fut.loop;
@@ -338,6 +356,12 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
     if (fn == NULL)
         return -EINVAL;
     size_t ss = l->stack_size;
+    bool compact = l->compact_default;
+    if (opts != NULL && opts->stack_mode != WEFT_STACK_DEFAULT) {
+        if (opts->stack_mode != WEFT_STACK_OWN && opts->stack_mode != WEFT_STACK_COMPACT)
+            return -EINVAL;
+        compact = opts->stack_mode == WEFT_STACK_COMPACT;
+    }
     if (opts != NULL && opts->stack_size != 0) {
         if (opts->stack_size < STACK_MIN || opts->stack_size > STACK_MAX)
             return -EINVAL;
@@ -358,6 +382,7 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
     t->state = WEFT__T_NEW;
     t->park_kind = WEFT__P_NONE;
     t->must_cancel = 0;
+    t->compact = compact;
     t->wake_result = 0;
     t->cancel_count = 0;
     t->park_obj = NULL;
@@ -366,6 +391,9 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
     t->tn.kind = WEFT__TN_TASK;
     t->ctx = NULL;
     t->stack = NULL;
+    t->image = NULL;
+    t->image_len = 0;
+    t->image_cap = 0;
 #ifdef WEFT_TSAN
     t->tsan_fiber = NULL;
 #endif
@@ -444,10 +472,11 @@ void weft__task_orphan(weft_task_t *t)
         weft__list_remove(t->park_link);
     weft__list_remove(&t->all);
     l->ntasks--;
-    if (t->stack != NULL) {
+    if (t->compact)
+        weft__compact_drop(l, t);
+    else if (t->stack != NULL)
         weft__stack_put(&l->stacks, t->stack);
-        t->stack = NULL;
-    }
+    t->stack = NULL;
 #ifdef WEFT_TSAN
     if (t->tsan_fiber != NULL)
         __tsan_destroy_fiber(t->tsan_fiber);

@@ -221,6 +221,8 @@ int weft_call_at(weft_loop_t *loop, weft_timer_t *timer, int64_t when, weft_call
 {
     if (loop == NULL || cb == NULL || when < 0)
         return -EINVAL;
+    if (timer != NULL && weft__on_cstack(loop, timer))
+        return -EINVAL; /* the loop would read it while its task's frames are copied out */
     struct weft__utimer *u;
     if (timer == NULL) {
         u = weft__malloc(sizeof(*u));

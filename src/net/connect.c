@@ -69,8 +69,9 @@ struct racer {
     bool done;
 };
 
+/* Off the stack (with the racers): a compact caller's frames move while it waits. */
 struct race {
-    const struct weft_connect_opts *opts;
+    struct weft_connect_opts opts; /* a copy: the caller's may live on its stack */
     weft_task_t *waiter; /* the coordinating task, woken when an attempt ends... */
     bool parked;         /* ...if it is parked in the race (not in a join, for instance) */
 };
@@ -78,7 +79,7 @@ struct race {
 static int racer_main(void *arg)
 {
     struct racer *r = arg;
-    int fd = attempt(r->ai, r->race->opts, WEFT_NO_DEADLINE);
+    int fd = attempt(r->ai, &r->race->opts, WEFT_NO_DEADLINE);
     if (fd >= 0)
         r->fd = fd;
     else
@@ -141,10 +142,12 @@ static int race(const struct addrinfo **addrs, size_t n, const struct weft_conne
     weft_task_t *self = weft__task_check_current(&err);
     if (self == NULL)
         return err;
-    struct racer *rs = weft__calloc(n, sizeof(*rs));
+    struct racer *rs = weft__calloc(1, n * sizeof(*rs) + sizeof(struct race));
     if (rs == NULL)
         return -ENOMEM;
-    struct race rc = {.opts = o, .waiter = self};
+    struct race *rc = (struct race *)&rs[n];
+    rc->opts = *o;
+    rc->waiter = self;
     int64_t delay = weft_seconds_to_ns(o->happy_eyeballs_delay);
     size_t started = 0, done_at_start = 0;
     int winner = -1, result = 0;
@@ -162,7 +165,7 @@ static int race(const struct addrinfo **addrs, size_t n, const struct weft_conne
         /* The next attempt starts after the delay, or at once when one failed meanwhile. */
         int64_t now = weft_time(NULL);
         if (started < n && (started == 0 || now >= next_start || ndone > done_at_start)) {
-            rs[started] = (struct racer){.ai = addrs[started], .race = &rc, .fd = -1};
+            rs[started] = (struct racer){.ai = addrs[started], .race = rc, .fd = -1};
             err = weft_spawn(&rs[started].task, racer_main, &rs[started]);
             if (err < 0) {
                 result = err;
@@ -180,9 +183,9 @@ static int race(const struct addrinfo **addrs, size_t n, const struct weft_conne
         int64_t until = started < n ? next_start : WEFT_NO_DEADLINE;
         if (deadline >= 0 && (until < 0 || deadline < until))
             until = deadline;
-        rc.parked = true;
-        int r = weft__park(self, WEFT__P_PRIM, &rc, NULL, until);
-        rc.parked = false;
+        rc->parked = true;
+        int r = weft__park(self, WEFT__P_PRIM, rc, NULL, until);
+        rc->parked = false;
         if (r == -ECANCELED || (r == -ETIMEDOUT && deadline >= 0 && weft_time(NULL) >= deadline)) {
             result = r;
             break;
