@@ -2,6 +2,9 @@
  * weft-bench-tasks: the tasks contract of the peers harness (../shared/bench/peers/README.md).
  *   weft-bench-tasks fanout N | spawn-seq N | spawn-all N | switch SECS | pingpong SECS
  * One OS thread; prints one line "RESULT key=value ...".
+ * fanout runs its sleepers as compact tasks (WEFT_STACK_COMPACT: the mode meant for very many
+ * mostly-idle tasks), the other modes on stacks of their own. WEFT_BENCH_STACK=own or =compact
+ * in the environment picks one mode for every workload.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@ static double now_s(void)
 
 static long arg_n;
 static double arg_secs;
+static struct weft_task_opts task_opts; /* .stack_mode: see main() */
 
 static int nothing(void *arg)
 {
@@ -41,7 +45,7 @@ static int fanout(void *arg)
         return -ENOMEM;
     double t0 = now_s();
     for (long i = 0; i < n; i++) {
-        int err = weft_spawn(&t[i], sleeper, NULL);
+        int err = weft_spawn_opts(&t[i], sleeper, NULL, &task_opts);
         if (err < 0)
             return err;
     }
@@ -65,7 +69,7 @@ static int spawn_seq(void *arg)
     double t0 = now_s();
     for (long i = 0; i < n; i++) {
         weft_task_t *t;
-        int err = weft_spawn(&t, nothing, NULL);
+        int err = weft_spawn_opts(&t, nothing, NULL, &task_opts);
         if (err < 0)
             return err;
         weft_join(t);
@@ -85,7 +89,7 @@ static int spawn_all(void *arg)
         return -ENOMEM;
     double t0 = now_s();
     for (long i = 0; i < n; i++) {
-        int err = weft_spawn(&t[i], nothing, NULL);
+        int err = weft_spawn_opts(&t[i], nothing, NULL, &task_opts);
         if (err < 0)
             return err;
     }
@@ -118,8 +122,8 @@ static int switch_bench(void *arg)
     (void)arg;
     weft_task_t *a, *b;
     double t0 = now_s();
-    weft_spawn(&a, yielder, &yields[0]);
-    weft_spawn(&b, yielder, &yields[1]);
+    weft_spawn_opts(&a, yielder, &yields[0], &task_opts);
+    weft_spawn_opts(&b, yielder, &yields[1], &task_opts);
     /* The timer is checked between iterations; it fires while both yield. */
     weft_sleep(arg_secs);
     stop_flag = 1;
@@ -161,8 +165,8 @@ static int pingpong(void *arg)
     weft_event_init(&slot[1]);
     weft_task_t *a, *b;
     double t0 = now_s();
-    weft_spawn(&a, pinger, (void *)0L);
-    weft_spawn(&b, pinger, (void *)1L);
+    weft_spawn_opts(&a, pinger, (void *)0L, &task_opts);
+    weft_spawn_opts(&b, pinger, (void *)1L, &task_opts);
     weft_event_set(&slot[0]);
     weft_sleep(arg_secs);
     stop_flag = 1;
@@ -178,7 +182,8 @@ static int pingpong(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s fanout N | spawn-seq N | spawn-all N | switch SECS | pingpong SECS\n",
+        fprintf(stderr,
+                "usage: %s fanout N | spawn-seq N | spawn-all N | switch SECS | pingpong SECS\n",
                 argv[0]);
         return 2;
     }
@@ -186,6 +191,12 @@ int main(int argc, char **argv)
     const char *mode = argv[1];
     arg_n = atol(argv[2]);
     arg_secs = atof(argv[2]);
+    const char *env = getenv("WEFT_BENCH_STACK");
+    task_opts.stack_mode = strcmp(mode, "fanout") == 0 ? WEFT_STACK_COMPACT : WEFT_STACK_OWN;
+    if (env != NULL && strcmp(env, "own") == 0)
+        task_opts.stack_mode = WEFT_STACK_OWN;
+    else if (env != NULL && strcmp(env, "compact") == 0)
+        task_opts.stack_mode = WEFT_STACK_COMPACT;
     if (strcmp(mode, "fanout") == 0)
         fn = fanout;
     else if (strcmp(mode, "spawn-seq") == 0)

@@ -89,17 +89,34 @@ enum {
 };
 
 struct weft__tnode {
-    int64_t when;  /* absolute deadline, ns */
-    uint64_t seq;  /* arming order, breaks ties */
-    uint32_t idx;  /* position in the heap, WEFT__TN_IDLE when not armed */
-    uint8_t kind;  /* WEFT__TN_* */
+    int64_t when; /* absolute deadline, ns */
+    uint64_t seq; /* arming order, breaks ties */
+    uint32_t idx; /* position in the heap, WEFT__TN_LANE, or WEFT__TN_IDLE when not armed */
+    uint8_t kind; /* WEFT__TN_* */
+    struct weft__list link; /* in the lane */
 };
 #define WEFT__TN_IDLE UINT32_MAX
+#define WEFT__TN_LANE (UINT32_MAX - 1)
 
+/* A heap slot carries its node's key, so ordering the heap reads no node (1M timers are 1M
+ * cache misses apart); the node is touched only to record its new position. */
+struct weft__hent {
+    int64_t when;
+    uint64_t seq;
+    struct weft__tnode *node;
+};
+
+/*
+ * Armed timers. Most programs arm timers in deadline order (sleeps and timeouts of one length):
+ * a timer due no earlier than the lane's last one is appended to the lane, a FIFO that is sorted
+ * by construction (O(1) in and out, no other node touched); the rest go to the heap. Expiry
+ * merges the two by (when, seq).
+ */
 struct weft__heap {
-    struct weft__tnode **a;
+    struct weft__hent *a; /* a 4-ary min-heap on (when, seq) */
     uint32_t n;
     uint32_t cap;
+    struct weft__list lane; /* struct weft__tnode, by (when, seq) */
 };
 
 /* What a weft_timer_t holds. */
@@ -117,7 +134,27 @@ static inline bool weft__timer_armed(const struct weft__tnode *tn)
     return tn->idx != WEFT__TN_IDLE;
 }
 void weft__timers_expire(weft_loop_t *loop, int64_t now);
+void weft__heap_init(struct weft__heap *h);
 void weft__heap_fini(struct weft__heap *h);
+
+static inline bool weft__timers_any(const struct weft__heap *h)
+{
+    return h->n > 0 || h->lane.next != &h->lane;
+}
+
+/* The earliest deadline armed, or INT64_MAX. */
+static inline int64_t weft__timers_first(const struct weft__heap *h)
+{
+    int64_t w = h->n > 0 ? h->a[0].when : INT64_MAX;
+    if (h->lane.next != &h->lane) {
+        const struct weft__tnode *f =
+            (const struct weft__tnode *)((const char *)h->lane.next -
+                                         offsetof(struct weft__tnode, link));
+        if (f->when < w)
+            w = f->when;
+    }
+    return w;
+}
 
 /* ---- futures (future.c) ---- */
 enum {
@@ -168,8 +205,8 @@ struct weft__stack {
 };
 
 struct weft__stackpool {
-    size_t size;               /* usable size of pooled stacks */
-    struct weft__stack *hot;   /* recently used, untouched */
+    size_t size;             /* usable size of pooled stacks */
+    struct weft__stack *hot; /* recently used, untouched */
     uint32_t nhot;
     struct weft__stack *dirty; /* to be trimmed when the loop goes idle */
     struct weft__stack *clean; /* trimmed: only the top page resident */
@@ -203,11 +240,11 @@ uintptr_t weft__fault_sp(const void *ucontext); /* arch/fault.c */
 
 /* ---- tasks (task.c) ---- */
 enum {
-    WEFT__T_NEW = 0,  /* queued, never ran, owns no stack */
-    WEFT__T_READY,    /* queued to resume */
-    WEFT__T_RUNNING,  /* the current task */
-    WEFT__T_PARKED,   /* suspended in weft__park() */
-    WEFT__T_DONE,     /* finished; its future holds the outcome */
+    WEFT__T_NEW = 0, /* queued, never ran, owns no stack */
+    WEFT__T_READY,   /* queued to resume */
+    WEFT__T_RUNNING, /* the current task */
+    WEFT__T_PARKED,  /* suspended in weft__park() */
+    WEFT__T_DONE,    /* finished; its future holds the outcome */
 };
 
 /* What a parked task waits on: tells cancel() whether to forward the request. */
@@ -222,19 +259,19 @@ enum {
 };
 
 struct weft_task {
-    struct weft_future fut; /* first: a task is a future */
-    struct weft__list rlink; /* ready queue */
-    uint8_t rkind;           /* WEFT__RN_TASK */
-    uint8_t state;           /* WEFT__T_* */
-    uint8_t park_kind;       /* WEFT__P_* while parked */
-    uint8_t must_cancel;     /* a request waits for the next suspension point */
-    uint8_t compact;         /* runs on the loop's shared stack (compact.c) */
-    int wake_result;         /* what weft__park() returns when resumed */
-    int cancel_count;        /* Task.cancelling() */
-    void *park_obj;          /* what it waits on */
+    struct weft_future fut;       /* first: a task is a future */
+    struct weft__list rlink;      /* ready queue */
+    uint8_t rkind;                /* WEFT__RN_TASK */
+    uint8_t state;                /* WEFT__T_* */
+    uint8_t park_kind;            /* WEFT__P_* while parked */
+    uint8_t must_cancel;          /* a request waits for the next suspension point */
+    uint8_t compact;              /* runs on the loop's shared stack (compact.c) */
+    int wake_result;              /* what weft__park() returns when resumed */
+    int cancel_count;             /* Task.cancelling() */
+    void *park_obj;               /* what it waits on */
     struct weft__list *park_link; /* its node in that object's wait list, or NULL */
-    struct weft__tnode tn;   /* park deadline */
-    weft__ctx_t ctx;         /* saved stack pointer while suspended */
+    struct weft__tnode tn;        /* park deadline */
+    weft__ctx_t ctx;              /* saved stack pointer while suspended */
     struct weft__stack *stack;
     weft_task_fn fn;
     void *arg;
@@ -291,13 +328,13 @@ struct weft__fdwaiter {
 };
 
 struct weft_loop {
-    struct weft__list ready;   /* FIFO of tasks and handles */
-    struct weft__list batch;   /* this iteration's items not yet run */
-    weft_task_t *reap;         /* finished task whose stack is still to be given back */
+    struct weft__list ready; /* FIFO of tasks and handles */
+    struct weft__list batch; /* this iteration's items not yet run */
+    weft_task_t *reap;       /* finished task whose stack is still to be given back */
     struct weft__heap timers;
     uint64_t timer_seq;
     int64_t now;
-    uint8_t now_stale;     /* re-read the clock before using `now` */
+    uint8_t now_stale; /* re-read the clock before using `now` */
     uint8_t virtual_clock;
     uint8_t running;
     uint8_t stopping;
@@ -327,8 +364,8 @@ struct weft_loop {
     struct weft__list ts_queue;
     atomic_int ts_pending;
     atomic_int polling;
-    atomic_int sigint;       /* weft_run's SIGINT handler fired: cancel main_task */
-    weft_task_t *main_task;  /* weft_run's main task, or NULL */
+    atomic_int sigint;      /* weft_run's SIGINT handler fired: cancel main_task */
+    weft_task_t *main_task; /* weft_run's main task, or NULL */
     /* errors */
     weft_error_handler_fn on_error;
     void *on_error_arg;

@@ -16,7 +16,6 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-
 _Thread_local weft_loop_t *weft__tls_loop __attribute__((tls_model("initial-exec")));
 
 _Static_assert(offsetof(weft_task_t, rkind) - offsetof(weft_task_t, rlink) ==
@@ -45,6 +44,7 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     weft__list_init(&l->batch);
     weft__list_init(&l->tasks);
     weft__list_init(&l->ts_queue);
+    weft__heap_init(&l->timers);
     l->virtual_clock = opts != NULL && opts->virtual_clock;
     l->compact_default = opts != NULL && opts->compact_tasks;
     l->now_stale = !l->virtual_clock;
@@ -102,8 +102,7 @@ void weft_loop_report(weft_loop_t *loop, const struct weft_error_info *info)
     }
     fprintf(stderr, "weft: %s: %s (%s)%s%s\n", info->message ? info->message : "error",
             weft_err_name(info->error), weft_strerror(info->error),
-            info->task != NULL ? " in " : "",
-            info->task != NULL ? weft_task_name(info->task) : "");
+            info->task != NULL ? " in " : "", info->task != NULL ? weft_task_name(info->task) : "");
 }
 
 void weft__report(weft_loop_t *loop, const char *message, int err, weft_task_t *task)
@@ -205,9 +204,9 @@ static void poll_io(weft_loop_t *l, bool have_ready)
     int64_t timeout;
     if (have_ready || l->stopping) {
         timeout = 0;
-    } else if (l->timers.n > 0) {
+    } else if (weft__timers_any(&l->timers)) {
         l->now_stale = !l->virtual_clock;
-        int64_t d = l->timers.a[0]->when - weft__now(l);
+        int64_t d = weft__timers_first(&l->timers) - weft__now(l);
         timeout = d < 0 ? 0 : d;
     } else {
         timeout = -1;
@@ -221,9 +220,9 @@ static void poll_io(weft_loop_t *l, bool have_ready)
          * to the next timer instead of passing. */
         int n = l->backend->wait(l, 0);
         if (n == 0 && weft__list_empty(&l->ready) && !atomic_load(&l->ts_pending)) {
-            if (l->timers.n > 0) {
-                if (l->timers.a[0]->when > l->now)
-                    l->now = l->timers.a[0]->when;
+            if (weft__timers_any(&l->timers)) {
+                if (weft__timers_first(&l->timers) > l->now)
+                    l->now = weft__timers_first(&l->timers);
             } else {
                 block_poll(l, -1);
             }
@@ -234,9 +233,9 @@ static void poll_io(weft_loop_t *l, bool have_ready)
 
 /*
  * One iteration. While the ready queue never drains, I/O is polled and the clock re-read every
- * WEFT__POLL_EVERY items rather than on every iteration (a poll is a system call): a busy loop still
- * sees I/O and elapsed timers promptly, and a yield costs no system call. Timers already due by
- * the clock's last reading are moved to the ready queue on every iteration. weft_time() re-reads
+ * WEFT__POLL_EVERY items rather than on every iteration (a poll is a system call): a busy loop
+ * still sees I/O and elapsed timers promptly, and a yield costs no system call. Timers already due
+ * by the clock's last reading are moved to the ready queue on every iteration. weft_time() re-reads
  * the clock at most once per iteration, when something asks for it.
  */
 void weft__loop_iterate(weft_loop_t *l)
@@ -251,7 +250,7 @@ void weft__loop_iterate(weft_loop_t *l)
         l->ran_since_poll = 0;
         l->now_stale = !l->virtual_clock;
         poll = l->virtual_clock || weft__now(l) - l->last_poll >= WEFT__POLL_NS;
-        if (!poll && l->timers.n > 0)
+        if (!poll && weft__timers_any(&l->timers))
             weft__timers_expire(l, l->now);
     }
     if (poll) {
@@ -260,9 +259,9 @@ void weft__loop_iterate(weft_loop_t *l)
             drain_threadsafe(l);
         l->now_stale = !l->virtual_clock;
         l->last_poll = weft__now(l);
-        if (l->timers.n > 0)
+        if (weft__timers_any(&l->timers))
             weft__timers_expire(l, l->now);
-    } else if (l->timers.n > 0 && l->timers.a[0]->when <= l->now) {
+    } else if (weft__timers_first(&l->timers) <= l->now) {
         /* Due by the time last read: no clock read needed to know it. */
         weft__timers_expire(l, l->now);
     }

@@ -164,7 +164,7 @@ static weft_task_t *next_runnable(weft_loop_t *l, const weft_task_t *cur)
             if (weft__list_empty(&l->ready) || l->ran_since_poll >= WEFT__POLL_EVERY ||
                 l->stopping || atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
                 return NULL;
-            if (l->timers.n > 0 && l->timers.a[0]->when <= l->now)
+            if (weft__timers_first(&l->timers) <= l->now)
                 weft__timers_expire(l, l->now);
             l->now_stale = !l->virtual_clock;
             weft__list_move_all(&l->ready, &l->batch);

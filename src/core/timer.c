@@ -1,6 +1,6 @@
 /*
- * Timers: a binary min-heap of nodes ordered by (deadline, arming sequence), so equal deadlines
- * fire in the order they were armed. Each node stores its heap index, making cancel O(log n).
+ * Timers: a 4-ary min-heap ordered by (deadline, arming sequence), so equal deadlines fire in
+ * the order they were armed. Each node stores its heap index, making cancel O(log n).
  * Also the clock and the user-facing weft_timer_t / call_at calls.
  */
 #include "internal.h"
@@ -58,45 +58,65 @@ int64_t weft_deadline_in(double seconds)
     return now + d;
 }
 
-/* ---- the heap ---- */
+/* ---- the heap ----
+ * Four children per node: half the depth of a binary heap, and the four keys compared at each
+ * level sit in two adjacent cache lines. */
 
-static inline bool before(const struct weft__tnode *a, const struct weft__tnode *b)
+#define ARITY 4
+
+static inline bool before(const struct weft__hent *a, const struct weft__hent *b)
 {
     return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
-static void sift_up(struct weft__heap *h, uint32_t i)
+static inline void place(struct weft__heap *h, uint32_t i, struct weft__hent e)
 {
-    struct weft__tnode *n = h->a[i];
-    while (i > 0) {
-        uint32_t parent = (i - 1) / 2;
-        if (!before(n, h->a[parent]))
-            break;
-        h->a[i] = h->a[parent];
-        h->a[i]->idx = i;
-        i = parent;
-    }
-    h->a[i] = n;
-    n->idx = i;
+    h->a[i] = e;
+    e.node->idx = i;
 }
 
-static void sift_down(struct weft__heap *h, uint32_t i)
+static void sift_up(struct weft__heap *h, uint32_t i, struct weft__hent e)
 {
-    struct weft__tnode *n = h->a[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / ARITY;
+        if (!before(&e, &h->a[parent]))
+            break;
+        place(h, i, h->a[parent]);
+        i = parent;
+    }
+    place(h, i, e);
+}
+
+static void sift_down(struct weft__heap *h, uint32_t i, struct weft__hent e)
+{
     for (;;) {
-        uint32_t c = 2 * i + 1;
+        uint32_t c = ARITY * i + 1;
         if (c >= h->n)
             break;
-        if (c + 1 < h->n && before(h->a[c + 1], h->a[c]))
-            c++;
-        if (!before(h->a[c], n))
+        uint32_t end = c + ARITY < h->n ? c + ARITY : h->n;
+        uint32_t best = c;
+        for (uint32_t k = c + 1; k < end; k++) {
+            if (before(&h->a[k], &h->a[best]))
+                best = k;
+        }
+        if (!before(&h->a[best], &e))
             break;
-        h->a[i] = h->a[c];
-        h->a[i]->idx = i;
-        i = c;
+        place(h, i, h->a[best]);
+        i = best;
     }
-    h->a[i] = n;
-    n->idx = i;
+    place(h, i, e);
+}
+
+static inline struct weft__tnode *lane_node(struct weft__list *n)
+{
+    return weft__container_of(n, struct weft__tnode, link);
+}
+
+void weft__heap_init(struct weft__heap *h)
+{
+    h->a = NULL;
+    h->n = h->cap = 0;
+    weft__list_init(&h->lane);
 }
 
 int weft__timer_arm(weft_loop_t *loop, struct weft__tnode *tn, int64_t when)
@@ -104,9 +124,9 @@ int weft__timer_arm(weft_loop_t *loop, struct weft__tnode *tn, int64_t when)
     struct weft__heap *h = &loop->timers;
     if (weft__timer_armed(tn))
         weft__timer_disarm(loop, tn);
-    if (h->n == h->cap) {
+    if (h->n == h->cap && !(weft__list_empty(&h->lane) || lane_node(h->lane.prev)->when <= when)) {
         uint32_t cap = h->cap ? h->cap * 2 : 64;
-        struct weft__tnode **a = weft__realloc(h->a, (size_t)cap * sizeof(*a));
+        struct weft__hent *a = weft__realloc(h->a, (size_t)cap * sizeof(*a));
         if (a == NULL)
             return -ENOMEM;
         h->a = a;
@@ -114,8 +134,14 @@ int weft__timer_arm(weft_loop_t *loop, struct weft__tnode *tn, int64_t when)
     }
     tn->when = when;
     tn->seq = loop->timer_seq++;
-    h->a[h->n] = tn;
-    sift_up(h, h->n++);
+    if (weft__list_empty(&h->lane) || lane_node(h->lane.prev)->when <= when) {
+        /* In order (the usual case): the lane, whose nodes all have a smaller seq. */
+        weft__list_append(&h->lane, &tn->link);
+        tn->idx = WEFT__TN_LANE;
+        return 0;
+    }
+    struct weft__hent e = {when, tn->seq, tn};
+    sift_up(h, h->n++, e);
     return 0;
 }
 
@@ -126,15 +152,17 @@ void weft__timer_disarm(weft_loop_t *loop, struct weft__tnode *tn)
     if (i == WEFT__TN_IDLE)
         return;
     tn->idx = WEFT__TN_IDLE;
-    struct weft__tnode *last = h->a[--h->n];
-    if (last == tn)
+    if (i == WEFT__TN_LANE) {
+        weft__list_remove(&tn->link);
         return;
-    h->a[i] = last;
-    last->idx = i;
-    if (i > 0 && before(last, h->a[(i - 1) / 2]))
-        sift_up(h, i);
+    }
+    struct weft__hent last = h->a[--h->n];
+    if (i == h->n)
+        return;
+    if (i > 0 && before(&last, &h->a[(i - 1) / ARITY]))
+        sift_up(h, i, last);
     else
-        sift_down(h, i);
+        sift_down(h, i, last);
 }
 
 static void fire(weft_loop_t *loop, struct weft__tnode *tn)
@@ -151,8 +179,18 @@ static void fire(weft_loop_t *loop, struct weft__tnode *tn)
 void weft__timers_expire(weft_loop_t *loop, int64_t now)
 {
     struct weft__heap *h = &loop->timers;
-    while (h->n > 0 && h->a[0]->when <= now) {
-        struct weft__tnode *tn = h->a[0];
+    for (;;) {
+        struct weft__tnode *tn = NULL;
+        if (h->n > 0 && h->a[0].when <= now)
+            tn = h->a[0].node;
+        if (!weft__list_empty(&h->lane)) {
+            struct weft__tnode *f = lane_node(h->lane.next);
+            if (f->when <= now &&
+                (tn == NULL || f->when < tn->when || (f->when == tn->when && f->seq < tn->seq)))
+                tn = f;
+        }
+        if (tn == NULL)
+            break;
         weft__timer_disarm(loop, tn);
         fire(loop, tn);
     }
@@ -161,7 +199,17 @@ void weft__timers_expire(weft_loop_t *loop, int64_t now)
 void weft__heap_fini(struct weft__heap *h)
 {
     for (uint32_t i = 0; i < h->n; i++) {
-        struct weft__tnode *tn = h->a[i];
+        struct weft__tnode *tn = h->a[i].node;
+        tn->idx = WEFT__TN_IDLE;
+        if (tn->kind == WEFT__TN_USER) {
+            struct weft__utimer *u = weft__container_of(tn, struct weft__utimer, tn);
+            if (u->heap)
+                weft__free(u);
+        }
+    }
+    while (!weft__list_empty(&h->lane)) {
+        struct weft__tnode *tn = lane_node(h->lane.next);
+        weft__list_remove(&tn->link);
         tn->idx = WEFT__TN_IDLE;
         if (tn->kind == WEFT__TN_USER) {
             struct weft__utimer *u = weft__container_of(tn, struct weft__utimer, tn);

@@ -72,8 +72,8 @@ struct racer {
 /* Off the stack (with the racers): a compact caller's frames move while it waits. */
 struct race {
     struct weft_connect_opts opts; /* a copy: the caller's may live on its stack */
-    weft_task_t *waiter; /* the coordinating task, woken when an attempt ends... */
-    bool parked;         /* ...if it is parked in the race (not in a join, for instance) */
+    weft_task_t *waiter;           /* the coordinating task, woken when an attempt ends... */
+    bool parked; /* ...if it is parked in the race (not in a join, for instance) */
 };
 
 static int racer_main(void *arg)

@@ -244,8 +244,8 @@ static int waits_main(void *arg)
     for (unsigned i = 0; i < 3; i++)
         CHECK_EQ(weft_join(b[i]), 0);
 
-    weft_task_t *all[] = {e[0], e[1], e[2], e[3], edl, lk[0], lk[1], lk[2], qg[0], qg[1],
-                          qg[2], fw[0], fw[1], fdw, b[0], b[1], b[2]};
+    weft_task_t *all[] = {e[0],  e[1],  e[2],  e[3],  edl, lk[0], lk[1], lk[2], qg[0],
+                          qg[1], qg[2], fw[0], fw[1], fdw, b[0],  b[1],  b[2]};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         weft_task_release(all[i]);
     weft_future_release(fut);

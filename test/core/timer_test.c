@@ -83,6 +83,71 @@ static void test_timer_heap_many(void)
     CHECK_EQ(run_virtual(heap_main, NULL), 0);
 }
 
+/* Mostly in-order deadlines (the in-order lane) with earlier ones mixed in (the heap), ties
+ * across the two, cancels in both: the merged order is still (deadline, arming order). */
+static int lane_main(void *arg)
+{
+    (void)arg;
+    weft_loop_t *l = weft_loop_current();
+    uint32_t x = 777;
+    nfired = 0;
+    for (int i = 0; i < 200; i++) {
+        x = x * 1103515245u + 12345u;
+        many_when[i] = 1 + (int64_t)(i / 4) * MS; /* in order, four per deadline */
+        if (i % 7 == 3)
+            many_when[i] = 1 + (int64_t)((x >> 16) % (unsigned)(i / 4 + 1)) * MS; /* earlier */
+        weft_timer_init(&many[i]);
+        CHECK_EQ(weft_call_at(l, &many[i], many_when[i], record, (void *)(long)i), 0);
+    }
+    int cancelled = 0;
+    for (int i = 0; i < 200; i += 5) {
+        CHECK(weft_timer_cancel(&many[i]));
+        cancelled++;
+    }
+    CHECK_EQ(weft_sleep(1.0), 0);
+    CHECK_EQ(nfired, 200 - cancelled);
+    for (int k = 0; k < nfired; k++) {
+        int i = fired[k];
+        CHECK(i % 5 != 0);
+        CHECK_EQ(fired_at[k], many_when[i]);
+        if (k > 0) {
+            int j = fired[k - 1];
+            CHECK(many_when[j] < many_when[i] || (many_when[j] == many_when[i] && j < i));
+        }
+    }
+    return 0;
+}
+
+static void test_timer_lane_and_heap(void)
+{
+    CHECK_EQ(run_virtual(lane_main, NULL), 0);
+}
+
+/* A tie where the heap's timer was armed first: the lane's last timer went away (cancelled),
+ * so a later timer with the same deadline joins the lane, yet fires second. */
+static int tie_main(void *arg)
+{
+    (void)arg;
+    weft_loop_t *l = weft_loop_current();
+    nfired = 0;
+    for (int i = 0; i < 3; i++)
+        weft_timer_init(&many[i]);
+    CHECK_EQ(weft_call_at(l, &many[0], 10 * MS, record, (void *)0L), 0); /* lane */
+    CHECK_EQ(weft_call_at(l, &many[1], 5 * MS, record, (void *)1L), 0);  /* heap */
+    CHECK(weft_timer_cancel(&many[0]));
+    CHECK_EQ(weft_call_at(l, &many[2], 5 * MS, record, (void *)2L), 0); /* lane again */
+    CHECK_EQ(weft_sleep(1.0), 0);
+    CHECK_EQ(nfired, 2);
+    CHECK_EQ(fired[0], 1);
+    CHECK_EQ(fired[1], 2);
+    return 0;
+}
+
+static void test_timer_tie_lane_heap(void)
+{
+    CHECK_EQ(run_virtual(tie_main, NULL), 0);
+}
+
 /* ---- weft_timer_t: cancel, when, re-arm ---- */
 
 static weft_timer_t ta, tb;
@@ -257,6 +322,6 @@ static void test_timer_periodic(void)
     CHECK_EQ(run_virtual(periodic_main, NULL), 0);
 }
 
-TEST_MAIN(test_timer_order, test_timer_heap_many, test_timer_cancel_when_rearm,
-          test_timer_cancel_after_expiry, test_timer_cancel_expired_from_task, test_timer_errors,
-          test_timer_periodic)
+TEST_MAIN(test_timer_order, test_timer_heap_many, test_timer_lane_and_heap,
+          test_timer_tie_lane_heap, test_timer_cancel_when_rearm, test_timer_cancel_after_expiry,
+          test_timer_cancel_expired_from_task, test_timer_errors, test_timer_periodic)
