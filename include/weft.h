@@ -1585,6 +1585,8 @@ struct weft_server_opts {
     bool no_reuse_address;          /* do not set SO_REUSEADDR (set by default, as on Unix) */
     bool keep_socket_file;     /* Unix: leave the socket file on close (cleanup_socket=False) */
     size_t stack_size;         /* stack of each connection task; 0 = the loop's default */
+    int stack_mode;            /* enum weft_stack_mode of each connection task: COMPACT serves
+                                * many idle connections in a few hundred bytes each */
     double accept_retry_delay; /* pause before accepting again after EMFILE, ENFILE,
                                 * ENOBUFS or ENOMEM; 0 = 1 s (asyncio's) */
 };

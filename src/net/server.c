@@ -87,7 +87,8 @@ static void start_conn(struct listener *L, int fd)
         weft__report(weft__tls_loop, "cannot serve an accepted connection", err, NULL);
         return;
     }
-    struct weft_task_opts to = {.stack_size = srv->opts.stack_size};
+    struct weft_task_opts to = {.stack_size = srv->opts.stack_size,
+                                .stack_mode = srv->opts.stack_mode};
     err = weft_spawn_opts(NULL, conn_main, s, &to);
     if (err < 0) {
         weft_stream_release(s);

@@ -84,6 +84,95 @@ static void test_tcp4_echo(void)
     NT_NO_FD_LEAK(CHECK_EQ(weft_run(tcp_echo_main, "127.0.0.1"), 0));
 }
 
+/* Compact connection tasks: a handler keeps the line in a local buffer across its waits while
+ * many other compact handlers take the shared stack in between. */
+static int compact_handler(weft_stream_t *s, void *arg)
+{
+    (void)arg;
+    handled++;
+    for (;;) {
+        char line[256];
+        const char *d;
+        size_t n;
+        int r = weft_stream_readline(s, &d, &n);
+        if (r < 0)
+            return r;
+        if (n == 0)
+            return 0;
+        if (n > sizeof(line))
+            return -EMSGSIZE;
+        memcpy(line, d, n);
+        r = weft_yield(); /* let the others run over the shared stack */
+        if (r == 0)
+            r = weft_sleep(0.001);
+        if (r == 0)
+            r = weft_stream_write(s, line, n);
+        if (r == 0)
+            r = weft_stream_drain(s);
+        if (r < 0)
+            return r;
+    }
+}
+
+enum { COMPACT_CONNS = 64, COMPACT_ROUNDS = 4 };
+static int compact_port;
+
+static int compact_client(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    weft_stream_t *c;
+    int r = weft_stream_connect(&c, "127.0.0.1", compact_port, NULL);
+    if (r < 0)
+        return r;
+    for (int k = 0; k < COMPACT_ROUNDS && r == 0; k++) {
+        char line[64];
+        int len = snprintf(line, sizeof(line), "client %d round %d %s\n", id, k,
+                           k % 2 ? "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" : "y");
+        r = weft_stream_write(c, line, (size_t)len);
+        if (r == 0)
+            r = weft_stream_drain(c);
+        const char *d;
+        size_t n;
+        if (r == 0)
+            r = weft_stream_readline(c, &d, &n);
+        if (r == 0 && (n != (size_t)len || memcmp(d, line, n) != 0))
+            r = -EBADMSG;
+    }
+    weft_stream_close(c);
+    weft_stream_wait_closed(c);
+    weft_stream_release(c);
+    return r;
+}
+
+static int compact_echo_main(void *arg)
+{
+    (void)arg;
+    weft_server_t *srv;
+    handled = 0;
+    struct weft_server_opts so = {.stack_mode = WEFT_STACK_COMPACT};
+    CHECK_EQ(weft_server_start(&srv, compact_handler, NULL, "127.0.0.1", 0, &so), 0);
+    compact_port = weft_server_port(srv);
+    weft_task_t *t[COMPACT_CONNS];
+    /* The clients are compact too: both ends of every connection share the stack. */
+    struct weft_task_opts co = {.stack_mode = WEFT_STACK_COMPACT};
+    for (int i = 0; i < COMPACT_CONNS; i++)
+        CHECK_EQ(weft_spawn_opts(&t[i], compact_client, (void *)(intptr_t)i, &co), 0);
+    for (int i = 0; i < COMPACT_CONNS; i++) {
+        CHECK_EQ(weft_join(t[i]), 0);
+        weft_task_release(t[i]);
+    }
+    CHECK_EQ(handled, COMPACT_CONNS);
+    weft_server_close(srv);
+    CHECK_EQ(weft_server_wait_closed(srv), 0);
+    weft_server_release(srv);
+    return 0;
+}
+
+static void test_compact_connections(void)
+{
+    NT_NO_FD_LEAK(CHECK_EQ(weft_run(compact_echo_main, NULL), 0));
+}
+
 static void test_tcp6_echo(void)
 {
     if (!nt_have_ipv6()) {
@@ -509,6 +598,6 @@ static void test_loop_ends_under_server(void)
     });
 }
 
-TEST_MAIN(test_tcp4_echo, test_tcp6_echo, test_all_interfaces, test_unix_echo, test_serve_forever,
-          test_connect_refused, test_happy_eyeballs, test_interleave, test_emfile_on_accept,
-          test_loop_ends_under_server)
+TEST_MAIN(test_tcp4_echo, test_compact_connections, test_tcp6_echo, test_all_interfaces,
+          test_unix_echo, test_serve_forever, test_connect_refused, test_happy_eyeballs,
+          test_interleave, test_emfile_on_accept, test_loop_ends_under_server)
