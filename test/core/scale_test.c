@@ -3,7 +3,8 @@
  * virtual clock; all are joined and checked. Prints the resident bytes per sleeping task
  * (RSS from /proc/self/statm). 100,000 tasks under ASan; skipped (77) under valgrind, TSan or
  * with WEFT_SKIP_SLOW=1 (the valgrind and qemu stages of scripts/test.sh). WEFT_SCALE_TASKS=N
- * forces the count.
+ * forces the count. The same with compact tasks (WEFT_STACK_COMPACT), whose sleeping frames
+ * live in exact-size heap images: there it also checks they cost under 1 KiB each.
  *
  * Each sleeping task touches one fresh page (the top of its stack), so the run costs one page
  * fault per task. On virtual machines a fault can cost 50+ microseconds instead of under one,
@@ -36,6 +37,7 @@
 #endif
 
 static long ntasks;
+static bool compact;
 static weft_task_t **tasks;
 static int woke;
 
@@ -101,7 +103,9 @@ static int scale_main(void *arg)
     (void)arg;
     long rss0 = rss_bytes();
     for (long i = 0; i < ntasks; i++) {
-        int err = weft_spawn(&tasks[i], sleeper, (void *)i);
+        const struct weft_task_opts o = {.stack_mode =
+                                             compact ? WEFT_STACK_COMPACT : WEFT_STACK_OWN};
+        int err = weft_spawn_opts(&tasks[i], sleeper, (void *)i, &o);
         if (err < 0) {
             fprintf(stderr, "spawn %ld failed: %s\n", i, weft_strerror(err));
             CHECK(0);
@@ -112,9 +116,14 @@ static int scale_main(void *arg)
     CHECK_EQ(woke, 0);
     long rss1 = rss_bytes();
     int maps = count_maps();
-    fprintf(stderr, "%ld sleeping tasks: %.0f bytes of RSS each, %d mappings\n", ntasks,
-            (double)(rss1 - rss0) / (double)ntasks, maps);
+    double per_task = (double)(rss1 - rss0) / (double)ntasks;
+    fprintf(stderr, "%ld sleeping %s tasks: %.0f bytes of RSS each, %d mappings\n", ntasks,
+            compact ? "compact" : "own-stack", per_task, maps);
     CHECK(maps < 65530);
+#if !defined(__SANITIZE_ADDRESS__)
+    if (compact)
+        CHECK(per_task < 1024); /* a task struct, a timer slot and a few hundred bytes of frames */
+#endif
     for (long i = 0; i < ntasks; i++) {
         CHECK_EQ(weft_join(tasks[i]), 0);
         CHECK(weft_task_done(tasks[i]));
@@ -126,8 +135,9 @@ static int scale_main(void *arg)
     return 0;
 }
 
-static void test_million_sleeping_tasks(void)
+static void run_scale(bool compact_tasks)
 {
+    compact = compact_tasks;
     const char *skip = getenv("WEFT_SKIP_SLOW");
     bool valgrind = false;
 #ifdef HAVE_VALGRIND_H
@@ -146,7 +156,8 @@ static void test_million_sleeping_tasks(void)
         ntasks = atol(n);
     } else {
         double fault = fault_ns();
-        long fits = (long)(TIME_BUDGET_S * 1e9 / (fault * FAULTS_PER_TASK + PER_TASK_NS));
+        double faults = compact ? 0.25 : FAULTS_PER_TASK; /* ~1 KiB or less each */
+        long fits = (long)(TIME_BUDGET_S * 1e9 / (fault * faults + PER_TASK_NS));
         if (fits < ntasks) {
             ntasks = fits < MIN_COUNT ? MIN_COUNT : fits;
             fprintf(stderr,
@@ -163,4 +174,14 @@ static void test_million_sleeping_tasks(void)
     free(tasks);
 }
 
-TEST_MAIN(test_million_sleeping_tasks)
+static void test_million_sleeping_tasks(void)
+{
+    run_scale(false);
+}
+
+static void test_million_compact_tasks(void)
+{
+    run_scale(true);
+}
+
+TEST_MAIN(test_million_sleeping_tasks, test_million_compact_tasks)
