@@ -5,7 +5,8 @@
 set -euo pipefail
 # run-all.sh's knobs (QUICK ONLY PEERS RUNS DUR CONNS SIZES ... OUT) pass through the
 # environment. Ours: WEFT_PEERS_DIR (scratch copy, default /tmp/weft-peers), WEFT_PEERS_SRC
-# (harness to copy), WEFT_BUILD_DIR (default build-release), WEFT_NO_DEPS=1, WEFT_JOBS (2).
+# (harness to copy), WEFT_BUILD_DIR (default build-release), WEFT_NO_DEPS=1, WEFT_JOBS (2),
+# WEFT_OWN_ROW=0 (no "weft own-stack" row: weft-bench-tasks with every task on a stack of its own).
 
 ROOT=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
 SRC=${WEFT_PEERS_SRC:-$ROOT/../shared/bench/peers}
@@ -54,7 +55,12 @@ SERVER_BIN=$(find_bin weft-bench-server)
 {
   echo "# Written by weft's bench/compare.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ); rewritten on every run."
   echo "# weft commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
-  if [ -n "$TASKS_BIN" ]; then echo "TASK_PEERS+=(\"weft|$TASKS_BIN\")"; fi
+  if [ -n "$TASKS_BIN" ]; then
+    # weft's fanout sleepers are compact tasks; the second row states the default mode (stacks
+    # of their own) beside it. WEFT_OWN_ROW=0 leaves it out.
+    echo "TASK_PEERS+=(\"weft|$TASKS_BIN\")"
+    if [ "${WEFT_OWN_ROW:-1}" != 0 ]; then echo "TASK_PEERS+=(\"weft own-stack|env WEFT_BENCH_STACK=own $TASKS_BIN\")"; fi
+  fi
   if [ -n "$SERVER_BIN" ]; then
     echo "ECHO_PEERS+=(\"weft|$SERVER_BIN echo\")"
     echo "HTTP_PEERS+=(\"weft|$SERVER_BIN http\")"
