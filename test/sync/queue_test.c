@@ -547,10 +547,104 @@ static void test_woken_putter_cancelled(void)
     CHECK_EQ(run_virtual(woken_putter_cancelled_main, NULL), 0);
 }
 
+/* ---- hand-off between two tasks (put and get share one wait routine) ---- */
+
+/*
+ * No direct hand-off, as in asyncio: a put to a waiting getter leaves the item in the queue until
+ * that getter runs, so the queue stays full, another task may take the item first, and the woken
+ * getter then waits again for the next one.
+ */
+static int no_direct_handoff_main(void *arg)
+{
+    (void)arg;
+    q = make(FIFO, 1);
+    weft_task_t *g;
+    CHECK_EQ(weft_spawn(&g, getter, NULL), 0);
+    weft_yield();
+    CHECK_EQ(weft_queue_put(q, I2P('a')), 0); /* wakes g */
+    CHECK_EQ(weft_queue_qsize(q), 1);
+    CHECK(weft_queue_full(q));
+    CHECK_EQ(weft_queue_put_nowait(q, I2P('x')), -EAGAIN);
+    void *item;
+    CHECK_EQ(weft_queue_get_nowait(q, &item), 0); /* taken before g runs */
+    CHECK_EQ(P2I(item), 'a');
+    weft_yield();
+    CHECK(!weft_task_done(g)); /* re-checked, found nothing, waits again */
+    CHECK_EQ(nlinked(&q->getters), 1);
+    CHECK_EQ(weft_queue_put(q, I2P('b')), 0);
+    CHECK_EQ(weft_join(g), 'b');
+    weft_task_release(g);
+    CHECK_EQ(weft_queue_free(q), 0);
+    return 0;
+}
+
+static void test_no_direct_handoff(void)
+{
+    CHECK_EQ(run_virtual(no_direct_handoff_main, NULL), 0);
+}
+
+enum { HANDOFF_N = 40 };
+
+static int handoff_producer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < HANDOFF_N; i++) {
+        /* Descending, so the priority queue's order is the put order too. */
+        CHECK_EQ(weft_queue_put_dl(q, I2P(HANDOFF_N - i), weft_deadline_in(60)), 0);
+        CHECK(weft_queue_qsize(q) <= 1); /* never more than maxsize ahead */
+    }
+    return 0;
+}
+
+static int handoff_consumer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < HANDOFF_N; i++) {
+        void *item;
+        CHECK_EQ(weft_queue_get_dl(q, &item, weft_deadline_in(60)), 0);
+        CHECK_EQ(P2I(item), HANDOFF_N - i);
+    }
+    /* Nothing left: a timed-out get through the same routine takes nothing and leaves no node. */
+    void *item = I2P(-1);
+    CHECK_EQ(weft_queue_get_dl(q, &item, weft_deadline_in(0.001)), -ETIMEDOUT);
+    CHECK_EQ(P2I(item), -1);
+    CHECK_EQ(nlinked(&q->getters), 0);
+    return 0;
+}
+
+static int handoff_kinds_main(void *arg)
+{
+    (void)arg;
+    for (int kind = FIFO; kind <= PRIO; kind++) {
+        q = make(kind, 1);
+        weft_task_t *p, *c;
+        CHECK_EQ(weft_spawn(&c, handoff_consumer, NULL), 0);
+        CHECK_EQ(weft_spawn(&p, handoff_producer, NULL), 0);
+        CHECK_EQ(weft_join(p), 0);
+        CHECK_EQ(weft_join(c), 0);
+        weft_task_release(p);
+        weft_task_release(c);
+        CHECK_EQ(weft_queue_unfinished(q), HANDOFF_N);
+        /* A put that times out on a full queue leaves no node behind either. */
+        CHECK_EQ(weft_queue_put_nowait(q, I2P(1)), 0);
+        CHECK_EQ(weft_queue_put_dl(q, I2P(2), weft_deadline_in(0.001)), -ETIMEDOUT);
+        CHECK_EQ(nlinked(&q->putters), 0);
+        CHECK_EQ(weft_queue_qsize(q), 1);
+        CHECK_EQ(weft_queue_free(q), 0);
+    }
+    return 0;
+}
+
+static void test_handoff_kinds(void)
+{
+    CHECK_EQ(run_virtual(handoff_kinds_main, NULL), 0);
+}
+
 TEST_MAIN(test_empty_full, test_order, test_maxsize, test_blocking_get_wait, test_nonblocking_get,
           test_get_cancelled_race, test_get_with_waiting_putters, test_why_are_getters_waiting,
           test_cancelled_getters_not_being_held_in_self_getters,
           test_get_cancel_drop_one_pending_reader, test_get_cancel_drop_many_pending_readers,
           test_blocking_put_wait, test_nonblocking_put, test_put_cancel_drop,
           test_put_cancelled_race, test_put_with_waiting_getters, test_why_are_putters_waiting,
-          test_cancelled_puts_not_being_held_in_self_putters, test_woken_putter_cancelled)
+          test_cancelled_puts_not_being_held_in_self_putters, test_woken_putter_cancelled,
+          test_no_direct_handoff, test_handoff_kinds)
