@@ -245,6 +245,7 @@ enum {
     WEFT__T_RUNNING, /* the current task */
     WEFT__T_PARKED,  /* suspended in weft__park() */
     WEFT__T_DONE,    /* finished; its future holds the outcome */
+    WEFT__T_FREE,    /* a free slot of the loop's task memory (taskmem.c) */
 };
 
 /* What a parked task waits on: tells cancel() whether to forward the request. */
@@ -274,7 +275,11 @@ struct weft_task {
     weft__ctx_t ctx;              /* saved stack pointer while suspended */
     struct weft__stack *stack;
     weft_task_fn fn;
-    void *arg;
+    union {
+        void *arg;                     /* fn's argument */
+        weft_task_t *free_next;        /* WEFT__T_FREE: the loop's free list */
+        struct weft__orphans *orphans; /* a handle that outlived its loop: its memory */
+    };
     uint64_t id;
     char *name; /* NULL = "Task-<id>" */
     size_t stack_size;
@@ -306,6 +311,25 @@ void weft__compact_drop(weft_loop_t *l, weft_task_t *t);
 void weft__compact_fini(weft_loop_t *l);
 void weft__task_free(weft_task_t *t);
 void weft__task_orphan(weft_task_t *t);
+
+/* ---- task memory (taskmem.c) ---- */
+/* Task structs are carved from per-loop chunks and recycled through a free list: no allocator
+ * call per spawn, no allocator header per task, and dense memory (a first touch of a page costs
+ * more than everything else a spawn does). */
+struct weft__tchunk {
+    struct weft__tchunk *next;
+    size_t bytes;    /* the whole chunk, this header included */
+    uint32_t carved; /* slots handed out so far */
+    uint8_t mapped;  /* mmap'd (else weft__malloc'd) */
+};
+/* Chunks of a closed loop that handles still point into, freed with the last of them. */
+struct weft__orphans {
+    atomic_size_t live;
+    struct weft__tchunk *chunks;
+};
+weft_task_t *weft__task_mem_grow(weft_loop_t *l);
+void weft__task_mem_put(weft_task_t *t);
+void weft__task_mem_fini(weft_loop_t *l);
 weft_task_t *weft__task_check_current(int *err);
 
 /* ---- the loop (loop.c) ---- */
@@ -348,8 +372,11 @@ struct weft_loop {
     struct weft__list tasks; /* every task not done */
     size_t ntasks;
     size_t stack_size;
-    weft_task_t *task_cache; /* freed task structs for reuse (linked through ->arg) */
-    uint32_t ntask_cache;
+    weft_task_t *tfree;          /* free task slots (taskmem.c) */
+    char *tcarve;                /* next uncarved slot in the newest chunk */
+    uint32_t tleft;              /* slots left there */
+    struct weft__tchunk *tchunks; /* newest first */
+    size_t tchunk_next;          /* bytes of the next chunk */
     struct weft__stackpool stacks;
     struct weft__stack *cstack; /* the stack compact tasks share (compact.c), or NULL */
     weft_task_t *cowner;        /* the compact task whose frames are on it, or NULL */

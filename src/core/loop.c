@@ -347,11 +347,7 @@ int weft_loop_close(weft_loop_t *loop)
     loop->backend->fini(loop);
     weft__compact_fini(loop);
     weft__stackpool_fini(&loop->stacks);
-    while (loop->task_cache != NULL) {
-        weft_task_t *t = loop->task_cache;
-        loop->task_cache = t->arg;
-        weft__free(t);
-    }
+    weft__task_mem_fini(loop);
     pthread_mutex_destroy(&loop->ts_lock);
     if (weft__tls_loop == loop)
         weft__tls_loop = NULL;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #ifdef WEFT_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #ifdef WEFT_TSAN
@@ -23,8 +24,6 @@
 #else
 #define STACK_DEFAULT ((size_t)256 << 10)
 #endif
-
-#define TASK_CACHE_MAX 1024 /* freed task structs a loop keeps for reuse */
 
 static atomic_size_t default_stack = STACK_DEFAULT;
 static atomic_uint_fast64_t next_id = 1;
@@ -345,6 +344,30 @@ int weft_sleep(double seconds)
 
 /* ---- creation and handles ---- */
 
+/* A slot for a new task: the most recently freed one, else the next of the newest chunk. */
+static inline weft_task_t *task_alloc(weft_loop_t *l)
+{
+    weft_task_t *t = l->tfree;
+    if (t != NULL) {
+#ifdef WEFT_ASAN
+        ASAN_UNPOISON_MEMORY_REGION(t, sizeof(*t));
+#endif
+        l->tfree = t->free_next;
+        return t;
+    }
+    if (WEFT__LIKELY(l->tleft > 0)) {
+        t = (weft_task_t *)l->tcarve;
+#ifdef WEFT_ASAN
+        ASAN_UNPOISON_MEMORY_REGION(t, sizeof(*t));
+#endif
+        l->tcarve += sizeof(*t);
+        l->tleft--;
+        l->tchunks->carved++;
+        return t;
+    }
+    return weft__task_mem_grow(l);
+}
+
 int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
                     const struct weft_task_opts *opts)
 {
@@ -367,15 +390,9 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
             return -EINVAL;
         ss = weft__stack_round(opts->stack_size);
     }
-    weft_task_t *t = l->task_cache;
-    if (t != NULL) {
-        l->task_cache = t->arg;
-        l->ntask_cache--;
-    } else {
-        t = weft__malloc(sizeof(*t));
-        if (t == NULL)
-            return -ENOMEM;
-    }
+    weft_task_t *t = task_alloc(l);
+    if (t == NULL)
+        return -ENOMEM;
     weft__future_init(&t->fut, l, true);
     t->fut.refs = out != NULL ? 2 : 1;
     t->rkind = WEFT__RN_TASK;
@@ -405,7 +422,7 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
     if (opts != NULL && opts->name != NULL) {
         t->name = weft__strdup(opts->name);
         if (t->name == NULL) {
-            weft__free(t);
+            weft__task_mem_put(t);
             return -ENOMEM;
         }
     }
@@ -438,7 +455,7 @@ void weft_task_release(weft_task_t *task)
 void weft__task_free(weft_task_t *t)
 {
     /* A handle may outlive the loop (weft_run() returned, weft_loop_close()): t->fut.loop is
-     * then a freed loop. Only the thread's current loop is known to be alive. */
+     * then NULL (taskmem.c). Only the thread's current loop hears of errors. */
     weft_loop_t *l = t->fut.loop == weft__tls_loop ? t->fut.loop : NULL;
     if (t->fut.state == WEFT__F_DONE && t->fut.result < 0 && !t->fut.retrieved)
         weft__report(l, "task error never retrieved", t->fut.result, t);
@@ -448,13 +465,7 @@ void weft__task_free(weft_task_t *t)
         weft__free(t->fut.cancel_msg);
     if (t->name != NULL)
         weft__free(t->name);
-    if (l != NULL && !l->closed && l->ntask_cache < TASK_CACHE_MAX) {
-        t->arg = l->task_cache;
-        l->task_cache = t;
-        l->ntask_cache++;
-        return;
-    }
-    weft__free(t);
+    weft__task_mem_put(t);
 }
 
 /*
@@ -485,7 +496,6 @@ void weft__task_orphan(weft_task_t *t)
     t->state = WEFT__T_DONE;
     t->fut.state = WEFT__F_CANCELLED;
     t->fut.result = -ECANCELED;
-    t->fut.loop = NULL;
     /* A wait on a future or task holds a reference to it until the park returns, which now
      * never happens: drop it here. */
     weft_future_t *awaited = t->park_obj;

@@ -1,0 +1,119 @@
+/*
+ * Task memory. Task structs are carved from chunks the loop owns and recycled through a LIFO free
+ * list, so a spawn makes no allocator call and a task costs its struct and nothing more (a first
+ * touch of a page costs more than all the rest of a spawn). Chunks grow geometrically, so a small
+ * program holds little. Memory goes back only when the loop closes; a handle may outlive its loop,
+ * so the chunks it lies in are kept until the last such handle is released.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+#ifdef WEFT_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+#define CHUNK_FIRST ((size_t)16 << 10)
+#define CHUNK_MAX   ((size_t)2 << 20)
+#define HDR_BYTES   ((sizeof(struct weft__tchunk) + 15) & ~(size_t)15)
+
+static inline weft_task_t *slot(struct weft__tchunk *c, uint32_t i)
+{
+    return (weft_task_t *)((char *)c + HDR_BYTES + (size_t)i * sizeof(weft_task_t));
+}
+
+static void chunk_free(struct weft__tchunk *c)
+{
+    weft__free(c);
+}
+
+/* The free list and the newest chunk are used up: add a chunk and carve its first slot. */
+weft_task_t *weft__task_mem_grow(weft_loop_t *l)
+{
+    size_t bytes = l->tchunk_next != 0 ? l->tchunk_next : CHUNK_FIRST;
+    struct weft__tchunk *c = weft__malloc(bytes);
+    if (c == NULL)
+        return NULL;
+    c->bytes = bytes;
+    c->carved = 1;
+    c->mapped = 0;
+    c->next = l->tchunks;
+    l->tchunks = c;
+    l->tchunk_next = bytes < CHUNK_MAX ? bytes * 2 : CHUNK_MAX;
+    uint32_t n = (uint32_t)((bytes - HDR_BYTES) / sizeof(weft_task_t));
+    l->tcarve = (char *)slot(c, 1);
+    l->tleft = n - 1;
+#ifdef WEFT_ASAN
+    ASAN_POISON_MEMORY_REGION(l->tcarve, (size_t)l->tleft * sizeof(weft_task_t));
+#endif
+    return slot(c, 0);
+}
+
+/* `t` was freed: back to its loop's free list, or to its orphaned chunks once the loop closed. */
+void weft__task_mem_put(weft_task_t *t)
+{
+    weft_loop_t *l = t->fut.loop;
+    if (l != NULL) {
+        t->state = WEFT__T_FREE;
+        t->free_next = l->tfree;
+        l->tfree = t;
+#ifdef WEFT_ASAN
+        /* Keep the state byte readable: weft__task_mem_fini() reads it to tell free slots. */
+        ASAN_POISON_MEMORY_REGION(&t->free_next, sizeof(*t) - offsetof(weft_task_t, free_next));
+#endif
+        return;
+    }
+    struct weft__orphans *o = t->orphans;
+    if (o != NULL && atomic_fetch_sub(&o->live, 1) == 1) {
+        while (o->chunks != NULL) {
+            struct weft__tchunk *c = o->chunks;
+            o->chunks = c->next;
+            chunk_free(c);
+        }
+        weft__free(o);
+    }
+}
+
+/*
+ * The loop closes: every task is done, so a slot not free is a handle somebody still holds. Those
+ * handles are told (fut.loop NULL: no loop to go back to) and keep their chunks alive.
+ */
+void weft__task_mem_fini(weft_loop_t *l)
+{
+    size_t live = 0;
+    for (struct weft__tchunk *c = l->tchunks; c != NULL; c = c->next) {
+#ifdef WEFT_ASAN
+        ASAN_UNPOISON_MEMORY_REGION(c, c->bytes);
+#endif
+        for (uint32_t i = 0; i < c->carved; i++)
+            live += slot(c, i)->state != WEFT__T_FREE;
+    }
+    struct weft__orphans *o = NULL;
+    if (live > 0) {
+        /* Without memory to track them the chunks stay allocated: a leak, not a dangling handle. */
+        o = weft__malloc(sizeof(*o));
+        if (o != NULL) {
+            atomic_init(&o->live, live);
+            o->chunks = l->tchunks;
+        }
+        for (struct weft__tchunk *c = l->tchunks; c != NULL; c = c->next) {
+            for (uint32_t i = 0; i < c->carved; i++) {
+                weft_task_t *t = slot(c, i);
+                if (t->state != WEFT__T_FREE) {
+                    t->fut.loop = NULL;
+                    t->orphans = o;
+                }
+            }
+        }
+    } else {
+        while (l->tchunks != NULL) {
+            struct weft__tchunk *c = l->tchunks;
+            l->tchunks = c->next;
+            chunk_free(c);
+        }
+    }
+    l->tchunks = NULL;
+    l->tfree = NULL;
+    l->tcarve = NULL;
+    l->tleft = 0;
+}
