@@ -377,6 +377,8 @@ struct weft_loop {
     uint32_t tleft;              /* slots left there */
     struct weft__tchunk *tchunks; /* newest first */
     size_t tchunk_next;          /* bytes of the next chunk */
+    uint64_t id_next;            /* task ids reserved for this loop: [id_next, id_end) */
+    uint64_t id_end;
     struct weft__stackpool stacks;
     struct weft__stack *cstack; /* the stack compact tasks share (compact.c), or NULL */
     weft_task_t *cowner;        /* the compact task whose frames are on it, or NULL */

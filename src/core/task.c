@@ -26,6 +26,8 @@
 #endif
 
 static atomic_size_t default_stack = STACK_DEFAULT;
+/* Ids are handed to loops in blocks: a spawn then takes no locked instruction. */
+#define ID_BLOCK 1024
 static atomic_uint_fast64_t next_id = 1;
 
 size_t weft_default_stack_size(void)
@@ -416,7 +418,11 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
 #endif
     t->fn = fn;
     t->arg = arg;
-    t->id = atomic_fetch_add(&next_id, 1);
+    if (WEFT__UNLIKELY(l->id_next == l->id_end)) {
+        l->id_next = atomic_fetch_add_explicit(&next_id, ID_BLOCK, memory_order_relaxed);
+        l->id_end = l->id_next + ID_BLOCK;
+    }
+    t->id = l->id_next++;
     t->name = NULL;
     t->stack_size = ss;
     if (opts != NULL && opts->name != NULL) {
