@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <string.h>
+#include <sys/mman.h>
 
 #ifdef WEFT_ASAN
 #include <sanitizer/asan_interface.h>
@@ -22,21 +23,49 @@ static inline weft_task_t *slot(struct weft__tchunk *c, uint32_t i)
     return (weft_task_t *)((char *)c + HDR_BYTES + (size_t)i * sizeof(weft_task_t));
 }
 
+/*
+ * A CHUNK_MAX chunk is mapped on a CHUNK_MAX boundary with huge pages asked for: one fault then
+ * fills 2 MiB instead of 512 faults filling 4 KiB each (here a fault costs about 2 us, more than
+ * ten spawns). Only a loop that already holds thousands of tasks gets one, so the memory a huge
+ * page may hold beyond the tasks is small beside theirs. (This bypasses weft_set_allocator, as
+ * stacks do: an allocator cannot promise the alignment.)
+ */
+static struct weft__tchunk *chunk_map(size_t bytes)
+{
+    size_t len = bytes * 2;
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    char *c = (char *)(((uintptr_t)m + bytes - 1) & ~(uintptr_t)(bytes - 1));
+    if (c > m)
+        munmap(m, (size_t)(c - m));
+    if (c + bytes < m + len)
+        munmap(c + bytes, (size_t)(m + len - (c + bytes)));
+#ifdef MADV_HUGEPAGE
+    madvise(c, bytes, MADV_HUGEPAGE);
+#endif
+    return (struct weft__tchunk *)c;
+}
+
 static void chunk_free(struct weft__tchunk *c)
 {
-    weft__free(c);
+    if (c->mapped)
+        munmap(c, c->bytes);
+    else
+        weft__free(c);
 }
 
 /* The free list and the newest chunk are used up: add a chunk and carve its first slot. */
 weft_task_t *weft__task_mem_grow(weft_loop_t *l)
 {
     size_t bytes = l->tchunk_next != 0 ? l->tchunk_next : CHUNK_FIRST;
-    struct weft__tchunk *c = weft__malloc(bytes);
+    bool mapped = bytes == CHUNK_MAX;
+    struct weft__tchunk *c = mapped ? chunk_map(bytes) : weft__malloc(bytes);
     if (c == NULL)
         return NULL;
     c->bytes = bytes;
     c->carved = 1;
-    c->mapped = 0;
+    c->mapped = mapped;
     c->next = l->tchunks;
     l->tchunks = c;
     l->tchunk_next = bytes < CHUNK_MAX ? bytes * 2 : CHUNK_MAX;
