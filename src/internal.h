@@ -281,12 +281,11 @@ struct weft_task {
         struct weft__orphans *orphans; /* a handle that outlived its loop: its memory */
     };
     uint64_t id;
-    char *name; /* NULL = "Task-<id>" */
-    size_t stack_size;
-    struct weft__list all; /* loop->tasks while not done */
-    char *image;           /* compact: the saved stack, [ctx, top of the shared stack) */
+    char *name;          /* NULL = "Task-<id>" */
+    char *image;         /* compact: the saved stack, [ctx, top of the shared stack) */
     uint32_t image_len;
     uint32_t image_cap;
+    uint32_t stack_size; /* bytes (at most 1 GiB) */
 #ifdef WEFT_TSAN
     void *tsan_fiber;
 #endif
@@ -330,6 +329,8 @@ struct weft__orphans {
 weft_task_t *weft__task_mem_grow(weft_loop_t *l);
 void weft__task_mem_put(weft_task_t *t);
 void weft__task_mem_fini(weft_loop_t *l);
+size_t weft__task_mem_live(weft_loop_t *l, weft_task_t **out, size_t cap);
+void weft__task_mem_orphan_all(weft_loop_t *l);
 weft_task_t *weft__task_check_current(int *err);
 
 /* ---- the loop (loop.c) ---- */
@@ -369,8 +370,7 @@ struct weft_loop {
     weft__ctx_t main_ctx;
     pthread_t owner;
     /* tasks */
-    struct weft__list tasks; /* every task not done */
-    size_t ntasks;
+    size_t ntasks; /* tasks not done (taskmem.c finds them) */
     size_t stack_size;
     weft_task_t *tfree;          /* free task slots (taskmem.c) */
     char *tcarve;                /* next uncarved slot in the newest chunk */

@@ -66,7 +66,6 @@ static void task_finish(weft_loop_t *l, weft_task_t *t, int r)
     bool cancelled = r == -ECANCELED || (t->must_cancel && r >= 0);
     t->must_cancel = 0;
     t->state = WEFT__T_DONE;
-    weft__list_remove(&t->all);
     l->ntasks--;
     weft__future_complete(&t->fut, cancelled ? WEFT__F_CANCELLED : WEFT__F_DONE,
                           cancelled ? -ECANCELED : r);
@@ -424,7 +423,7 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
     }
     t->id = l->id_next++;
     t->name = NULL;
-    t->stack_size = ss;
+    t->stack_size = (uint32_t)ss;
     if (opts != NULL && opts->name != NULL) {
         t->name = weft__strdup(opts->name);
         if (t->name == NULL) {
@@ -432,7 +431,6 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
             return -ENOMEM;
         }
     }
-    weft__list_append(&l->tasks, &t->all);
     l->ntasks++;
     weft__list_append(&l->ready, &t->rlink);
     if (out != NULL)
@@ -487,7 +485,6 @@ void weft__task_orphan(weft_task_t *t)
         weft__timer_disarm(l, &t->tn);
     if (t->park_link != NULL && weft__list_linked(t->park_link))
         weft__list_remove(t->park_link);
-    weft__list_remove(&t->all);
     l->ntasks--;
     if (t->compact)
         weft__compact_drop(l, t);
@@ -652,12 +649,7 @@ size_t weft_all_tasks(weft_loop_t *loop, weft_task_t **out, size_t cap)
         loop = weft__tls_loop;
     if (loop == NULL)
         return 0;
-    size_t i = 0;
-    for (struct weft__list *n = loop->tasks.next; n != &loop->tasks; n = n->next, i++) {
-        if (i < cap)
-            out[i] = weft__container_of(n, weft_task_t, all);
-    }
-    return i;
+    return weft__task_mem_live(loop, out, cap);
 }
 
 weft_future_t *weft_task_future(weft_task_t *task)
