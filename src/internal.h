@@ -220,6 +220,34 @@ void weft__stackpool_fini(struct weft__stackpool *p);
 struct weft__stack *weft__stack_get(struct weft__stackpool *p, size_t size);
 void weft__stack_put(struct weft__stackpool *p, struct weft__stack *s);
 void weft__stackpool_trim(struct weft__stackpool *p);
+
+#define WEFT__STACK_HOT_MAX 64 /* pooled stacks kept without trimming */
+
+/* weft__stack_get/put for the common case, inline: a default-size stack from or to the hot few. */
+static inline struct weft__stack *weft__stack_take(struct weft__stackpool *p, size_t size)
+{
+#ifndef WEFT_ASAN /* weft__stack_get() unpoisons the stack */
+    struct weft__stack *s = p->hot;
+    if (WEFT__LIKELY(s != NULL && size == p->size)) {
+        p->hot = s->next;
+        p->nhot--;
+        s->next = NULL;
+        return s;
+    }
+#endif
+    return weft__stack_get(p, size);
+}
+
+static inline void weft__stack_give(struct weft__stackpool *p, struct weft__stack *s)
+{
+    if (WEFT__LIKELY(s->map == NULL && p->nhot < WEFT__STACK_HOT_MAX)) {
+        s->next = p->hot;
+        p->hot = s;
+        p->nhot++;
+        return;
+    }
+    weft__stack_put(p, s);
+}
 /*
  * Whether a task suspending with stack pointer `sp` still has room: a guarded stack faults
  * instead, an unguarded one is checked here. (Reading the stack's bottom bytes would cost a page
@@ -327,11 +355,39 @@ struct weft__orphans {
     struct weft__tchunk *chunks;
 };
 weft_task_t *weft__task_mem_grow(weft_loop_t *l);
+
+/*
+ * Put a fresh slot in the state every task leaves its slot in when it is freed (no waits, no
+ * stack, no timer, no name or message, no registrations): a spawn then sets only what differs
+ * per task. Whoever adds a field that a task's life changes must reset it by the task's end.
+ */
+static inline void weft__task_rest(weft_task_t *t)
+{
+    t->fut.is_task = 1;
+    t->fut.cancel_msg = NULL;
+    weft__list_init(&t->fut.entries);
+    weft__list_init(&t->rlink);
+    t->rkind = WEFT__RN_TASK;
+    t->park_kind = WEFT__P_NONE;
+    t->must_cancel = 0;
+    t->wake_result = 0;
+    t->park_obj = NULL;
+    t->park_link = NULL;
+    t->tn.idx = WEFT__TN_IDLE;
+    t->tn.kind = WEFT__TN_TASK;
+    t->stack = NULL;
+    t->image = NULL;
+    t->image_len = 0;
+    t->image_cap = 0;
+    t->name = NULL;
+#ifdef WEFT_TSAN
+    t->tsan_fiber = NULL;
+#endif
+}
 void weft__task_mem_put(weft_task_t *t);
 void weft__task_mem_fini(weft_loop_t *l);
 size_t weft__task_mem_live(weft_loop_t *l, weft_task_t **out, size_t cap);
 void weft__task_mem_orphan_all(weft_loop_t *l);
-weft_task_t *weft__task_check_current(int *err);
 
 /* ---- the loop (loop.c) ---- */
 
@@ -408,6 +464,17 @@ struct weft_loop {
 };
 
 extern _Thread_local weft_loop_t *weft__tls_loop __attribute__((tls_model("initial-exec")));
+
+/* The running task, or NULL with *err = -EPERM (a blocking call outside a task). */
+static inline weft_task_t *weft__task_check_current(int *err)
+{
+    weft_loop_t *l = weft__tls_loop;
+    if (WEFT__UNLIKELY(l == NULL || l->current == NULL)) {
+        *err = -EPERM;
+        return NULL;
+    }
+    return l->current;
+}
 
 static inline void weft__enqueue_task(weft_loop_t *loop, weft_task_t *t)
 {

@@ -26,7 +26,6 @@
 #endif
 
 #define SLAB_BYTES   ((size_t)8 << 20) /* bytes per slab mapping */
-#define HOT_MAX      64                /* pooled stacks kept without trimming */
 #define DESC_BYTES   64                /* the descriptor at the top of each slot */
 
 #ifndef MAP_STACK
@@ -225,7 +224,7 @@ void weft__stack_put(struct weft__stackpool *p, struct weft__stack *s)
         own_unmap(s);
         return;
     }
-    if (p->nhot < HOT_MAX) {
+    if (p->nhot < WEFT__STACK_HOT_MAX) {
         s->next = p->hot;
         p->hot = s;
         p->nhot++;

@@ -79,7 +79,7 @@ static inline void reap(weft_loop_t *l)
         if (dead->compact)
             weft__compact_drop(l, dead);
         else
-            weft__stack_put(&l->stacks, dead->stack);
+            weft__stack_give(&l->stacks, dead->stack);
         dead->stack = NULL;
 #ifdef WEFT_TSAN
         __tsan_destroy_fiber(dead->tsan_fiber);
@@ -105,7 +105,7 @@ static bool task_prepare(weft_loop_t *l, weft_task_t *t)
         return false;
     }
     if (!t->compact) {
-        t->stack = weft__stack_get(&l->stacks, t->stack_size);
+        t->stack = weft__stack_take(&l->stacks, t->stack_size);
         if (t->stack == NULL) {
             task_finish(l, t, -ENOMEM);
             task_unref(t);
@@ -282,16 +282,6 @@ void weft__wake(weft_task_t *t, int result)
     weft__enqueue_task(t->fut.loop, t);
 }
 
-weft_task_t *weft__task_check_current(int *err)
-{
-    weft_loop_t *l = weft__tls_loop;
-    if (WEFT__UNLIKELY(l == NULL || l->current == NULL)) {
-        *err = -EPERM;
-        return NULL;
-    }
-    return l->current;
-}
-
 int weft_yield(void)
 {
     int err;
@@ -364,6 +354,7 @@ static inline weft_task_t *task_alloc(weft_loop_t *l)
         l->tcarve += sizeof(*t);
         l->tleft--;
         l->tchunks->carved++;
+        weft__task_rest(t);
         return t;
     }
     return weft__task_mem_grow(l);
@@ -394,27 +385,16 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
     weft_task_t *t = task_alloc(l);
     if (t == NULL)
         return -ENOMEM;
-    weft__future_init(&t->fut, l, true);
+    /* The slot is at rest (see weft__task_rest): only what differs per task is set. */
     t->fut.refs = out != NULL ? 2 : 1;
-    t->rkind = WEFT__RN_TASK;
+    t->fut.state = WEFT__F_PENDING;
+    t->fut.retrieved = 0;
+    t->fut.result = 0;
+    t->fut.loop = l;
     t->state = WEFT__T_NEW;
-    t->park_kind = WEFT__P_NONE;
-    t->must_cancel = 0;
     t->compact = compact;
-    t->wake_result = 0;
     t->cancel_count = 0;
-    t->park_obj = NULL;
-    t->park_link = NULL;
-    t->tn.idx = WEFT__TN_IDLE;
-    t->tn.kind = WEFT__TN_TASK;
     t->ctx = NULL;
-    t->stack = NULL;
-    t->image = NULL;
-    t->image_len = 0;
-    t->image_cap = 0;
-#ifdef WEFT_TSAN
-    t->tsan_fiber = NULL;
-#endif
     t->fn = fn;
     t->arg = arg;
     if (WEFT__UNLIKELY(l->id_next == l->id_end)) {
@@ -422,7 +402,6 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
         l->id_end = l->id_next + ID_BLOCK;
     }
     t->id = l->id_next++;
-    t->name = NULL;
     t->stack_size = (uint32_t)ss;
     if (opts != NULL && opts->name != NULL) {
         t->name = weft__strdup(opts->name);
@@ -465,10 +444,14 @@ void weft__task_free(weft_task_t *t)
         weft__report(l, "task error never retrieved", t->fut.result, t);
     if (!weft__list_empty(&t->fut.entries))
         weft__future_drop_entries(&t->fut);
-    if (t->fut.cancel_msg != NULL)
+    if (t->fut.cancel_msg != NULL) {
         weft__free(t->fut.cancel_msg);
-    if (t->name != NULL)
+        t->fut.cancel_msg = NULL;
+    }
+    if (t->name != NULL) {
         weft__free(t->name);
+        t->name = NULL;
+    }
     weft__task_mem_put(t);
 }
 

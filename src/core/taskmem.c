@@ -75,6 +75,7 @@ weft_task_t *weft__task_mem_grow(weft_loop_t *l)
 #ifdef WEFT_ASAN
     ASAN_POISON_MEMORY_REGION(l->tcarve, (size_t)l->tleft * sizeof(weft_task_t));
 #endif
+    weft__task_rest(slot(c, 0));
     return slot(c, 0);
 }
 
