@@ -129,6 +129,7 @@ struct weft__utimer {
 
 int weft__timer_arm(weft_loop_t *loop, struct weft__tnode *tn, int64_t when);
 void weft__timer_disarm(weft_loop_t *loop, struct weft__tnode *tn);
+void weft__timer_moved(weft_loop_t *loop, struct weft__tnode *to);
 static inline bool weft__timer_armed(const struct weft__tnode *tn)
 {
     return tn->idx != WEFT__TN_IDLE;
@@ -287,6 +288,13 @@ enum {
     WEFT__P_PRIM,   /* a synchronisation primitive's wait list */
 };
 
+/* A parked task's deadline. It lives in weft__park()'s frame: only a task that waits with a
+ * deadline needs one, and only while it waits, so a task carries a pointer, not the node. */
+struct weft__ptimer {
+    struct weft__tnode tn; /* kind WEFT__TN_TASK */
+    weft_task_t *task;
+};
+
 struct weft_task {
     struct weft_future fut;       /* first: a task is a future */
     struct weft__list rlink;      /* ready queue */
@@ -299,7 +307,7 @@ struct weft_task {
     int cancel_count;             /* Task.cancelling() */
     void *park_obj;               /* what it waits on */
     struct weft__list *park_link; /* its node in that object's wait list, or NULL */
-    struct weft__tnode tn;        /* park deadline */
+    struct weft__ptimer *ptimer;  /* the park's deadline (in weft__park's frame), or NULL */
     weft__ctx_t ctx;              /* saved stack pointer while suspended */
     struct weft__stack *stack;
     weft_task_fn fn;
@@ -373,8 +381,7 @@ static inline void weft__task_rest(weft_task_t *t)
     t->wake_result = 0;
     t->park_obj = NULL;
     t->park_link = NULL;
-    t->tn.idx = WEFT__TN_IDLE;
-    t->tn.kind = WEFT__TN_TASK;
+    t->ptimer = NULL;
     t->stack = NULL;
     t->image = NULL;
     t->image_len = 0;

@@ -11,10 +11,11 @@
  * one running.
  *
  * While a task's image is out, nothing may point into its frames: its storage is another task's
- * now. The park's wait-list node (every weft wait has at most one, see weft__park) is the one
- * exception weft handles: it is moved with the image, its neighbours re-pointed at the copy, and
- * moved back on the way in. Anything else the task lends out while it waits (a timeout scope, a
- * TaskGroup, a buffer another task writes) must live off the stack; weft refuses timers and
+ * now. The park's two nodes are the exceptions weft handles: its wait-list node (every weft wait
+ * has at most one, see weft__park) and its deadline's timer node. They are moved with the image,
+ * their neighbours (or heap slot) re-pointed at the copy, and moved back on the way in. Anything
+ * else the task lends out while it waits (a timeout scope, a TaskGroup, a buffer another task
+ * writes) must live off the stack; weft refuses timers and
  * scopes on the shared stack with -EINVAL (docs/core.md, "Compact tasks").
  */
 #include "internal.h"
@@ -83,6 +84,12 @@ static void save(weft_loop_t *l, weft_task_t *o)
         relink(link, moved);
         o->park_link = moved;
     }
+    struct weft__ptimer *pt = o->ptimer;
+    if (pt != NULL && (char *)pt >= sp && (char *)pt < top) {
+        struct weft__ptimer *moved = (struct weft__ptimer *)(o->image + ((char *)pt - sp));
+        weft__timer_moved(l, &moved->tn);
+        o->ptimer = moved;
+    }
 }
 
 /* Copy `t`'s image back to where its frames were. */
@@ -104,7 +111,12 @@ static void restore(weft_loop_t *l, weft_task_t *t)
         relink(link, home);
         t->park_link = home;
     }
-    (void)l;
+    struct weft__ptimer *pt = t->ptimer;
+    if (pt != NULL && (char *)pt >= t->image && (char *)pt < t->image + len) {
+        struct weft__ptimer *home = (struct weft__ptimer *)(sp + ((char *)pt - t->image));
+        weft__timer_moved(l, &home->tn);
+        t->ptimer = home;
+    }
 }
 
 /*

@@ -246,10 +246,18 @@ int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link,
         t->must_cancel = 0;
         return -ECANCELED;
     }
+    /* The deadline's timer node lives in this frame: the frame outlasts the wait (the wait
+     * ends here, or weft__task_orphan() disarms it), and a compact task's copy of it is
+     * followed by compact.c. */
+    struct weft__ptimer pt;
     if (deadline >= 0) {
-        int err = weft__timer_arm(l, &t->tn, deadline);
+        pt.tn.idx = WEFT__TN_IDLE;
+        pt.tn.kind = WEFT__TN_TASK;
+        pt.task = t;
+        int err = weft__timer_arm(l, &pt.tn, deadline);
         if (err < 0)
             return err;
+        t->ptimer = &pt;
     }
     t->state = WEFT__T_PARKED;
     t->park_kind = kind;
@@ -259,8 +267,11 @@ int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link,
     if (WEFT__UNLIKELY(!weft__stack_intact(t->stack, __builtin_frame_address(0))))
         weft__overflow_report(t, "ran past the end of");
     suspend(l, t);
-    if (weft__timer_armed(&t->tn))
-        weft__timer_disarm(l, &t->tn);
+    if (t->ptimer != NULL) {
+        if (weft__timer_armed(&t->ptimer->tn))
+            weft__timer_disarm(l, &t->ptimer->tn);
+        t->ptimer = NULL;
+    }
     t->park_kind = WEFT__P_NONE;
     t->park_obj = NULL;
     t->park_link = NULL;
@@ -464,8 +475,11 @@ void weft__task_orphan(weft_task_t *t)
     weft_loop_t *l = t->fut.loop;
     if (weft__list_linked(&t->rlink))
         weft__list_remove(&t->rlink);
-    if (weft__timer_armed(&t->tn))
-        weft__timer_disarm(l, &t->tn);
+    if (t->ptimer != NULL) {
+        if (weft__timer_armed(&t->ptimer->tn))
+            weft__timer_disarm(l, &t->ptimer->tn);
+        t->ptimer = NULL;
+    }
     if (t->park_link != NULL && weft__list_linked(t->park_link))
         weft__list_remove(t->park_link);
     l->ntasks--;

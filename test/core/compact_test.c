@@ -439,6 +439,75 @@ static void test_compact_loop_close(void)
     }
 }
 
+/*
+ * A park's deadline node lives in weft__park()'s frame, so a sleeping compact task's timer node is
+ * copied out with its frames and back: the heap slot (deadlines armed out of order) or the lane
+ * (in order) must follow each copy. Sleepers wake in deadline order, each exactly once.
+ */
+#define DL_N 24
+static int dl_order[DL_N];
+static int dl_woken;
+
+static int dl_sleeper(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    volatile unsigned pat[PAT_WORDS];
+    pat_fill(pat, (unsigned)i);
+    /* Odd ones arm in reverse deadline order (the heap), even ones in order (the lane). */
+    int64_t ms = i % 2 ? 100 - i : 200 + i;
+    int r = weft_sleep_until(weft_time(NULL) + ms * 1000000);
+    CHECK(pat_ok(pat, (unsigned)i));
+    if (r == -ECANCELED)
+        return r; /* left sleeping at the end: weft_run() cancels it */
+    CHECK_EQ(r, 0);
+    dl_order[dl_woken++] = i;
+    return 0;
+}
+
+static int dl_busy(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < 50; k++) {
+        volatile unsigned pat[PAT_WORDS];
+        pat_fill(pat, 7);
+        CHECK_EQ(weft_sleep(0.005), 0); /* takes the shared stack from the sleepers */
+        CHECK(pat_ok(pat, 7));
+    }
+    return 0;
+}
+
+static int deadlines_main(void *arg)
+{
+    (void)arg;
+    weft_task_t *t[DL_N], *b;
+    dl_woken = 0;
+    for (int i = 0; i < DL_N; i++)
+        CHECK_EQ(spawn_c(&t[i], dl_sleeper, (void *)(intptr_t)i), 0);
+    CHECK_EQ(spawn_c(&b, dl_busy, NULL), 0);
+    for (int i = 0; i < DL_N; i++) {
+        CHECK_EQ(weft_join(t[i]), 0);
+        weft_task_release(t[i]);
+    }
+    CHECK_EQ(weft_join(b), 0);
+    weft_task_release(b);
+    CHECK_EQ(dl_woken, DL_N);
+    for (int k = 1; k < DL_N; k++) {
+        int a = dl_order[k - 1], c = dl_order[k];
+        int64_t da = a % 2 ? 100 - a : 200 + a, dc = c % 2 ? 100 - c : 200 + c;
+        CHECK(da < dc);
+    }
+    /* Left sleeping at the end (frames copied out, timers armed): cancelled and cleaned up. */
+    for (int i = 0; i < DL_N; i++)
+        CHECK_EQ(spawn_c(NULL, dl_sleeper, (void *)(intptr_t)i), 0);
+    CHECK_EQ(weft_sleep(0.001), 0);
+    return 0;
+}
+
+static void test_compact_deadlines_follow_copies(void)
+{
+    CHECK_EQ(run_virtual(deadlines_main, NULL), 0);
+}
+
 TEST_MAIN(test_compact_locals_survive, test_compact_deep_stack, test_compact_waits,
           test_compact_join_gather_wait_for, test_compact_refuses_lent_storage,
-          test_compact_loop_default, test_compact_loop_close)
+          test_compact_loop_default, test_compact_loop_close, test_compact_deadlines_follow_copies)
