@@ -261,6 +261,7 @@ static inline bool weft__stack_intact(const struct weft__stack *s, const void *s
 }
 size_t weft__page_size(void);
 size_t weft__stack_round(size_t size);
+size_t weft__stack_nominal(const struct weft__stack *s);
 
 /* ---- overflow reporting (overflow.c) ---- */
 int weft__overflow_thread_init(void);
@@ -308,7 +309,11 @@ struct weft_task {
     void *park_obj;               /* what it waits on */
     struct weft__list *park_link; /* its node in that object's wait list, or NULL */
     struct weft__ptimer *ptimer;  /* the park's deadline (in weft__park's frame), or NULL */
-    weft__ctx_t ctx;              /* saved stack pointer while suspended */
+    union {
+        weft__ctx_t ctx;   /* saved stack pointer while suspended; NULL before a compact
+                            * task's first run */
+        size_t stack_size; /* before an own-stack task's first run: the stack to get */
+    };
     struct weft__stack *stack;
     weft_task_fn fn;
     union {
@@ -318,10 +323,7 @@ struct weft_task {
     };
     uint64_t id;
     char *name;          /* NULL = "Task-<id>" */
-    char *image;         /* compact: the saved stack, [ctx, top of the shared stack) */
-    uint32_t image_len;
-    uint32_t image_cap;
-    uint32_t stack_size; /* bytes (at most 1 GiB) */
+    struct weft__image *image; /* compact: the saved stack (compact.c), or NULL */
 #ifdef WEFT_TSAN
     void *tsan_fiber;
 #endif
@@ -384,8 +386,6 @@ static inline void weft__task_rest(weft_task_t *t)
     t->ptimer = NULL;
     t->stack = NULL;
     t->image = NULL;
-    t->image_len = 0;
-    t->image_cap = 0;
     t->name = NULL;
 #ifdef WEFT_TSAN
     t->tsan_fiber = NULL;

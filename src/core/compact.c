@@ -35,6 +35,13 @@
 #endif
 #endif
 
+/* A compact task's frames while they are off the shared stack: [ctx, top) byte for byte. */
+struct weft__image {
+    uint32_t len;
+    uint32_t cap;
+    _Alignas(16) char bytes[];
+};
+
 static inline char *stack_top(const struct weft__stack *s)
 {
     return s->lo + s->size;
@@ -58,35 +65,36 @@ static void save(weft_loop_t *l, weft_task_t *o)
     char *sp = o->ctx;
     char *top = stack_top(l->cstack);
     size_t len = (size_t)(top - sp);
-    if (len > o->image_cap) {
+    struct weft__image *im = o->image;
+    if (im == NULL || len > im->cap) {
         size_t cap = (len + 15) & ~(size_t)15;
-        char *img = weft__malloc(cap);
+        struct weft__image *img = weft__malloc(sizeof(*img) + cap);
         if (img == NULL) {
             /* Nowhere to put the frames and no caller to tell: as fatal as a stack overflow. */
             fprintf(stderr, "weft: out of memory saving the stack of compact task %s\n",
                     weft_task_name(o));
             abort();
         }
-        weft__free(o->image);
-        o->image = img;
-        o->image_cap = (uint32_t)cap;
+        weft__free(im);
+        im = o->image = img;
+        im->cap = (uint32_t)cap;
     }
 #ifdef WEFT_ASAN
     /* The frames hold ASan's poisoned redzones: make them readable (they are not re-poisoned
      * when the frames come back, which only loses checking on those frames). */
     ASAN_UNPOISON_MEMORY_REGION(sp, len);
 #endif
-    memcpy(o->image, sp, len);
-    o->image_len = (uint32_t)len;
+    memcpy(im->bytes, sp, len);
+    im->len = (uint32_t)len;
     struct weft__list *link = o->park_link;
     if (link != NULL && (char *)link >= sp && (char *)link < top) {
-        struct weft__list *moved = (struct weft__list *)(o->image + ((char *)link - sp));
+        struct weft__list *moved = (struct weft__list *)(im->bytes + ((char *)link - sp));
         relink(link, moved);
         o->park_link = moved;
     }
     struct weft__ptimer *pt = o->ptimer;
     if (pt != NULL && (char *)pt >= sp && (char *)pt < top) {
-        struct weft__ptimer *moved = (struct weft__ptimer *)(o->image + ((char *)pt - sp));
+        struct weft__ptimer *moved = (struct weft__ptimer *)(im->bytes + ((char *)pt - sp));
         weft__timer_moved(l, &moved->tn);
         o->ptimer = moved;
     }
@@ -96,7 +104,8 @@ static void save(weft_loop_t *l, weft_task_t *o)
 static void restore(weft_loop_t *l, weft_task_t *t)
 {
     char *sp = t->ctx;
-    size_t len = t->image_len;
+    const struct weft__image *im = t->image;
+    size_t len = im->len;
 #ifdef WEFT_ASAN
     ASAN_UNPOISON_MEMORY_REGION(sp, len);
 #endif
@@ -104,16 +113,16 @@ static void restore(weft_loop_t *l, weft_task_t *t)
     /* Memcheck marked what lies below the last task's stack pointer as gone. */
     VALGRIND_MAKE_MEM_UNDEFINED(sp, len);
 #endif
-    memcpy(sp, t->image, len);
+    memcpy(sp, im->bytes, len);
     struct weft__list *link = t->park_link;
-    if (link != NULL && (char *)link >= t->image && (char *)link < t->image + len) {
-        struct weft__list *home = (struct weft__list *)(sp + ((char *)link - t->image));
+    if (link != NULL && (char *)link >= im->bytes && (char *)link < im->bytes + len) {
+        struct weft__list *home = (struct weft__list *)(sp + ((char *)link - im->bytes));
         relink(link, home);
         t->park_link = home;
     }
     struct weft__ptimer *pt = t->ptimer;
-    if (pt != NULL && (char *)pt >= t->image && (char *)pt < t->image + len) {
-        struct weft__ptimer *home = (struct weft__ptimer *)(sp + ((char *)pt - t->image));
+    if (pt != NULL && (char *)pt >= im->bytes && (char *)pt < im->bytes + len) {
+        struct weft__ptimer *home = (struct weft__ptimer *)(sp + ((char *)pt - im->bytes));
         weft__timer_moved(l, &home->tn);
         t->ptimer = home;
     }
@@ -150,8 +159,6 @@ void weft__compact_drop(weft_loop_t *l, weft_task_t *t)
         l->cowner = NULL;
     weft__free(t->image);
     t->image = NULL;
-    t->image_len = 0;
-    t->image_cap = 0;
     t->stack = NULL;
 }
 

@@ -41,7 +41,7 @@ void weft__overflow_report(weft_task_t *t, const char *how)
         snprintf(name, sizeof(name), "Task-%llu", (unsigned long long)t->id);
     snprintf(line, sizeof(line), "weft: task '%s' (id %llu) %s its %zu KiB stack\n",
              t->name != NULL ? t->name : name, (unsigned long long)t->id, how,
-             (size_t)t->stack_size >> 10);
+             weft__stack_nominal(t->stack) >> 10);
     say(line);
     say("weft: raise the size with weft_task_opts.stack_size or weft_set_default_stack_size()\n");
     void *frames[64];

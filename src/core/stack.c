@@ -60,6 +60,12 @@ size_t weft__stack_round(size_t size)
     return (size + page - 1) / page * page;
 }
 
+/* The size `s` was asked for with (what weft_task_opts.stack_size and the loop's size name). */
+size_t weft__stack_nominal(const struct weft__stack *s)
+{
+    return s->size + DESC_BYTES - weft__page_size();
+}
+
 /* Take one guard from the process-wide budget (WEFT_GUARDED_STACKS overrides 16384). */
 static bool guard_take(void)
 {

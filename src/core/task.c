@@ -405,7 +405,10 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
     t->state = WEFT__T_NEW;
     t->compact = compact;
     t->cancel_count = 0;
-    t->ctx = NULL;
+    if (compact)
+        t->ctx = NULL;
+    else
+        t->stack_size = ss;
     t->fn = fn;
     t->arg = arg;
     if (WEFT__UNLIKELY(l->id_next == l->id_end)) {
@@ -413,7 +416,6 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
         l->id_end = l->id_next + ID_BLOCK;
     }
     t->id = l->id_next++;
-    t->stack_size = (uint32_t)ss;
     if (opts != NULL && opts->name != NULL) {
         t->name = weft__strdup(opts->name);
         if (t->name == NULL) {
