@@ -183,9 +183,15 @@ struct weft_future {
     uint8_t is_task;   /* this is the head of a struct weft_task */
     uint8_t retrieved; /* an error was read (or nobody needs to hear of it) */
     int result;
-    char *cancel_msg;
     weft_loop_t *loop;
     struct weft__list entries; /* struct weft__fentry */
+};
+
+/* What weft_future_new() allocates: a future and the message of the cancel that ended it. (A
+ * task keeps its message with its cold parts.) */
+struct weft__pfuture {
+    struct weft_future fut;
+    char *cancel_msg;
 };
 
 void weft__future_init(weft_future_t *f, weft_loop_t *loop, bool is_task);
@@ -289,6 +295,20 @@ enum {
     WEFT__P_PRIM,   /* a synchronisation primitive's wait list */
 };
 
+/*
+ * A task's rarely used parts, allocated on first need: most tasks have no name of their own, are
+ * never cancelled with a message, and run on a stack of their own. A compact task's saved frames
+ * follow the header (compact.c), so it grows as they do.
+ */
+struct weft__tcold {
+    char *name;       /* NULL = "Task-<id>" */
+    char *cancel_msg; /* the last weft_task_cancel() message, or NULL */
+    uint32_t len;     /* compact: bytes of saved frames, [ctx, top of the shared stack) */
+    uint32_t cap;     /* bytes[] allocated */
+    _Alignas(16) char bytes[];
+};
+struct weft__tcold *weft__task_cold(weft_task_t *t);
+
 /* A parked task's deadline. It lives in weft__park()'s frame: only a task that waits with a
  * deadline needs one, and only while it waits, so a task carries a pointer, not the node. */
 struct weft__ptimer {
@@ -322,8 +342,7 @@ struct weft_task {
         struct weft__orphans *orphans; /* a handle that outlived its loop: its memory */
     };
     uint64_t id;
-    char *name;          /* NULL = "Task-<id>" */
-    struct weft__image *image; /* compact: the saved stack (compact.c), or NULL */
+    struct weft__tcold *cold; /* name, cancel message, compact image; NULL: none yet */
 #ifdef WEFT_TSAN
     void *tsan_fiber;
 #endif
@@ -374,7 +393,6 @@ weft_task_t *weft__task_mem_grow(weft_loop_t *l);
 static inline void weft__task_rest(weft_task_t *t)
 {
     t->fut.is_task = 1;
-    t->fut.cancel_msg = NULL;
     weft__list_init(&t->fut.entries);
     weft__list_init(&t->rlink);
     t->rkind = WEFT__RN_TASK;
@@ -385,8 +403,7 @@ static inline void weft__task_rest(weft_task_t *t)
     t->park_link = NULL;
     t->ptimer = NULL;
     t->stack = NULL;
-    t->image = NULL;
-    t->name = NULL;
+    t->cold = NULL;
 #ifdef WEFT_TSAN
     t->tsan_fiber = NULL;
 #endif

@@ -35,13 +35,6 @@
 #endif
 #endif
 
-/* A compact task's frames while they are off the shared stack: [ctx, top) byte for byte. */
-struct weft__image {
-    uint32_t len;
-    uint32_t cap;
-    _Alignas(16) char bytes[];
-};
-
 static inline char *stack_top(const struct weft__stack *s)
 {
     return s->lo + s->size;
@@ -65,18 +58,21 @@ static void save(weft_loop_t *l, weft_task_t *o)
     char *sp = o->ctx;
     char *top = stack_top(l->cstack);
     size_t len = (size_t)(top - sp);
-    struct weft__image *im = o->image;
+    struct weft__tcold *im = o->cold;
     if (im == NULL || len > im->cap) {
         size_t cap = (len + 15) & ~(size_t)15;
-        struct weft__image *img = weft__malloc(sizeof(*img) + cap);
+        struct weft__tcold *img = weft__malloc(sizeof(*img) + cap);
         if (img == NULL) {
             /* Nowhere to put the frames and no caller to tell: as fatal as a stack overflow. */
             fprintf(stderr, "weft: out of memory saving the stack of compact task %s\n",
                     weft_task_name(o));
             abort();
         }
+        /* The frames are the task's cold part's tail: a bigger one takes the rest along. */
+        img->name = im != NULL ? im->name : NULL;
+        img->cancel_msg = im != NULL ? im->cancel_msg : NULL;
         weft__free(im);
-        im = o->image = img;
+        im = o->cold = img;
         im->cap = (uint32_t)cap;
     }
 #ifdef WEFT_ASAN
@@ -104,7 +100,7 @@ static void save(weft_loop_t *l, weft_task_t *o)
 static void restore(weft_loop_t *l, weft_task_t *t)
 {
     char *sp = t->ctx;
-    const struct weft__image *im = t->image;
+    const struct weft__tcold *im = t->cold;
     size_t len = im->len;
 #ifdef WEFT_ASAN
     ASAN_UNPOISON_MEMORY_REGION(sp, len);
@@ -157,8 +153,20 @@ void weft__compact_drop(weft_loop_t *l, weft_task_t *t)
 {
     if (l->cowner == t)
         l->cowner = NULL;
-    weft__free(t->image);
-    t->image = NULL;
+    struct weft__tcold *c = t->cold;
+    if (c != NULL && c->cap > 0) {
+        if (c->name == NULL && c->cancel_msg == NULL) {
+            weft__free(c);
+            t->cold = NULL;
+        } else {
+            /* Keep the name and message (the handle may still ask), not the frames. */
+            struct weft__tcold *small = weft__realloc(c, sizeof(*c));
+            if (small != NULL)
+                t->cold = c = small;
+            c->len = 0;
+            c->cap = 0;
+        }
+    }
     t->stack = NULL;
 }
 

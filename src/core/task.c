@@ -417,10 +417,12 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
     }
     t->id = l->id_next++;
     if (opts != NULL && opts->name != NULL) {
-        t->name = weft__strdup(opts->name);
-        if (t->name == NULL) {
+        int err = weft_task_set_name(t, opts->name);
+        if (err < 0) {
+            weft__free(t->cold); /* holds no name: that is what failed */
+            t->cold = NULL;
             weft__task_mem_put(t);
-            return -ENOMEM;
+            return err;
         }
     }
     l->ntasks++;
@@ -457,15 +459,28 @@ void weft__task_free(weft_task_t *t)
         weft__report(l, "task error never retrieved", t->fut.result, t);
     if (!weft__list_empty(&t->fut.entries))
         weft__future_drop_entries(&t->fut);
-    if (t->fut.cancel_msg != NULL) {
-        weft__free(t->fut.cancel_msg);
-        t->fut.cancel_msg = NULL;
-    }
-    if (t->name != NULL) {
-        weft__free(t->name);
-        t->name = NULL;
+    if (t->cold != NULL) {
+        weft__free(t->cold->name);
+        weft__free(t->cold->cancel_msg);
+        weft__free(t->cold);
+        t->cold = NULL;
     }
     weft__task_mem_put(t);
+}
+
+struct weft__tcold *weft__task_cold(weft_task_t *t)
+{
+    if (t->cold == NULL) {
+        struct weft__tcold *c = weft__malloc(sizeof(*c));
+        if (c == NULL)
+            return NULL;
+        c->name = NULL;
+        c->cancel_msg = NULL;
+        c->len = 0;
+        c->cap = 0;
+        t->cold = c;
+    }
+    return t->cold;
 }
 
 /*
@@ -540,10 +555,12 @@ bool weft_task_cancel(weft_task_t *t, const char *msg)
         return false;
     t->cancel_count++;
     if (msg != NULL) {
-        char *m = weft__strdup(msg);
+        /* Without memory the request still counts; only its message is lost. */
+        struct weft__tcold *c = weft__task_cold(t);
+        char *m = c != NULL ? weft__strdup(msg) : NULL;
         if (m != NULL) {
-            weft__free(t->fut.cancel_msg);
-            t->fut.cancel_msg = m;
+            weft__free(c->cancel_msg);
+            c->cancel_msg = m;
         }
     }
     if (t->state == WEFT__T_PARKED) {
@@ -601,33 +618,35 @@ int weft_task_result(weft_task_t *t)
 
 const char *weft_task_cancel_message(const weft_task_t *t)
 {
-    return t != NULL ? t->fut.cancel_msg : NULL;
+    return t != NULL && t->cold != NULL ? t->cold->cancel_msg : NULL;
 }
 
 const char *weft_task_name(weft_task_t *t)
 {
     if (t == NULL)
         return "(null)";
-    if (t->name == NULL) {
+    if (t->cold == NULL || t->cold->name == NULL) {
         /* Made on first use: most tasks are never asked their name. */
         char buf[32];
         snprintf(buf, sizeof(buf), "Task-%llu", (unsigned long long)t->id);
-        t->name = weft__strdup(buf);
-        if (t->name == NULL)
+        if (weft_task_set_name(t, buf) < 0)
             return "Task-?";
     }
-    return t->name;
+    return t->cold->name;
 }
 
 int weft_task_set_name(weft_task_t *t, const char *name)
 {
     if (t == NULL || name == NULL)
         return -EINVAL;
+    struct weft__tcold *c = weft__task_cold(t);
+    if (c == NULL)
+        return -ENOMEM;
     char *n = weft__strdup(name);
     if (n == NULL)
         return -ENOMEM;
-    weft__free(t->name);
-    t->name = n;
+    weft__free(c->name);
+    c->name = n;
     return 0;
 }
 

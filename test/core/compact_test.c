@@ -508,6 +508,67 @@ static void test_compact_deadlines_follow_copies(void)
     CHECK_EQ(run_virtual(deadlines_main, NULL), 0);
 }
 
+/*
+ * A task's name and cancel message share one allocation with a compact task's saved frames:
+ * growing the frames' room keeps them, and so does the task's end (the frames go, they stay).
+ */
+static int deep_sleeper(void *arg)
+{
+    (void)arg;
+    volatile char big[3000];
+    memset((char *)big, 5, sizeof(big));
+    int r = weft_sleep(1.0);
+    CHECK_EQ(big[2999], 5);
+    return r;
+}
+
+static int small_sleeper(void *arg)
+{
+    (void)arg;
+    return weft_sleep(1.0);
+}
+
+static int cold_main(void *arg)
+{
+    (void)arg;
+    const struct weft_task_opts named = {.stack_mode = WEFT_STACK_COMPACT, .name = "frost"};
+    weft_task_t *a, *b, *c;
+    CHECK_EQ(weft_spawn_opts(&a, small_sleeper, NULL, &named), 0);
+    CHECK_EQ(spawn_c(&b, small_sleeper, NULL), 0);
+    CHECK_EQ(weft_sleep(0.001), 0); /* a's small frames saved when b took the stack */
+    CHECK(weft_task_cancel(a, "first"));
+    CHECK(weft_task_cancel(b, "second"));
+    CHECK_EQ(weft_join(a), -ECANCELED);
+    CHECK_EQ(weft_join(b), -ECANCELED);
+    CHECK_STR(weft_task_name(a), "frost");
+    CHECK_STR(weft_task_cancel_message(a), "first");
+    CHECK_STR(weft_task_cancel_message(b), "second");
+    /* Named, then frames grow past the first image's room. */
+    CHECK_EQ(spawn_c(&c, small_sleeper, NULL), 0);
+    CHECK_EQ(weft_task_set_name(c, "thaw"), 0);
+    weft_task_t *d;
+    CHECK_EQ(spawn_c(&d, deep_sleeper, NULL), 0);
+    CHECK_EQ(weft_sleep(0.001), 0);
+    CHECK(weft_task_cancel(d, "big"));
+    CHECK(weft_task_cancel(c, "small"));
+    CHECK_EQ(weft_join(d), -ECANCELED);
+    CHECK_EQ(weft_join(c), -ECANCELED);
+    CHECK_STR(weft_task_name(c), "thaw");
+    CHECK_STR(weft_task_cancel_message(c), "small");
+    CHECK_STR(weft_task_cancel_message(d), "big");
+    weft_task_release(a);
+    weft_task_release(b);
+    weft_task_release(c);
+    weft_task_release(d);
+    return 0;
+}
+
+static void test_compact_name_and_message_kept(void)
+{
+    CHECK_EQ(run_virtual(cold_main, NULL), 0);
+}
+
 TEST_MAIN(test_compact_locals_survive, test_compact_deep_stack, test_compact_waits,
           test_compact_join_gather_wait_for, test_compact_refuses_lent_storage,
-          test_compact_loop_default, test_compact_loop_close, test_compact_deadlines_follow_copies)
+          test_compact_loop_default, test_compact_loop_close, test_compact_deadlines_follow_copies,
+          test_compact_name_and_message_kept)
