@@ -309,11 +309,23 @@ struct weft__tcold {
 };
 struct weft__tcold *weft__task_cold(weft_task_t *t);
 
-/* A parked task's deadline. It lives in weft__park()'s frame: only a task that waits with a
- * deadline needs one, and only while it waits, so a task carries a pointer, not the node. */
+/* A parked task's deadline. */
 struct weft__ptimer {
-    struct weft__tnode tn; /* kind WEFT__TN_TASK */
+    struct weft__tnode tn; /* kind WEFT__TN_TASK; idx WEFT__TN_IDLE when none */
     weft_task_t *task;
+};
+
+/*
+ * What a parked task waits on. It lives in weft__park()'s frame, which outlasts the wait (the
+ * wait ends there, or weft__task_orphan() undoes it): only a waiting task needs one, so a task
+ * carries a pointer, not the record. A compact task's record moves with its frames (compact.c).
+ */
+struct weft__park {
+    uint8_t kind;            /* WEFT__P_* */
+    int wake_result;         /* what weft__park() returns (weft__wake) */
+    void *obj;               /* what it waits on */
+    struct weft__list *link; /* its node in that object's wait list, or NULL */
+    struct weft__ptimer timer; /* its deadline */
 };
 
 struct weft_task {
@@ -321,14 +333,10 @@ struct weft_task {
     struct weft__list rlink;      /* ready queue */
     uint8_t rkind;                /* WEFT__RN_TASK */
     uint8_t state;                /* WEFT__T_* */
-    uint8_t park_kind;            /* WEFT__P_* while parked */
     uint8_t must_cancel;          /* a request waits for the next suspension point */
     uint8_t compact;              /* runs on the loop's shared stack (compact.c) */
-    int wake_result;              /* what weft__park() returns when resumed */
     int cancel_count;             /* Task.cancelling() */
-    void *park_obj;               /* what it waits on */
-    struct weft__list *park_link; /* its node in that object's wait list, or NULL */
-    struct weft__ptimer *ptimer;  /* the park's deadline (in weft__park's frame), or NULL */
+    struct weft__park *park;      /* from weft__park() until it returns, else NULL */
     union {
         weft__ctx_t ctx;   /* saved stack pointer while suspended; NULL before a compact
                             * task's first run */
@@ -358,6 +366,12 @@ struct weft_task {
  */
 int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link, int64_t deadline);
 void weft__wake(weft_task_t *t, int result);
+
+/* What `t` is parked on, or NULL when it is not parked. */
+static inline void *weft__parked_on(const weft_task_t *t)
+{
+    return t->state == WEFT__T_PARKED ? t->park->obj : NULL;
+}
 void weft__task_run(weft_loop_t *loop, weft_task_t *t);
 void weft__task_entry(void *arg);
 
@@ -396,12 +410,8 @@ static inline void weft__task_rest(weft_task_t *t)
     weft__list_init(&t->fut.entries);
     weft__list_init(&t->rlink);
     t->rkind = WEFT__RN_TASK;
-    t->park_kind = WEFT__P_NONE;
     t->must_cancel = 0;
-    t->wake_result = 0;
-    t->park_obj = NULL;
-    t->park_link = NULL;
-    t->ptimer = NULL;
+    t->park = NULL;
     t->stack = NULL;
     t->cold = NULL;
 #ifdef WEFT_TSAN

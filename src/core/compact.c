@@ -11,12 +11,12 @@
  * one running.
  *
  * While a task's image is out, nothing may point into its frames: its storage is another task's
- * now. The park's two nodes are the exceptions weft handles: its wait-list node (every weft wait
- * has at most one, see weft__park) and its deadline's timer node. They are moved with the image,
- * their neighbours (or heap slot) re-pointed at the copy, and moved back on the way in. Anything
- * else the task lends out while it waits (a timeout scope, a TaskGroup, a buffer another task
- * writes) must live off the stack; weft refuses timers and
- * scopes on the shared stack with -EINVAL (docs/core.md, "Compact tasks").
+ * now. The park's record is the exception weft handles (see follow()): with it, its wait-list
+ * node (every weft wait has at most one, see weft__park) and its deadline's timer node. They are
+ * moved with the image, their neighbours (or heap slot) re-pointed at the copy, and moved back on
+ * the way in. Anything else the task lends out while it waits (a timeout scope, a TaskGroup, a
+ * buffer another task writes) must live off the stack; weft refuses timers and scopes on the
+ * shared stack with -EINVAL (docs/core.md, "Compact tasks").
  */
 #include "internal.h"
 
@@ -52,6 +52,27 @@ static void relink(struct weft__list *from, struct weft__list *to)
     to->next->prev = to;
 }
 
+/*
+ * `t`'s frames were copied from [from, from + len) to `to`. Its park record (in weft__park's
+ * frame) follows, and so do the two things outside the frames that point into it: the wait list
+ * holding its node, and the timer heap or lane holding its deadline.
+ */
+static void follow(weft_loop_t *l, weft_task_t *t, const char *from, size_t len, char *to)
+{
+    struct weft__park *pk = t->park;
+    if (pk == NULL || (const char *)pk < from || (const char *)pk >= from + len)
+        return;
+    pk = (struct weft__park *)(to + ((const char *)pk - from));
+    t->park = pk;
+    struct weft__list *link = pk->link;
+    if (link != NULL && (const char *)link >= from && (const char *)link < from + len) {
+        struct weft__list *moved = (struct weft__list *)(to + ((const char *)link - from));
+        relink(link, moved);
+        pk->link = moved;
+    }
+    weft__timer_moved(l, &pk->timer.tn);
+}
+
 /* Copy the owner's frames out to its image. */
 static void save(weft_loop_t *l, weft_task_t *o)
 {
@@ -82,18 +103,7 @@ static void save(weft_loop_t *l, weft_task_t *o)
 #endif
     memcpy(im->bytes, sp, len);
     im->len = (uint32_t)len;
-    struct weft__list *link = o->park_link;
-    if (link != NULL && (char *)link >= sp && (char *)link < top) {
-        struct weft__list *moved = (struct weft__list *)(im->bytes + ((char *)link - sp));
-        relink(link, moved);
-        o->park_link = moved;
-    }
-    struct weft__ptimer *pt = o->ptimer;
-    if (pt != NULL && (char *)pt >= sp && (char *)pt < top) {
-        struct weft__ptimer *moved = (struct weft__ptimer *)(im->bytes + ((char *)pt - sp));
-        weft__timer_moved(l, &moved->tn);
-        o->ptimer = moved;
-    }
+    follow(l, o, sp, len, im->bytes);
 }
 
 /* Copy `t`'s image back to where its frames were. */
@@ -110,18 +120,7 @@ static void restore(weft_loop_t *l, weft_task_t *t)
     VALGRIND_MAKE_MEM_UNDEFINED(sp, len);
 #endif
     memcpy(sp, im->bytes, len);
-    struct weft__list *link = t->park_link;
-    if (link != NULL && (char *)link >= im->bytes && (char *)link < im->bytes + len) {
-        struct weft__list *home = (struct weft__list *)(sp + ((char *)link - im->bytes));
-        relink(link, home);
-        t->park_link = home;
-    }
-    struct weft__ptimer *pt = t->ptimer;
-    if (pt != NULL && (char *)pt >= im->bytes && (char *)pt < im->bytes + len) {
-        struct weft__ptimer *home = (struct weft__ptimer *)(sp + ((char *)pt - im->bytes));
-        weft__timer_moved(l, &home->tn);
-        t->ptimer = home;
-    }
+    follow(l, t, im->bytes, len, sp);
 }
 
 /*

@@ -246,42 +246,35 @@ int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link,
         t->must_cancel = 0;
         return -ECANCELED;
     }
-    /* The deadline's timer node lives in this frame: the frame outlasts the wait (the wait
-     * ends here, or weft__task_orphan() disarms it), and a compact task's copy of it is
-     * followed by compact.c. */
-    struct weft__ptimer pt;
+    struct weft__park p;
+    p.kind = kind;
+    p.wake_result = 0;
+    p.obj = obj;
+    p.link = link;
+    p.timer.tn.idx = WEFT__TN_IDLE;
     if (deadline >= 0) {
-        pt.tn.idx = WEFT__TN_IDLE;
-        pt.tn.kind = WEFT__TN_TASK;
-        pt.task = t;
-        int err = weft__timer_arm(l, &pt.tn, deadline);
+        p.timer.tn.kind = WEFT__TN_TASK;
+        p.timer.task = t;
+        int err = weft__timer_arm(l, &p.timer.tn, deadline);
         if (err < 0)
             return err;
-        t->ptimer = &pt;
     }
+    t->park = &p;
     t->state = WEFT__T_PARKED;
-    t->park_kind = kind;
-    t->park_obj = obj;
-    t->park_link = link;
-    t->wake_result = 0;
     if (WEFT__UNLIKELY(!weft__stack_intact(t->stack, __builtin_frame_address(0))))
         weft__overflow_report(t, "ran past the end of");
     suspend(l, t);
-    if (t->ptimer != NULL) {
-        if (weft__timer_armed(&t->ptimer->tn))
-            weft__timer_disarm(l, &t->ptimer->tn);
-        t->ptimer = NULL;
-    }
-    t->park_kind = WEFT__P_NONE;
-    t->park_obj = NULL;
-    t->park_link = NULL;
+    /* A compact task's frames, `p` among them, are back where they were. */
+    t->park = NULL;
+    if (weft__timer_armed(&p.timer.tn))
+        weft__timer_disarm(l, &p.timer.tn);
     if (link != NULL && weft__list_linked(link))
         weft__list_remove(link);
     if (t->must_cancel) {
         t->must_cancel = 0;
         return -ECANCELED;
     }
-    return t->wake_result;
+    return p.wake_result;
 }
 
 void weft__wake(weft_task_t *t, int result)
@@ -289,7 +282,7 @@ void weft__wake(weft_task_t *t, int result)
     if (t->state != WEFT__T_PARKED)
         return;
     t->state = WEFT__T_READY;
-    t->wake_result = result;
+    t->park->wake_result = result;
     weft__enqueue_task(t->fut.loop, t);
 }
 
@@ -305,7 +298,6 @@ int weft_yield(void)
     }
     weft_loop_t *l = t->fut.loop;
     t->state = WEFT__T_READY;
-    t->wake_result = 0;
     weft__enqueue_task(l, t);
     suspend(l, t);
     if (t->must_cancel) {
@@ -492,13 +484,19 @@ void weft__task_orphan(weft_task_t *t)
     weft_loop_t *l = t->fut.loop;
     if (weft__list_linked(&t->rlink))
         weft__list_remove(&t->rlink);
-    if (t->ptimer != NULL) {
-        if (weft__timer_armed(&t->ptimer->tn))
-            weft__timer_disarm(l, &t->ptimer->tn);
-        t->ptimer = NULL;
+    /* Undo the wait while its record is readable: a compact task's may be in its image. */
+    struct weft__park *pk = t->park;
+    void *awaited = NULL;
+    uint8_t kind = WEFT__P_NONE;
+    if (pk != NULL) {
+        awaited = pk->obj;
+        kind = pk->kind;
+        if (weft__timer_armed(&pk->timer.tn))
+            weft__timer_disarm(l, &pk->timer.tn);
+        if (pk->link != NULL && weft__list_linked(pk->link))
+            weft__list_remove(pk->link);
+        t->park = NULL;
     }
-    if (t->park_link != NULL && weft__list_linked(t->park_link))
-        weft__list_remove(t->park_link);
     l->ntasks--;
     if (t->compact)
         weft__compact_drop(l, t);
@@ -515,10 +513,6 @@ void weft__task_orphan(weft_task_t *t)
     t->fut.result = -ECANCELED;
     /* A wait on a future or task holds a reference to it until the park returns, which now
      * never happens: drop it here. */
-    weft_future_t *awaited = t->park_obj;
-    uint8_t kind = t->park_kind;
-    t->park_obj = NULL;
-    t->park_kind = WEFT__P_NONE;
     if (awaited != NULL &&
         (kind == WEFT__P_FUTURE || kind == WEFT__P_JOIN || kind == WEFT__P_SHIELD))
         weft_future_release(awaited);
@@ -564,13 +558,13 @@ bool weft_task_cancel(weft_task_t *t, const char *msg)
         }
     }
     if (t->state == WEFT__T_PARKED) {
-        switch (t->park_kind) {
+        switch (t->park->kind) {
         case WEFT__P_FUTURE:
-            if (weft_future_cancel(t->park_obj, msg))
+            if (weft_future_cancel(t->park->obj, msg))
                 return true;
             break;
         case WEFT__P_JOIN:
-            if (weft_task_cancel(t->park_obj, msg))
+            if (weft_task_cancel(t->park->obj, msg))
                 return true;
             break;
         default:
