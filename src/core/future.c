@@ -199,7 +199,10 @@ int weft__future_wait(weft_future_t *f, uint8_t kind, int64_t deadline)
         r = f->result;
         f->retrieved = 1;
     }
-    weft_future_release(f);
+    if (WEFT__LIKELY(f->refs > 1))
+        f->refs--; /* the caller holds another reference: nothing to free */
+    else
+        weft_future_release(f);
     return r;
 }
 

@@ -531,7 +531,9 @@ int weft_join_dl(weft_task_t *task, int64_t deadline)
 
 int weft_join(weft_task_t *task)
 {
-    return weft_join_dl(task, WEFT_NO_DEADLINE);
+    if (task == NULL)
+        return -EINVAL;
+    return weft__future_wait(&task->fut, WEFT__P_JOIN, WEFT_NO_DEADLINE);
 }
 
 int weft_shield(weft_task_t *task)
