@@ -14,6 +14,11 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+/* Memory per task is time (a page first touched costs more than a spawn): keep a task small. */
+#ifndef WEFT_TSAN
+_Static_assert(sizeof(void *) != 8 || sizeof(weft_task_t) <= 120, "struct weft_task grew");
+#endif
+
 #define CHUNK_FIRST ((size_t)16 << 10)
 #define CHUNK_MAX   ((size_t)2 << 20)
 #define HDR_BYTES   ((sizeof(struct weft__tchunk) + 15) & ~(size_t)15)
