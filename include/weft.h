@@ -353,7 +353,7 @@ WEFT_EXTERN const char *weft_task_name(weft_task_t *task);
 /* Rename a task (copied). Returns 0, -EINVAL, -ENOMEM. */
 WEFT_EXTERN int weft_task_set_name(weft_task_t *task, const char *name);
 
-/* A unique, increasing id (the N of "Task-N"). */
+/* An id unique in the process and increasing within a loop (the N of "Task-N"). */
 WEFT_EXTERN uint64_t weft_task_id(const weft_task_t *task);
 
 /* The task running now, or NULL outside a task. Borrowed. */

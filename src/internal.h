@@ -129,6 +129,7 @@ struct weft__utimer {
 
 int weft__timer_arm(weft_loop_t *loop, struct weft__tnode *tn, int64_t when);
 void weft__timer_disarm(weft_loop_t *loop, struct weft__tnode *tn);
+void weft__timer_moved(weft_loop_t *loop, struct weft__tnode *to);
 static inline bool weft__timer_armed(const struct weft__tnode *tn)
 {
     return tn->idx != WEFT__TN_IDLE;
@@ -182,9 +183,15 @@ struct weft_future {
     uint8_t is_task;   /* this is the head of a struct weft_task */
     uint8_t retrieved; /* an error was read (or nobody needs to hear of it) */
     int result;
-    char *cancel_msg;
     weft_loop_t *loop;
     struct weft__list entries; /* struct weft__fentry */
+};
+
+/* What weft_future_new() allocates: a future and the message of the cancel that ended it. (A
+ * task keeps its message with its cold parts.) */
+struct weft__pfuture {
+    struct weft_future fut;
+    char *cancel_msg;
 };
 
 void weft__future_init(weft_future_t *f, weft_loop_t *loop, bool is_task);
@@ -220,6 +227,34 @@ void weft__stackpool_fini(struct weft__stackpool *p);
 struct weft__stack *weft__stack_get(struct weft__stackpool *p, size_t size);
 void weft__stack_put(struct weft__stackpool *p, struct weft__stack *s);
 void weft__stackpool_trim(struct weft__stackpool *p);
+
+#define WEFT__STACK_HOT_MAX 64 /* pooled stacks kept without trimming */
+
+/* weft__stack_get/put for the common case, inline: a default-size stack from or to the hot few. */
+static inline struct weft__stack *weft__stack_take(struct weft__stackpool *p, size_t size)
+{
+#ifndef WEFT_ASAN /* weft__stack_get() unpoisons the stack */
+    struct weft__stack *s = p->hot;
+    if (WEFT__LIKELY(s != NULL && size == p->size)) {
+        p->hot = s->next;
+        p->nhot--;
+        s->next = NULL;
+        return s;
+    }
+#endif
+    return weft__stack_get(p, size);
+}
+
+static inline void weft__stack_give(struct weft__stackpool *p, struct weft__stack *s)
+{
+    if (WEFT__LIKELY(s->map == NULL && p->nhot < WEFT__STACK_HOT_MAX)) {
+        s->next = p->hot;
+        p->hot = s;
+        p->nhot++;
+        return;
+    }
+    weft__stack_put(p, s);
+}
 /*
  * Whether a task suspending with stack pointer `sp` still has room: a guarded stack faults
  * instead, an unguarded one is checked here. (Reading the stack's bottom bytes would cost a page
@@ -232,6 +267,7 @@ static inline bool weft__stack_intact(const struct weft__stack *s, const void *s
 }
 size_t weft__page_size(void);
 size_t weft__stack_round(size_t size);
+size_t weft__stack_nominal(const struct weft__stack *s);
 
 /* ---- overflow reporting (overflow.c) ---- */
 int weft__overflow_thread_init(void);
@@ -245,6 +281,7 @@ enum {
     WEFT__T_RUNNING, /* the current task */
     WEFT__T_PARKED,  /* suspended in weft__park() */
     WEFT__T_DONE,    /* finished; its future holds the outcome */
+    WEFT__T_FREE,    /* a free slot of the loop's task memory (taskmem.c) */
 };
 
 /* What a parked task waits on: tells cancel() whether to forward the request. */
@@ -258,30 +295,62 @@ enum {
     WEFT__P_PRIM,   /* a synchronisation primitive's wait list */
 };
 
+/*
+ * A task's rarely used parts, allocated on first need: most tasks have no name of their own, are
+ * never cancelled with a message, and run on a stack of their own. A compact task's saved frames
+ * follow the header (compact.c), so it grows as they do.
+ */
+struct weft__tcold {
+    char *name;       /* NULL = "Task-<id>" */
+    char *cancel_msg; /* the last weft_task_cancel() message, or NULL */
+    uint32_t len;     /* compact: bytes of saved frames, [ctx, top of the shared stack) */
+    uint32_t cap;     /* bytes[] allocated */
+    _Alignas(16) char bytes[];
+};
+struct weft__tcold *weft__task_cold(weft_task_t *t);
+
+/* A parked task's deadline. */
+struct weft__ptimer {
+    struct weft__tnode tn; /* kind WEFT__TN_TASK; idx WEFT__TN_IDLE when none */
+    weft_task_t *task;
+};
+
+/*
+ * What a parked task waits on. It lives in weft__park()'s frame, which outlasts the wait (the
+ * wait ends there, or weft__task_orphan() undoes it): only a waiting task needs one, so a task
+ * carries a pointer, not the record. A compact task's record moves with its frames (compact.c).
+ */
+struct weft__park {
+    uint8_t kind;            /* WEFT__P_* */
+    int wake_result;         /* what weft__park() returns (weft__wake) */
+    void *obj;               /* what it waits on */
+    struct weft__list *link; /* its node in that object's wait list, or NULL */
+    struct weft__ptimer timer; /* its deadline */
+};
+
 struct weft_task {
     struct weft_future fut;       /* first: a task is a future */
     struct weft__list rlink;      /* ready queue */
     uint8_t rkind;                /* WEFT__RN_TASK */
     uint8_t state;                /* WEFT__T_* */
-    uint8_t park_kind;            /* WEFT__P_* while parked */
     uint8_t must_cancel;          /* a request waits for the next suspension point */
     uint8_t compact;              /* runs on the loop's shared stack (compact.c) */
-    int wake_result;              /* what weft__park() returns when resumed */
     int cancel_count;             /* Task.cancelling() */
-    void *park_obj;               /* what it waits on */
-    struct weft__list *park_link; /* its node in that object's wait list, or NULL */
-    struct weft__tnode tn;        /* park deadline */
-    weft__ctx_t ctx;              /* saved stack pointer while suspended */
+    struct weft__park *park;      /* from weft__park() until it returns, else NULL */
+    union {
+        weft__ctx_t ctx;   /* saved stack pointer while suspended; NULL before a compact
+                            * task's first run */
+        size_t stack_size; /* before an own-stack task's first run: the stack to get */
+    };
     struct weft__stack *stack;
     weft_task_fn fn;
-    void *arg;
+    union {
+        void *arg;                     /* fn's argument */
+        weft_task_t *free_next;        /* WEFT__T_FREE: the loop's free list */
+        struct weft__orphans *orphans; /* a handle that outlived its loop: its memory */
+    };
     uint64_t id;
-    char *name; /* NULL = "Task-<id>" */
-    size_t stack_size;
-    struct weft__list all; /* loop->tasks while not done */
-    char *image;           /* compact: the saved stack, [ctx, top of the shared stack) */
-    uint32_t image_len;
-    uint32_t image_cap;
+    struct weft__tcold *cold; /* name, cancel message, compact image; NULL: none yet */
 #ifdef WEFT_TSAN
     void *tsan_fiber;
 #endif
@@ -297,6 +366,12 @@ struct weft_task {
  */
 int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link, int64_t deadline);
 void weft__wake(weft_task_t *t, int result);
+
+/* What `t` is parked on, or NULL when it is not parked. */
+static inline void *weft__parked_on(const weft_task_t *t)
+{
+    return t->state == WEFT__T_PARKED ? t->park->obj : NULL;
+}
 void weft__task_run(weft_loop_t *loop, weft_task_t *t);
 void weft__task_entry(void *arg);
 
@@ -306,7 +381,47 @@ void weft__compact_drop(weft_loop_t *l, weft_task_t *t);
 void weft__compact_fini(weft_loop_t *l);
 void weft__task_free(weft_task_t *t);
 void weft__task_orphan(weft_task_t *t);
-weft_task_t *weft__task_check_current(int *err);
+
+/* ---- task memory (taskmem.c) ---- */
+/* Task structs are carved from per-loop chunks and recycled through a free list: no allocator
+ * call per spawn, no allocator header per task, and dense memory (a first touch of a page costs
+ * more than everything else a spawn does). */
+struct weft__tchunk {
+    struct weft__tchunk *next;
+    size_t bytes;    /* the whole chunk, this header included */
+    uint32_t carved; /* slots handed out so far */
+    uint8_t mapped;  /* mmap'd (else weft__malloc'd) */
+};
+/* Chunks of a closed loop that handles still point into, freed with the last of them. */
+struct weft__orphans {
+    atomic_size_t live;
+    struct weft__tchunk *chunks;
+};
+weft_task_t *weft__task_mem_grow(weft_loop_t *l);
+
+/*
+ * Put a fresh slot in the state every task leaves its slot in when it is freed (no waits, no
+ * stack, no timer, no name or message, no registrations): a spawn then sets only what differs
+ * per task. Whoever adds a field that a task's life changes must reset it by the task's end.
+ */
+static inline void weft__task_rest(weft_task_t *t)
+{
+    t->fut.is_task = 1;
+    weft__list_init(&t->fut.entries);
+    weft__list_init(&t->rlink);
+    t->rkind = WEFT__RN_TASK;
+    t->must_cancel = 0;
+    t->park = NULL;
+    t->stack = NULL;
+    t->cold = NULL;
+#ifdef WEFT_TSAN
+    t->tsan_fiber = NULL;
+#endif
+}
+void weft__task_mem_put(weft_task_t *t);
+void weft__task_mem_fini(weft_loop_t *l);
+size_t weft__task_mem_live(weft_loop_t *l, weft_task_t **out, size_t cap);
+void weft__task_mem_orphan_all(weft_loop_t *l);
 
 /* ---- the loop (loop.c) ---- */
 
@@ -345,11 +460,15 @@ struct weft_loop {
     weft__ctx_t main_ctx;
     pthread_t owner;
     /* tasks */
-    struct weft__list tasks; /* every task not done */
-    size_t ntasks;
+    size_t ntasks; /* tasks not done (taskmem.c finds them) */
     size_t stack_size;
-    weft_task_t *task_cache; /* freed task structs for reuse (linked through ->arg) */
-    uint32_t ntask_cache;
+    weft_task_t *tfree;          /* free task slots (taskmem.c) */
+    char *tcarve;                /* next uncarved slot in the newest chunk */
+    uint32_t tleft;              /* slots left there */
+    struct weft__tchunk *tchunks; /* newest first */
+    size_t tchunk_next;          /* bytes of the next chunk */
+    uint64_t id_next;            /* task ids reserved for this loop: [id_next, id_end) */
+    uint64_t id_end;
     struct weft__stackpool stacks;
     struct weft__stack *cstack; /* the stack compact tasks share (compact.c), or NULL */
     weft_task_t *cowner;        /* the compact task whose frames are on it, or NULL */
@@ -379,6 +498,17 @@ struct weft_loop {
 };
 
 extern _Thread_local weft_loop_t *weft__tls_loop __attribute__((tls_model("initial-exec")));
+
+/* The running task, or NULL with *err = -EPERM (a blocking call outside a task). */
+static inline weft_task_t *weft__task_check_current(int *err)
+{
+    weft_loop_t *l = weft__tls_loop;
+    if (WEFT__UNLIKELY(l == NULL || l->current == NULL)) {
+        *err = -EPERM;
+        return NULL;
+    }
+    return l->current;
+}
 
 static inline void weft__enqueue_task(weft_loop_t *loop, weft_task_t *t)
 {

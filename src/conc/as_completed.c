@@ -21,7 +21,7 @@ static void ac_timeout(void *arg)
     ac->timed_out = 1;
     ac->limit = ac->w->ndone;
     weft_task_t *t = ac->w->waiter;
-    if (t != NULL && t->state == WEFT__T_PARKED && t->park_obj == ac->w)
+    if (t != NULL && weft__parked_on(t) == ac->w)
         weft__wake(t, 0);
 }
 

@@ -115,8 +115,7 @@ static void child_done(weft_future_t *f, void *arg)
     weft_task_t *t = c->task;
     weft__list_remove(&c->link);
     g->nchildren--;
-    if (g->waiting && g->nchildren == 0 && g->parent->state == WEFT__T_PARKED &&
-        g->parent->park_obj == g)
+    if (g->waiting && g->nchildren == 0 && weft__parked_on(g->parent) == g)
         weft__wake(g->parent, 0);
     int r = weft_task_result(t); /* marks the error read: the group reports it */
     if (r < 0 && !weft_task_cancelled(t)) {

@@ -32,7 +32,7 @@ static void on_done(weft_future_t *f, void *arg)
     if (!w->detached) {
         w->order[w->ndone++] = s->idx;
         weft_task_t *t = w->waiter;
-        if (t != NULL && t->state == WEFT__T_PARKED && t->park_obj == w)
+        if (t != NULL && weft__parked_on(t) == w)
             weft__wake(t, 0);
     } else if (w->mark_late) {
         weft_future_result(f);

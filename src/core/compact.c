@@ -11,11 +11,12 @@
  * one running.
  *
  * While a task's image is out, nothing may point into its frames: its storage is another task's
- * now. The park's wait-list node (every weft wait has at most one, see weft__park) is the one
- * exception weft handles: it is moved with the image, its neighbours re-pointed at the copy, and
- * moved back on the way in. Anything else the task lends out while it waits (a timeout scope, a
- * TaskGroup, a buffer another task writes) must live off the stack; weft refuses timers and
- * scopes on the shared stack with -EINVAL (docs/core.md, "Compact tasks").
+ * now. The park's record is the exception weft handles (see follow()): with it, its wait-list
+ * node (every weft wait has at most one, see weft__park) and its deadline's timer node. They are
+ * moved with the image, their neighbours (or heap slot) re-pointed at the copy, and moved back on
+ * the way in. Anything else the task lends out while it waits (a timeout scope, a TaskGroup, a
+ * buffer another task writes) must live off the stack; weft refuses timers and scopes on the
+ * shared stack with -EINVAL (docs/core.md, "Compact tasks").
  */
 #include "internal.h"
 
@@ -51,45 +52,66 @@ static void relink(struct weft__list *from, struct weft__list *to)
     to->next->prev = to;
 }
 
+/*
+ * `t`'s frames were copied from [from, from + len) to `to`. Its park record (in weft__park's
+ * frame) follows, and so do the two things outside the frames that point into it: the wait list
+ * holding its node, and the timer heap or lane holding its deadline.
+ */
+static void follow(weft_loop_t *l, weft_task_t *t, const char *from, size_t len, char *to)
+{
+    struct weft__park *pk = t->park;
+    if (pk == NULL || (const char *)pk < from || (const char *)pk >= from + len)
+        return;
+    pk = (struct weft__park *)(to + ((const char *)pk - from));
+    t->park = pk;
+    struct weft__list *link = pk->link;
+    if (link != NULL && (const char *)link >= from && (const char *)link < from + len) {
+        struct weft__list *moved = (struct weft__list *)(to + ((const char *)link - from));
+        relink(link, moved);
+        pk->link = moved;
+    }
+    weft__timer_moved(l, &pk->timer.tn);
+}
+
 /* Copy the owner's frames out to its image. */
 static void save(weft_loop_t *l, weft_task_t *o)
 {
     char *sp = o->ctx;
     char *top = stack_top(l->cstack);
     size_t len = (size_t)(top - sp);
-    if (len > o->image_cap) {
+    struct weft__tcold *im = o->cold;
+    if (im == NULL || len > im->cap) {
         size_t cap = (len + 15) & ~(size_t)15;
-        char *img = weft__malloc(cap);
+        struct weft__tcold *img = weft__malloc(sizeof(*img) + cap);
         if (img == NULL) {
             /* Nowhere to put the frames and no caller to tell: as fatal as a stack overflow. */
             fprintf(stderr, "weft: out of memory saving the stack of compact task %s\n",
                     weft_task_name(o));
             abort();
         }
-        weft__free(o->image);
-        o->image = img;
-        o->image_cap = (uint32_t)cap;
+        /* The frames are the task's cold part's tail: a bigger one takes the rest along. */
+        img->name = im != NULL ? im->name : NULL;
+        img->cancel_msg = im != NULL ? im->cancel_msg : NULL;
+        weft__free(im);
+        im = o->cold = img;
+        im->cap = (uint32_t)cap;
     }
 #ifdef WEFT_ASAN
     /* The frames hold ASan's poisoned redzones: make them readable (they are not re-poisoned
      * when the frames come back, which only loses checking on those frames). */
     ASAN_UNPOISON_MEMORY_REGION(sp, len);
 #endif
-    memcpy(o->image, sp, len);
-    o->image_len = (uint32_t)len;
-    struct weft__list *link = o->park_link;
-    if (link != NULL && (char *)link >= sp && (char *)link < top) {
-        struct weft__list *moved = (struct weft__list *)(o->image + ((char *)link - sp));
-        relink(link, moved);
-        o->park_link = moved;
-    }
+    memcpy(im->bytes, sp, len);
+    im->len = (uint32_t)len;
+    follow(l, o, sp, len, im->bytes);
 }
 
 /* Copy `t`'s image back to where its frames were. */
 static void restore(weft_loop_t *l, weft_task_t *t)
 {
     char *sp = t->ctx;
-    size_t len = t->image_len;
+    const struct weft__tcold *im = t->cold;
+    size_t len = im->len;
 #ifdef WEFT_ASAN
     ASAN_UNPOISON_MEMORY_REGION(sp, len);
 #endif
@@ -97,14 +119,8 @@ static void restore(weft_loop_t *l, weft_task_t *t)
     /* Memcheck marked what lies below the last task's stack pointer as gone. */
     VALGRIND_MAKE_MEM_UNDEFINED(sp, len);
 #endif
-    memcpy(sp, t->image, len);
-    struct weft__list *link = t->park_link;
-    if (link != NULL && (char *)link >= t->image && (char *)link < t->image + len) {
-        struct weft__list *home = (struct weft__list *)(sp + ((char *)link - t->image));
-        relink(link, home);
-        t->park_link = home;
-    }
-    (void)l;
+    memcpy(sp, im->bytes, len);
+    follow(l, t, im->bytes, len, sp);
 }
 
 /*
@@ -136,10 +152,20 @@ void weft__compact_drop(weft_loop_t *l, weft_task_t *t)
 {
     if (l->cowner == t)
         l->cowner = NULL;
-    weft__free(t->image);
-    t->image = NULL;
-    t->image_len = 0;
-    t->image_cap = 0;
+    struct weft__tcold *c = t->cold;
+    if (c != NULL && c->cap > 0) {
+        if (c->name == NULL && c->cancel_msg == NULL) {
+            weft__free(c);
+            t->cold = NULL;
+        } else {
+            /* Keep the name and message (the handle may still ask), not the frames. */
+            struct weft__tcold *small = weft__realloc(c, sizeof(*c));
+            if (small != NULL)
+                t->cold = c = small;
+            c->len = 0;
+            c->cap = 0;
+        }
+    }
     t->stack = NULL;
 }
 

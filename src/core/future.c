@@ -15,7 +15,6 @@ void weft__future_init(weft_future_t *f, weft_loop_t *loop, bool is_task)
     f->is_task = is_task;
     f->retrieved = 0;
     f->result = 0;
-    f->cancel_msg = NULL;
     f->loop = loop;
     weft__list_init(&f->entries);
 }
@@ -28,11 +27,12 @@ int weft_future_new(weft_future_t **out)
     weft_loop_t *l = weft__tls_loop;
     if (l == NULL || l->closed)
         return -EPERM;
-    weft_future_t *f = weft__malloc(sizeof(*f));
-    if (f == NULL)
+    struct weft__pfuture *pf = weft__malloc(sizeof(*pf));
+    if (pf == NULL)
         return -ENOMEM;
-    weft__future_init(f, l, false);
-    *out = f;
+    weft__future_init(&pf->fut, l, false);
+    pf->cancel_msg = NULL;
+    *out = &pf->fut;
     return 0;
 }
 
@@ -66,8 +66,9 @@ void weft_future_release(weft_future_t *f)
         weft__report(f->loop == weft__tls_loop ? f->loop : NULL, "future error never retrieved",
                      f->result, NULL);
     weft__future_drop_entries(f);
-    weft__free(f->cancel_msg);
-    weft__free(f);
+    struct weft__pfuture *pf = weft__container_of(f, struct weft__pfuture, fut);
+    weft__free(pf->cancel_msg);
+    weft__free(pf);
 }
 
 static void run_callback(void *arg)
@@ -149,8 +150,9 @@ bool weft_future_cancel(weft_future_t *f, const char *msg)
     if (f->state != WEFT__F_PENDING || !loop_alive(f))
         return false;
     if (msg != NULL) {
-        weft__free(f->cancel_msg);
-        f->cancel_msg = weft__strdup(msg);
+        struct weft__pfuture *pf = weft__container_of(f, struct weft__pfuture, fut);
+        weft__free(pf->cancel_msg);
+        pf->cancel_msg = weft__strdup(msg);
     }
     weft__future_complete(f, WEFT__F_CANCELLED, -ECANCELED);
     return true;
@@ -197,7 +199,10 @@ int weft__future_wait(weft_future_t *f, uint8_t kind, int64_t deadline)
         r = f->result;
         f->retrieved = 1;
     }
-    weft_future_release(f);
+    if (WEFT__LIKELY(f->refs > 1))
+        f->refs--; /* the caller holds another reference: nothing to free */
+    else
+        weft_future_release(f);
     return r;
 }
 

@@ -42,7 +42,6 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
         return -ENOMEM;
     weft__list_init(&l->ready);
     weft__list_init(&l->batch);
-    weft__list_init(&l->tasks);
     weft__list_init(&l->ts_queue);
     weft__heap_init(&l->timers);
     l->virtual_clock = opts != NULL && opts->virtual_clock;
@@ -329,10 +328,7 @@ int weft_loop_close(weft_loop_t *loop)
     if (loop->running)
         return -EBUSY;
     loop->closed = 1;
-    while (!weft__list_empty(&loop->tasks)) {
-        weft_task_t *t = weft__container_of(loop->tasks.next, weft_task_t, all);
-        weft__task_orphan(t);
-    }
+    weft__task_mem_orphan_all(loop);
     /* Orphaned tasks may have queued more callbacks; drop until both queues stay empty. */
     while (!weft__list_empty(&loop->ready) || !weft__list_empty(&loop->ts_queue) ||
            !weft__list_empty(&loop->batch)) {
@@ -347,11 +343,7 @@ int weft_loop_close(weft_loop_t *loop)
     loop->backend->fini(loop);
     weft__compact_fini(loop);
     weft__stackpool_fini(&loop->stacks);
-    while (loop->task_cache != NULL) {
-        weft_task_t *t = loop->task_cache;
-        loop->task_cache = t->arg;
-        weft__free(t);
-    }
+    weft__task_mem_fini(loop);
     pthread_mutex_destroy(&loop->ts_lock);
     if (weft__tls_loop == loop)
         weft__tls_loop = NULL;

@@ -37,11 +37,12 @@ void weft__overflow_report(weft_task_t *t, const char *how)
     char line[256];
     char name[32];
     /* No allocation here: we may be in a signal handler. */
-    if (t->name == NULL)
+    const char *given = t->cold != NULL ? t->cold->name : NULL;
+    if (given == NULL)
         snprintf(name, sizeof(name), "Task-%llu", (unsigned long long)t->id);
     snprintf(line, sizeof(line), "weft: task '%s' (id %llu) %s its %zu KiB stack\n",
-             t->name != NULL ? t->name : name, (unsigned long long)t->id, how,
-             t->stack_size >> 10);
+             given != NULL ? given : name, (unsigned long long)t->id, how,
+             weft__stack_nominal(t->stack) >> 10);
     say(line);
     say("weft: raise the size with weft_task_opts.stack_size or weft_set_default_stack_size()\n");
     void *frames[64];

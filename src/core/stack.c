@@ -26,7 +26,6 @@
 #endif
 
 #define SLAB_BYTES   ((size_t)8 << 20) /* bytes per slab mapping */
-#define HOT_MAX      64                /* pooled stacks kept without trimming */
 #define DESC_BYTES   64                /* the descriptor at the top of each slot */
 
 #ifndef MAP_STACK
@@ -59,6 +58,12 @@ size_t weft__stack_round(size_t size)
 {
     size_t page = weft__page_size();
     return (size + page - 1) / page * page;
+}
+
+/* The size `s` was asked for with (what weft_task_opts.stack_size and the loop's size name). */
+size_t weft__stack_nominal(const struct weft__stack *s)
+{
+    return s->size + DESC_BYTES - weft__page_size();
 }
 
 /* Take one guard from the process-wide budget (WEFT_GUARDED_STACKS overrides 16384). */
@@ -225,7 +230,7 @@ void weft__stack_put(struct weft__stackpool *p, struct weft__stack *s)
         own_unmap(s);
         return;
     }
-    if (p->nhot < HOT_MAX) {
+    if (p->nhot < WEFT__STACK_HOT_MAX) {
         s->next = p->hot;
         p->hot = s;
         p->nhot++;

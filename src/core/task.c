@@ -10,6 +10,7 @@
 #include <string.h>
 
 #ifdef WEFT_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #ifdef WEFT_TSAN
@@ -24,9 +25,9 @@
 #define STACK_DEFAULT ((size_t)256 << 10)
 #endif
 
-#define TASK_CACHE_MAX 1024 /* freed task structs a loop keeps for reuse */
-
 static atomic_size_t default_stack = STACK_DEFAULT;
+/* Ids are handed to loops in blocks: a spawn then takes no locked instruction. */
+#define ID_BLOCK 1024
 static atomic_uint_fast64_t next_id = 1;
 
 size_t weft_default_stack_size(void)
@@ -65,7 +66,6 @@ static void task_finish(weft_loop_t *l, weft_task_t *t, int r)
     bool cancelled = r == -ECANCELED || (t->must_cancel && r >= 0);
     t->must_cancel = 0;
     t->state = WEFT__T_DONE;
-    weft__list_remove(&t->all);
     l->ntasks--;
     weft__future_complete(&t->fut, cancelled ? WEFT__F_CANCELLED : WEFT__F_DONE,
                           cancelled ? -ECANCELED : r);
@@ -79,7 +79,7 @@ static inline void reap(weft_loop_t *l)
         if (dead->compact)
             weft__compact_drop(l, dead);
         else
-            weft__stack_put(&l->stacks, dead->stack);
+            weft__stack_give(&l->stacks, dead->stack);
         dead->stack = NULL;
 #ifdef WEFT_TSAN
         __tsan_destroy_fiber(dead->tsan_fiber);
@@ -105,7 +105,7 @@ static bool task_prepare(weft_loop_t *l, weft_task_t *t)
         return false;
     }
     if (!t->compact) {
-        t->stack = weft__stack_get(&l->stacks, t->stack_size);
+        t->stack = weft__stack_take(&l->stacks, t->stack_size);
         if (t->stack == NULL) {
             task_finish(l, t, -ENOMEM);
             task_unref(t);
@@ -246,31 +246,35 @@ int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link,
         t->must_cancel = 0;
         return -ECANCELED;
     }
+    struct weft__park p;
+    p.kind = kind;
+    p.wake_result = 0;
+    p.obj = obj;
+    p.link = link;
+    p.timer.tn.idx = WEFT__TN_IDLE;
     if (deadline >= 0) {
-        int err = weft__timer_arm(l, &t->tn, deadline);
+        p.timer.tn.kind = WEFT__TN_TASK;
+        p.timer.task = t;
+        int err = weft__timer_arm(l, &p.timer.tn, deadline);
         if (err < 0)
             return err;
     }
+    t->park = &p;
     t->state = WEFT__T_PARKED;
-    t->park_kind = kind;
-    t->park_obj = obj;
-    t->park_link = link;
-    t->wake_result = 0;
     if (WEFT__UNLIKELY(!weft__stack_intact(t->stack, __builtin_frame_address(0))))
         weft__overflow_report(t, "ran past the end of");
     suspend(l, t);
-    if (weft__timer_armed(&t->tn))
-        weft__timer_disarm(l, &t->tn);
-    t->park_kind = WEFT__P_NONE;
-    t->park_obj = NULL;
-    t->park_link = NULL;
+    /* A compact task's frames, `p` among them, are back where they were. */
+    t->park = NULL;
+    if (weft__timer_armed(&p.timer.tn))
+        weft__timer_disarm(l, &p.timer.tn);
     if (link != NULL && weft__list_linked(link))
         weft__list_remove(link);
     if (t->must_cancel) {
         t->must_cancel = 0;
         return -ECANCELED;
     }
-    return t->wake_result;
+    return p.wake_result;
 }
 
 void weft__wake(weft_task_t *t, int result)
@@ -278,18 +282,8 @@ void weft__wake(weft_task_t *t, int result)
     if (t->state != WEFT__T_PARKED)
         return;
     t->state = WEFT__T_READY;
-    t->wake_result = result;
+    t->park->wake_result = result;
     weft__enqueue_task(t->fut.loop, t);
-}
-
-weft_task_t *weft__task_check_current(int *err)
-{
-    weft_loop_t *l = weft__tls_loop;
-    if (WEFT__UNLIKELY(l == NULL || l->current == NULL)) {
-        *err = -EPERM;
-        return NULL;
-    }
-    return l->current;
 }
 
 int weft_yield(void)
@@ -304,7 +298,6 @@ int weft_yield(void)
     }
     weft_loop_t *l = t->fut.loop;
     t->state = WEFT__T_READY;
-    t->wake_result = 0;
     weft__enqueue_task(l, t);
     suspend(l, t);
     if (t->must_cancel) {
@@ -345,6 +338,31 @@ int weft_sleep(double seconds)
 
 /* ---- creation and handles ---- */
 
+/* A slot for a new task: the most recently freed one, else the next of the newest chunk. */
+static inline weft_task_t *task_alloc(weft_loop_t *l)
+{
+    weft_task_t *t = l->tfree;
+    if (t != NULL) {
+#ifdef WEFT_ASAN
+        ASAN_UNPOISON_MEMORY_REGION(t, sizeof(*t));
+#endif
+        l->tfree = t->free_next;
+        return t;
+    }
+    if (WEFT__LIKELY(l->tleft > 0)) {
+        t = (weft_task_t *)l->tcarve;
+#ifdef WEFT_ASAN
+        ASAN_UNPOISON_MEMORY_REGION(t, sizeof(*t));
+#endif
+        l->tcarve += sizeof(*t);
+        l->tleft--;
+        l->tchunks->carved++;
+        weft__task_rest(t);
+        return t;
+    }
+    return weft__task_mem_grow(l);
+}
+
 int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
                     const struct weft_task_opts *opts)
 {
@@ -367,49 +385,38 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
             return -EINVAL;
         ss = weft__stack_round(opts->stack_size);
     }
-    weft_task_t *t = l->task_cache;
-    if (t != NULL) {
-        l->task_cache = t->arg;
-        l->ntask_cache--;
-    } else {
-        t = weft__malloc(sizeof(*t));
-        if (t == NULL)
-            return -ENOMEM;
-    }
-    weft__future_init(&t->fut, l, true);
+    weft_task_t *t = task_alloc(l);
+    if (t == NULL)
+        return -ENOMEM;
+    /* The slot is at rest (see weft__task_rest): only what differs per task is set. */
     t->fut.refs = out != NULL ? 2 : 1;
-    t->rkind = WEFT__RN_TASK;
+    t->fut.state = WEFT__F_PENDING;
+    t->fut.retrieved = 0;
+    t->fut.result = 0;
+    t->fut.loop = l;
     t->state = WEFT__T_NEW;
-    t->park_kind = WEFT__P_NONE;
-    t->must_cancel = 0;
     t->compact = compact;
-    t->wake_result = 0;
     t->cancel_count = 0;
-    t->park_obj = NULL;
-    t->park_link = NULL;
-    t->tn.idx = WEFT__TN_IDLE;
-    t->tn.kind = WEFT__TN_TASK;
-    t->ctx = NULL;
-    t->stack = NULL;
-    t->image = NULL;
-    t->image_len = 0;
-    t->image_cap = 0;
-#ifdef WEFT_TSAN
-    t->tsan_fiber = NULL;
-#endif
+    if (compact)
+        t->ctx = NULL;
+    else
+        t->stack_size = ss;
     t->fn = fn;
     t->arg = arg;
-    t->id = atomic_fetch_add(&next_id, 1);
-    t->name = NULL;
-    t->stack_size = ss;
+    if (WEFT__UNLIKELY(l->id_next == l->id_end)) {
+        l->id_next = atomic_fetch_add_explicit(&next_id, ID_BLOCK, memory_order_relaxed);
+        l->id_end = l->id_next + ID_BLOCK;
+    }
+    t->id = l->id_next++;
     if (opts != NULL && opts->name != NULL) {
-        t->name = weft__strdup(opts->name);
-        if (t->name == NULL) {
-            weft__free(t);
-            return -ENOMEM;
+        int err = weft_task_set_name(t, opts->name);
+        if (err < 0) {
+            weft__free(t->cold); /* holds no name: that is what failed */
+            t->cold = NULL;
+            weft__task_mem_put(t);
+            return err;
         }
     }
-    weft__list_append(&l->tasks, &t->all);
     l->ntasks++;
     weft__list_append(&l->ready, &t->rlink);
     if (out != NULL)
@@ -438,23 +445,34 @@ void weft_task_release(weft_task_t *task)
 void weft__task_free(weft_task_t *t)
 {
     /* A handle may outlive the loop (weft_run() returned, weft_loop_close()): t->fut.loop is
-     * then a freed loop. Only the thread's current loop is known to be alive. */
+     * then NULL (taskmem.c). Only the thread's current loop hears of errors. */
     weft_loop_t *l = t->fut.loop == weft__tls_loop ? t->fut.loop : NULL;
     if (t->fut.state == WEFT__F_DONE && t->fut.result < 0 && !t->fut.retrieved)
         weft__report(l, "task error never retrieved", t->fut.result, t);
     if (!weft__list_empty(&t->fut.entries))
         weft__future_drop_entries(&t->fut);
-    if (t->fut.cancel_msg != NULL)
-        weft__free(t->fut.cancel_msg);
-    if (t->name != NULL)
-        weft__free(t->name);
-    if (l != NULL && !l->closed && l->ntask_cache < TASK_CACHE_MAX) {
-        t->arg = l->task_cache;
-        l->task_cache = t;
-        l->ntask_cache++;
-        return;
+    if (t->cold != NULL) {
+        weft__free(t->cold->name);
+        weft__free(t->cold->cancel_msg);
+        weft__free(t->cold);
+        t->cold = NULL;
     }
-    weft__free(t);
+    weft__task_mem_put(t);
+}
+
+struct weft__tcold *weft__task_cold(weft_task_t *t)
+{
+    if (t->cold == NULL) {
+        struct weft__tcold *c = weft__malloc(sizeof(*c));
+        if (c == NULL)
+            return NULL;
+        c->name = NULL;
+        c->cancel_msg = NULL;
+        c->len = 0;
+        c->cap = 0;
+        t->cold = c;
+    }
+    return t->cold;
 }
 
 /*
@@ -466,11 +484,19 @@ void weft__task_orphan(weft_task_t *t)
     weft_loop_t *l = t->fut.loop;
     if (weft__list_linked(&t->rlink))
         weft__list_remove(&t->rlink);
-    if (weft__timer_armed(&t->tn))
-        weft__timer_disarm(l, &t->tn);
-    if (t->park_link != NULL && weft__list_linked(t->park_link))
-        weft__list_remove(t->park_link);
-    weft__list_remove(&t->all);
+    /* Undo the wait while its record is readable: a compact task's may be in its image. */
+    struct weft__park *pk = t->park;
+    void *awaited = NULL;
+    uint8_t kind = WEFT__P_NONE;
+    if (pk != NULL) {
+        awaited = pk->obj;
+        kind = pk->kind;
+        if (weft__timer_armed(&pk->timer.tn))
+            weft__timer_disarm(l, &pk->timer.tn);
+        if (pk->link != NULL && weft__list_linked(pk->link))
+            weft__list_remove(pk->link);
+        t->park = NULL;
+    }
     l->ntasks--;
     if (t->compact)
         weft__compact_drop(l, t);
@@ -485,13 +511,8 @@ void weft__task_orphan(weft_task_t *t)
     t->state = WEFT__T_DONE;
     t->fut.state = WEFT__F_CANCELLED;
     t->fut.result = -ECANCELED;
-    t->fut.loop = NULL;
     /* A wait on a future or task holds a reference to it until the park returns, which now
      * never happens: drop it here. */
-    weft_future_t *awaited = t->park_obj;
-    uint8_t kind = t->park_kind;
-    t->park_obj = NULL;
-    t->park_kind = WEFT__P_NONE;
     if (awaited != NULL &&
         (kind == WEFT__P_FUTURE || kind == WEFT__P_JOIN || kind == WEFT__P_SHIELD))
         weft_future_release(awaited);
@@ -510,7 +531,9 @@ int weft_join_dl(weft_task_t *task, int64_t deadline)
 
 int weft_join(weft_task_t *task)
 {
-    return weft_join_dl(task, WEFT_NO_DEADLINE);
+    if (task == NULL)
+        return -EINVAL;
+    return weft__future_wait(&task->fut, WEFT__P_JOIN, WEFT_NO_DEADLINE);
 }
 
 int weft_shield(weft_task_t *task)
@@ -528,20 +551,22 @@ bool weft_task_cancel(weft_task_t *t, const char *msg)
         return false;
     t->cancel_count++;
     if (msg != NULL) {
-        char *m = weft__strdup(msg);
+        /* Without memory the request still counts; only its message is lost. */
+        struct weft__tcold *c = weft__task_cold(t);
+        char *m = c != NULL ? weft__strdup(msg) : NULL;
         if (m != NULL) {
-            weft__free(t->fut.cancel_msg);
-            t->fut.cancel_msg = m;
+            weft__free(c->cancel_msg);
+            c->cancel_msg = m;
         }
     }
     if (t->state == WEFT__T_PARKED) {
-        switch (t->park_kind) {
+        switch (t->park->kind) {
         case WEFT__P_FUTURE:
-            if (weft_future_cancel(t->park_obj, msg))
+            if (weft_future_cancel(t->park->obj, msg))
                 return true;
             break;
         case WEFT__P_JOIN:
-            if (weft_task_cancel(t->park_obj, msg))
+            if (weft_task_cancel(t->park->obj, msg))
                 return true;
             break;
         default:
@@ -589,33 +614,35 @@ int weft_task_result(weft_task_t *t)
 
 const char *weft_task_cancel_message(const weft_task_t *t)
 {
-    return t != NULL ? t->fut.cancel_msg : NULL;
+    return t != NULL && t->cold != NULL ? t->cold->cancel_msg : NULL;
 }
 
 const char *weft_task_name(weft_task_t *t)
 {
     if (t == NULL)
         return "(null)";
-    if (t->name == NULL) {
+    if (t->cold == NULL || t->cold->name == NULL) {
         /* Made on first use: most tasks are never asked their name. */
         char buf[32];
         snprintf(buf, sizeof(buf), "Task-%llu", (unsigned long long)t->id);
-        t->name = weft__strdup(buf);
-        if (t->name == NULL)
+        if (weft_task_set_name(t, buf) < 0)
             return "Task-?";
     }
-    return t->name;
+    return t->cold->name;
 }
 
 int weft_task_set_name(weft_task_t *t, const char *name)
 {
     if (t == NULL || name == NULL)
         return -EINVAL;
+    struct weft__tcold *c = weft__task_cold(t);
+    if (c == NULL)
+        return -ENOMEM;
     char *n = weft__strdup(name);
     if (n == NULL)
         return -ENOMEM;
-    weft__free(t->name);
-    t->name = n;
+    weft__free(c->name);
+    c->name = n;
     return 0;
 }
 
@@ -636,12 +663,7 @@ size_t weft_all_tasks(weft_loop_t *loop, weft_task_t **out, size_t cap)
         loop = weft__tls_loop;
     if (loop == NULL)
         return 0;
-    size_t i = 0;
-    for (struct weft__list *n = loop->tasks.next; n != &loop->tasks; n = n->next, i++) {
-        if (i < cap)
-            out[i] = weft__container_of(n, weft_task_t, all);
-    }
-    return i;
+    return weft__task_mem_live(loop, out, cap);
 }
 
 weft_future_t *weft_task_future(weft_task_t *task)

@@ -165,11 +165,23 @@ void weft__timer_disarm(weft_loop_t *loop, struct weft__tnode *tn)
         sift_down(h, i, last);
 }
 
+/* The armed node `to` is a byte copy of the one armed (a compact task's frames moved): point
+ * the heap or the lane at the copy. */
+void weft__timer_moved(weft_loop_t *loop, struct weft__tnode *to)
+{
+    if (to->idx == WEFT__TN_LANE) {
+        to->link.prev->next = &to->link;
+        to->link.next->prev = &to->link;
+    } else if (to->idx != WEFT__TN_IDLE) {
+        loop->timers.a[to->idx].node = to;
+    }
+}
+
 static void fire(weft_loop_t *loop, struct weft__tnode *tn)
 {
     if (tn->kind == WEFT__TN_TASK) {
-        weft_task_t *t = weft__container_of(tn, weft_task_t, tn);
-        weft__wake(t, -ETIMEDOUT);
+        struct weft__ptimer *pt = weft__container_of(tn, struct weft__ptimer, tn);
+        weft__wake(pt->task, -ETIMEDOUT);
     } else {
         struct weft__utimer *u = weft__container_of(tn, struct weft__utimer, tn);
         weft__enqueue_handle(loop, &u->h);

@@ -439,6 +439,136 @@ static void test_compact_loop_close(void)
     }
 }
 
+/*
+ * A park's deadline node lives in weft__park()'s frame, so a sleeping compact task's timer node is
+ * copied out with its frames and back: the heap slot (deadlines armed out of order) or the lane
+ * (in order) must follow each copy. Sleepers wake in deadline order, each exactly once.
+ */
+#define DL_N 24
+static int dl_order[DL_N];
+static int dl_woken;
+
+static int dl_sleeper(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    volatile unsigned pat[PAT_WORDS];
+    pat_fill(pat, (unsigned)i);
+    /* Odd ones arm in reverse deadline order (the heap), even ones in order (the lane). */
+    int64_t ms = i % 2 ? 100 - i : 200 + i;
+    int r = weft_sleep_until(weft_time(NULL) + ms * 1000000);
+    CHECK(pat_ok(pat, (unsigned)i));
+    if (r == -ECANCELED)
+        return r; /* left sleeping at the end: weft_run() cancels it */
+    CHECK_EQ(r, 0);
+    dl_order[dl_woken++] = i;
+    return 0;
+}
+
+static int dl_busy(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < 50; k++) {
+        volatile unsigned pat[PAT_WORDS];
+        pat_fill(pat, 7);
+        CHECK_EQ(weft_sleep(0.005), 0); /* takes the shared stack from the sleepers */
+        CHECK(pat_ok(pat, 7));
+    }
+    return 0;
+}
+
+static int deadlines_main(void *arg)
+{
+    (void)arg;
+    weft_task_t *t[DL_N], *b;
+    dl_woken = 0;
+    for (int i = 0; i < DL_N; i++)
+        CHECK_EQ(spawn_c(&t[i], dl_sleeper, (void *)(intptr_t)i), 0);
+    CHECK_EQ(spawn_c(&b, dl_busy, NULL), 0);
+    for (int i = 0; i < DL_N; i++) {
+        CHECK_EQ(weft_join(t[i]), 0);
+        weft_task_release(t[i]);
+    }
+    CHECK_EQ(weft_join(b), 0);
+    weft_task_release(b);
+    CHECK_EQ(dl_woken, DL_N);
+    for (int k = 1; k < DL_N; k++) {
+        int a = dl_order[k - 1], c = dl_order[k];
+        int64_t da = a % 2 ? 100 - a : 200 + a, dc = c % 2 ? 100 - c : 200 + c;
+        CHECK(da < dc);
+    }
+    /* Left sleeping at the end (frames copied out, timers armed): cancelled and cleaned up. */
+    for (int i = 0; i < DL_N; i++)
+        CHECK_EQ(spawn_c(NULL, dl_sleeper, (void *)(intptr_t)i), 0);
+    CHECK_EQ(weft_sleep(0.001), 0);
+    return 0;
+}
+
+static void test_compact_deadlines_follow_copies(void)
+{
+    CHECK_EQ(run_virtual(deadlines_main, NULL), 0);
+}
+
+/*
+ * A task's name and cancel message share one allocation with a compact task's saved frames:
+ * growing the frames' room keeps them, and so does the task's end (the frames go, they stay).
+ */
+static int deep_sleeper(void *arg)
+{
+    (void)arg;
+    volatile char big[3000];
+    memset((char *)big, 5, sizeof(big));
+    int r = weft_sleep(1.0);
+    CHECK_EQ(big[2999], 5);
+    return r;
+}
+
+static int small_sleeper(void *arg)
+{
+    (void)arg;
+    return weft_sleep(1.0);
+}
+
+static int cold_main(void *arg)
+{
+    (void)arg;
+    const struct weft_task_opts named = {.stack_mode = WEFT_STACK_COMPACT, .name = "frost"};
+    weft_task_t *a, *b, *c;
+    CHECK_EQ(weft_spawn_opts(&a, small_sleeper, NULL, &named), 0);
+    CHECK_EQ(spawn_c(&b, small_sleeper, NULL), 0);
+    CHECK_EQ(weft_sleep(0.001), 0); /* a's small frames saved when b took the stack */
+    CHECK(weft_task_cancel(a, "first"));
+    CHECK(weft_task_cancel(b, "second"));
+    CHECK_EQ(weft_join(a), -ECANCELED);
+    CHECK_EQ(weft_join(b), -ECANCELED);
+    CHECK_STR(weft_task_name(a), "frost");
+    CHECK_STR(weft_task_cancel_message(a), "first");
+    CHECK_STR(weft_task_cancel_message(b), "second");
+    /* Named, then frames grow past the first image's room. */
+    CHECK_EQ(spawn_c(&c, small_sleeper, NULL), 0);
+    CHECK_EQ(weft_task_set_name(c, "thaw"), 0);
+    weft_task_t *d;
+    CHECK_EQ(spawn_c(&d, deep_sleeper, NULL), 0);
+    CHECK_EQ(weft_sleep(0.001), 0);
+    CHECK(weft_task_cancel(d, "big"));
+    CHECK(weft_task_cancel(c, "small"));
+    CHECK_EQ(weft_join(d), -ECANCELED);
+    CHECK_EQ(weft_join(c), -ECANCELED);
+    CHECK_STR(weft_task_name(c), "thaw");
+    CHECK_STR(weft_task_cancel_message(c), "small");
+    CHECK_STR(weft_task_cancel_message(d), "big");
+    weft_task_release(a);
+    weft_task_release(b);
+    weft_task_release(c);
+    weft_task_release(d);
+    return 0;
+}
+
+static void test_compact_name_and_message_kept(void)
+{
+    CHECK_EQ(run_virtual(cold_main, NULL), 0);
+}
+
 TEST_MAIN(test_compact_locals_survive, test_compact_deep_stack, test_compact_waits,
           test_compact_join_gather_wait_for, test_compact_refuses_lent_storage,
-          test_compact_loop_default, test_compact_loop_close)
+          test_compact_loop_default, test_compact_loop_close, test_compact_deadlines_follow_copies,
+          test_compact_name_and_message_kept)

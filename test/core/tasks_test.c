@@ -4,6 +4,8 @@
  */
 #include "test.h"
 
+#include <pthread.h>
+
 static int ran;
 
 static int ret_arg(void *arg)
@@ -302,6 +304,109 @@ static void test_spawn_misuse(void)
     weft_task_release(t);
 }
 
+/*
+ * Task structs come from chunks the loop owns (taskmem.c). Handles kept past the loop's close,
+ * scattered over many chunks (done, never run, reused slots), stay readable, and the chunks go
+ * back only with the last of them (ASan and valgrind see any slip).
+ */
+#define OUTLIVE_N 20000
+static weft_task_t *outlive[OUTLIVE_N];
+
+static int outlive_main(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < OUTLIVE_N; i++) {
+        weft_task_t *t;
+        CHECK_EQ(weft_spawn(&t, ret_arg, (void *)i), 0);
+        if (i % 3 == 0)
+            outlive[i] = t;
+        else
+            weft_task_release(t);
+        if (i % 1000 == 999)
+            CHECK_EQ(weft_yield(), 0); /* some finish: their slots are reused */
+    }
+    return 0;
+}
+
+static void test_handles_outlive_loop(void)
+{
+    ran = 0;
+    CHECK_EQ(weft_run(outlive_main, NULL), 0);
+    /* weft_run() closed the loop: the tasks that never ran were cancelled. */
+    int done = 0, cancelled = 0;
+    for (long i = 0; i < OUTLIVE_N; i += 3) {
+        CHECK(weft_task_done(outlive[i]));
+        if (weft_task_cancelled(outlive[i])) {
+            cancelled++;
+        } else {
+            CHECK_EQ(weft_task_result(outlive[i]), (int)i);
+            done++;
+        }
+    }
+    CHECK_EQ(done + cancelled, (OUTLIVE_N + 2) / 3);
+    CHECK(done > 0);
+    /* Released in an order unlike allocation order, across a second loop's life. */
+    for (long i = 0; i < OUTLIVE_N; i += 6)
+        weft_task_release(outlive[i]);
+    weft_loop_t *l;
+    CHECK_EQ(weft_loop_new(&l, NULL), 0);
+    weft_task_t *t;
+    CHECK_EQ(weft_spawn(&t, ret_arg, NULL), 0);
+    for (long i = 3; i < OUTLIVE_N; i += 6)
+        weft_task_release(outlive[i]);
+    CHECK_EQ(weft_loop_close(l), 0);
+    weft_task_release(t);
+}
+
+/* Ids are unique across threads and increasing within one (docs/core.md). */
+#define ID_N 5000
+static uint64_t ids[2 * ID_N]; /* thread i's in [i * ID_N, (i + 1) * ID_N) */
+
+static int no_op(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int ids_main(void *arg)
+{
+    uint64_t *out = arg;
+    for (int i = 0; i < ID_N; i++) {
+        weft_task_t *t;
+        CHECK_EQ(weft_spawn(&t, no_op, NULL), 0);
+        out[i] = weft_task_id(t);
+        if (i > 0)
+            CHECK(out[i] > out[i - 1]);
+        CHECK_EQ(weft_join(t), 0);
+        weft_task_release(t);
+    }
+    return 0;
+}
+
+static void *ids_thread(void *arg)
+{
+    CHECK_EQ(weft_run(ids_main, arg), 0);
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_ids_unique_across_threads(void)
+{
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(pthread_create(&th[i], NULL, ids_thread, &ids[i * ID_N]), 0);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+    qsort(ids, 2 * ID_N, sizeof(uint64_t), cmp_u64);
+    for (int i = 1; i < 2 * ID_N; i++)
+        CHECK(ids[i] != ids[i - 1]);
+}
+
 TEST_MAIN(test_spawn_join, test_names_and_current, test_all_tasks, test_detached_and_reports,
           test_retain_release, test_nested_spawn_chain, test_return_ecanceled_is_cancelled,
-          test_spawn_misuse)
+          test_spawn_misuse, test_handles_outlive_loop, test_ids_unique_across_threads)
