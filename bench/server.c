@@ -64,6 +64,10 @@ static int main_task(void *arg)
         return -errno;
     weft_server_t *srv;
     struct weft_server_opts o = {.backlog = 1024};
+    /* WEFT_BENCH_STACK=compact: connection tasks share one stack (WEFT_STACK_COMPACT). */
+    const char *mode = getenv("WEFT_BENCH_STACK");
+    if (mode != NULL && strcmp(mode, "compact") == 0)
+        o.stack_mode = WEFT_STACK_COMPACT;
     int err = weft_server_start(&srv, c->handler, NULL, "127.0.0.1", c->port, &o);
     if (err < 0) {
         fprintf(stderr, "weft-bench-server: listen on 127.0.0.1:%d: %s\n", c->port,
