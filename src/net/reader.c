@@ -243,12 +243,48 @@ out:
     return r;
 }
 
+/*
+ * read() on a healthy socket that the last short recv() drained: wait for it to become readable,
+ * then receive into the caller's buffer. The request/response pattern of a server: every request
+ * comes here, so it skips read_slow's generality (it falls back there for anything unusual).
+ */
+static ssize_t read_drained(weft_stream_t *s, void *buf, size_t n, int64_t deadline)
+{
+    if (WEFT__UNLIKELY(s->rtask != NULL))
+        return -EBUSY;
+    s->rdrained = 0;
+    s->refs++; /* the stream outlives a release by another task while this one waits */
+    s->rtask = weft__tls_loop->current;
+    int w = weft_wait_fd_dl(s->fd, WEFT_READABLE, deadline);
+    s->rtask = NULL;
+    ssize_t r;
+    if (WEFT__LIKELY(w >= 0 && s->fd >= 0 && s->rerr == 0 && !s->eof && !s->closing &&
+                     s->rpos == s->rend)) {
+        r = recv(s->fd, buf, n, MSG_DONTWAIT);
+        if (WEFT__LIKELY(r > 0)) {
+            if ((size_t)r < n)
+                s->rdrained = 1;
+            weft_stream_release(s);
+            return r;
+        }
+        r = read_slow(s, buf, n, deadline, r, true);
+    } else if (w < 0 && !(w == -EBADF && s->closing)) {
+        r = w;
+    } else {
+        r = read_slow(s, buf, n, deadline, 0, false);
+    }
+    weft_stream_release(s);
+    return r;
+}
+
 ssize_t weft_stream_read_dl(weft_stream_t *s, void *buf, size_t n, int64_t deadline)
 {
     if (WEFT__UNLIKELY(s == NULL || buf == NULL || n == 0))
         return s == NULL || (buf == NULL && n > 0) ? -EINVAL : s->rerr;
     /* The common case: nothing buffered, a healthy socket: receive into the caller's buffer. */
     if (WEFT__LIKELY(s->rpos == s->rend && s->fd >= 0 && s->rerr == 0 && !s->eof && !s->closing)) {
+        if (s->rdrained && s->is_sock && weft__tls_loop != NULL && weft__tls_loop->current != NULL)
+            return read_drained(s, buf, n, deadline);
         ssize_t r = sys_read(s, buf, n);
         if (WEFT__LIKELY(r > 0))
             return r;
