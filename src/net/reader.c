@@ -160,19 +160,23 @@ static __attribute__((noinline)) ssize_t fill(weft_stream_t *s, size_t need, int
                 if (err < 0)
                     return err;
             }
-            ssize_t n = sys_read(s, s->rbuf + s->rend, ask);
-            if (WEFT__LIKELY(n > 0)) {
-                s->rend += (size_t)n;
-                return n;
+            if (s->rdrained && s->is_sock) {
+                s->rdrained = 0; /* the last short recv() drained it: wait first */
+            } else {
+                ssize_t n = sys_read(s, s->rbuf + s->rend, ask);
+                if (WEFT__LIKELY(n > 0)) {
+                    s->rend += (size_t)n;
+                    return n;
+                }
+                if (n == 0) {
+                    s->eof = 1;
+                    return 0;
+                }
+                if (errno == EINTR)
+                    continue;
+                if (errno != EAGAIN)
+                    return read_failed(s, -errno);
             }
-            if (n == 0) {
-                s->eof = 1;
-                return 0;
-            }
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN)
-                return read_failed(s, -errno);
         }
         int r = rwait(s, deadline, held);
         if (r < 0 && !(r == -EBADF && s->closing))
@@ -357,7 +361,10 @@ static inline const char *search(const char *b, size_t n, const char *sep, size_
         const char *p = memchr(b, c, (size_t)(last - b) + 1);
         if (p == NULL)
             return NULL;
-        if (len == 1 || memcmp(p + 1, sep + 1, len - 1) == 0)
+        size_t k = 1; /* separators are short: a loop beats a call to memcmp */
+        while (k < len && p[k] == sep[k])
+            k++;
+        if (k == len)
             return p;
         b = p + 1;
     }
