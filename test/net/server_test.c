@@ -173,6 +173,62 @@ static void test_compact_connections(void)
     NT_NO_FD_LEAK(CHECK_EQ(weft_run(compact_echo_main, NULL), 0));
 }
 
+/* A compact task resolving a name (the thread pool) and racing addresses with Happy Eyeballs
+ * (racer tasks that report to the caller while it waits): nothing of it lives on the caller's
+ * stack, so other compact tasks running meanwhile disturb nothing. */
+static int compact_named_client(void *arg)
+{
+    (void)arg;
+    struct weft_connect_opts o;
+    memset(&o, 0, sizeof(o));
+    o.happy_eyeballs_delay = 0.05;
+    weft_stream_t *c;
+    int r = weft_stream_connect(&c, "localhost", compact_port, &o);
+    if (r < 0)
+        return r;
+    char line[] = "named\n";
+    r = weft_stream_write(c, line, sizeof(line) - 1);
+    const char *d;
+    size_t n;
+    if (r == 0)
+        r = weft_stream_readline(c, &d, &n);
+    if (r == 0 && (n != sizeof(line) - 1 || memcmp(d, line, n) != 0))
+        r = -EBADMSG;
+    weft_stream_close(c);
+    weft_stream_wait_closed(c);
+    weft_stream_release(c);
+    return r;
+}
+
+static int compact_named_main(void *arg)
+{
+    (void)arg;
+    weft_server_t *srv;
+    struct weft_server_opts so = {.stack_mode = WEFT_STACK_COMPACT};
+    CHECK_EQ(weft_server_start(&srv, compact_handler, NULL, "127.0.0.1", 0, &so), 0);
+    compact_port = weft_server_port(srv);
+    struct weft_task_opts co = {.stack_mode = WEFT_STACK_COMPACT};
+    weft_task_t *t[4], *b;
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(weft_spawn_opts(&t[i], compact_named_client, NULL, &co), 0);
+    CHECK_EQ(weft_spawn_opts(&b, compact_client, (void *)(intptr_t)99, &co), 0);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(weft_join(t[i]), 0);
+        weft_task_release(t[i]);
+    }
+    CHECK_EQ(weft_join(b), 0);
+    weft_task_release(b);
+    weft_server_close(srv);
+    CHECK_EQ(weft_server_wait_closed(srv), 0);
+    weft_server_release(srv);
+    return 0;
+}
+
+static void test_compact_named_connect(void)
+{
+    NT_NO_FD_LEAK(CHECK_EQ(weft_run(compact_named_main, NULL), 0));
+}
+
 static void test_tcp6_echo(void)
 {
     if (!nt_have_ipv6()) {
@@ -598,6 +654,6 @@ static void test_loop_ends_under_server(void)
     });
 }
 
-TEST_MAIN(test_tcp4_echo, test_compact_connections, test_tcp6_echo, test_all_interfaces,
-          test_unix_echo, test_serve_forever, test_connect_refused, test_happy_eyeballs,
-          test_interleave, test_emfile_on_accept, test_loop_ends_under_server)
+TEST_MAIN(test_tcp4_echo, test_compact_connections, test_compact_named_connect, test_tcp6_echo,
+          test_all_interfaces, test_unix_echo, test_serve_forever, test_connect_refused,
+          test_happy_eyeballs, test_interleave, test_emfile_on_accept, test_loop_ends_under_server)
