@@ -117,6 +117,29 @@ static int compact_handler(weft_stream_t *s, void *arg)
 enum { COMPACT_CONNS = 64, COMPACT_ROUNDS = 4 };
 static int compact_port;
 
+/* Send a line and check it comes back: 0 or a negative errno (-EBADMSG: not the same). */
+static int compact_echo_once(weft_stream_t *c, const char *line, size_t len)
+{
+    int r = weft_stream_write(c, line, len);
+    if (r == 0)
+        r = weft_stream_drain(c);
+    const char *d;
+    size_t n;
+    if (r == 0)
+        r = weft_stream_readline(c, &d, &n);
+    if (r == 0 && (n != len || memcmp(d, line, n) != 0))
+        r = -EBADMSG;
+    return r;
+}
+
+static int compact_close(weft_stream_t *c, int r)
+{
+    weft_stream_close(c);
+    weft_stream_wait_closed(c);
+    weft_stream_release(c);
+    return r;
+}
+
 static int compact_client(void *arg)
 {
     int id = (int)(intptr_t)arg;
@@ -128,20 +151,9 @@ static int compact_client(void *arg)
         char line[64];
         int len = snprintf(line, sizeof(line), "client %d round %d %s\n", id, k,
                            k % 2 ? "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" : "y");
-        r = weft_stream_write(c, line, (size_t)len);
-        if (r == 0)
-            r = weft_stream_drain(c);
-        const char *d;
-        size_t n;
-        if (r == 0)
-            r = weft_stream_readline(c, &d, &n);
-        if (r == 0 && (n != (size_t)len || memcmp(d, line, n) != 0))
-            r = -EBADMSG;
+        r = compact_echo_once(c, line, (size_t)len);
     }
-    weft_stream_close(c);
-    weft_stream_wait_closed(c);
-    weft_stream_release(c);
-    return r;
+    return compact_close(c, r);
 }
 
 static int compact_echo_main(void *arg)
@@ -187,17 +199,7 @@ static int compact_named_client(void *arg)
     if (r < 0)
         return r;
     char line[] = "named\n";
-    r = weft_stream_write(c, line, sizeof(line) - 1);
-    const char *d;
-    size_t n;
-    if (r == 0)
-        r = weft_stream_readline(c, &d, &n);
-    if (r == 0 && (n != sizeof(line) - 1 || memcmp(d, line, n) != 0))
-        r = -EBADMSG;
-    weft_stream_close(c);
-    weft_stream_wait_closed(c);
-    weft_stream_release(c);
-    return r;
+    return compact_close(c, compact_echo_once(c, line, sizeof(line) - 1));
 }
 
 static int compact_named_main(void *arg)
