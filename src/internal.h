@@ -533,6 +533,30 @@ void weft__loop_iterate(weft_loop_t *loop);
 /* Backends add this to an event's WEFT_READABLE/WEFT_WRITABLE bits for hang-ups and errors. */
 #define WEFT__EV_HUP 0x100
 void weft__io_event(weft_loop_t *loop, int fd, int events);
+
+/*
+ * The state of `fd` in `loop`'s table, registered with the backend (fd.c); NULL with *err set
+ * (-ENOMEM, or the backend's refusal). The pointer stays valid for the loop's life (the table
+ * grows in chunks that never move), so a stream may keep it while it owns the fd.
+ */
+struct weft__fdstate *weft__fd_watch(weft_loop_t *loop, int fd, int *err);
+
+/*
+ * weft_wait_fd_dl() for the running task `t` on a watched fd's state `st` (arguments trusted):
+ * readiness that came meanwhile or a hang-up returns at once, else `t` parks as a waiter.
+ */
+static inline int weft__fd_wait(weft_task_t *t, struct weft__fdstate *st, int events,
+                                int64_t deadline)
+{
+    int ready = st->hup ? events : st->pending & events;
+    if (ready != 0) {
+        st->pending &= (uint8_t)~ready;
+        return ready;
+    }
+    struct weft__fdwaiter w = {.task = t, .events = events};
+    weft__list_append(&st->waiters, &w.link);
+    return weft__park(t, WEFT__P_FD, NULL, &w.link, deadline);
+}
 void weft__fd_fini(weft_loop_t *loop);
 void weft__report(weft_loop_t *loop, const char *message, int err, weft_task_t *task);
 

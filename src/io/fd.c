@@ -50,6 +50,24 @@ static struct weft__fdstate *fd_state(weft_loop_t *l, int fd)
     return &l->fdchunks[c][(uint32_t)fd & (CHUNK - 1)];
 }
 
+struct weft__fdstate *weft__fd_watch(weft_loop_t *l, int fd, int *err)
+{
+    struct weft__fdstate *st = fd_state(l, fd);
+    if (st == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    if (!st->registered) {
+        int e = l->backend->watch(l, fd);
+        if (e < 0) {
+            *err = e;
+            return NULL;
+        }
+        st->registered = 1;
+    }
+    return st;
+}
+
 int weft_wait_fd_dl(int fd, int events, int64_t deadline)
 {
     if (fd < 0 || events == 0 || (events & ~(WEFT_READABLE | WEFT_WRITABLE)) != 0)
@@ -58,25 +76,10 @@ int weft_wait_fd_dl(int fd, int events, int64_t deadline)
     weft_task_t *t = weft__task_check_current(&err);
     if (t == NULL)
         return err;
-    weft_loop_t *l = t->fut.loop;
-    struct weft__fdstate *st = fd_state(l, fd);
+    struct weft__fdstate *st = weft__fd_watch(t->fut.loop, fd, &err);
     if (st == NULL)
-        return -ENOMEM;
-    if (!st->registered) {
-        err = l->backend->watch(l, fd);
-        if (err < 0)
-            return err;
-        st->registered = 1;
-    }
-    /* Readiness that came while nobody waited, or a hang-up, is not lost: report it now. */
-    int ready = st->hup ? events : st->pending & events;
-    if (ready != 0) {
-        st->pending &= ~ready;
-        return ready;
-    }
-    struct weft__fdwaiter w = {.task = t, .events = events};
-    weft__list_append(&st->waiters, &w.link);
-    return weft__park(t, WEFT__P_FD, NULL, &w.link, deadline);
+        return err;
+    return weft__fd_wait(t, st, events, deadline);
 }
 
 int weft_wait_fd(int fd, int events)

@@ -37,6 +37,7 @@ struct weft_stream {
     size_t rend; /* end of buffered bytes */
     size_t limit;
     weft_task_t *rtask; /* the task waiting for data, to wake it from feed/close/set_error */
+    struct weft__fdstate *rst; /* the fd's waiters in the loop's table, once a read waited */
     /* writer */
     char *wbuf;
     size_t wcap;

@@ -256,10 +256,19 @@ static ssize_t read_drained(weft_stream_t *s, void *buf, size_t n, int64_t deadl
 {
     if (WEFT__UNLIKELY(s->rtask != NULL))
         return -EBUSY;
+    weft_task_t *t = weft__tls_loop->current;
+    struct weft__fdstate *st = s->rst;
+    if (WEFT__UNLIKELY(st == NULL)) {
+        int err;
+        st = weft__fd_watch(t->fut.loop, s->fd, &err);
+        if (st == NULL)
+            return err;
+        s->rst = st;
+    }
     s->rdrained = 0;
     s->refs++; /* the stream outlives a release by another task while this one waits */
-    s->rtask = weft__tls_loop->current;
-    int w = weft_wait_fd_dl(s->fd, WEFT_READABLE, deadline);
+    s->rtask = t;
+    int w = weft__fd_wait(t, st, WEFT_READABLE, deadline);
     s->rtask = NULL;
     ssize_t r;
     if (WEFT__LIKELY(w >= 0 && s->fd >= 0 && s->rerr == 0 && !s->eof && !s->closing &&
