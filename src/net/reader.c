@@ -67,12 +67,19 @@ static __attribute__((noinline)) int rwait(weft_stream_t *s, int64_t deadline, b
         *held = true;
         s->refs++;
     }
-    s->rtask = t;
     int r;
-    if (s->fd >= 0 && !s->closing)
-        r = weft_wait_fd_dl(s->fd, WEFT_READABLE, deadline);
-    else
+    if (s->fd >= 0 && !s->closing) {
+        if (WEFT__UNLIKELY(s->rst == NULL)) {
+            s->rst = weft__fd_watch(t->fut.loop, s->fd, &r);
+            if (s->rst == NULL)
+                return r;
+        }
+        s->rtask = t;
+        r = weft__fd_wait(t, s->rst, WEFT_READABLE, deadline);
+    } else {
+        s->rtask = t;
         r = weft__park(t, WEFT__P_PRIM, s, NULL, deadline);
+    }
     s->rtask = NULL;
     return r;
 }
