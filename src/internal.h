@@ -532,7 +532,7 @@ int64_t weft__clock(void);
 void weft__loop_iterate(weft_loop_t *loop);
 /* Backends add this to an event's WEFT_READABLE/WEFT_WRITABLE bits for hang-ups and errors. */
 #define WEFT__EV_HUP 0x100
-void weft__io_event(weft_loop_t *loop, int fd, int events);
+void weft__io_event(weft_loop_t *loop, struct weft__fdstate *st, int events);
 
 /*
  * The state of `fd` in `loop`'s table, registered with the backend (fd.c); NULL with *err set

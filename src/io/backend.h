@@ -15,8 +15,9 @@ struct weft__backend {
     int (*init)(weft_loop_t *loop);
     /* Release everything init made. */
     void (*fini)(weft_loop_t *loop);
-    /* Start reporting readiness of `fd` (edge-triggered, both directions). -EPERM: not pollable. */
-    int (*watch)(weft_loop_t *loop, int fd);
+    /* Start reporting readiness of `fd` (edge-triggered, both directions), handing `st` (the fd's
+     * state in the loop's table, which never moves) back with each event. -EPERM: not pollable. */
+    int (*watch)(weft_loop_t *loop, int fd, struct weft__fdstate *st);
     /* Stop reporting `fd` (before it is closed). */
     void (*unwatch)(weft_loop_t *loop, int fd);
     /* Wait up to `timeout` ns (0 = poll, -1 = forever); report events with weft__io_event().

@@ -58,17 +58,17 @@ static void ep_fini(weft_loop_t *l)
     l->backend_data = NULL;
 }
 
-static int ep_watch(weft_loop_t *l, int fd)
+static int ep_watch(weft_loop_t *l, int fd, struct weft__fdstate *st)
 {
     struct ep *ep = l->backend_data;
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-        .data.u64 = (uint64_t)(uint32_t)fd,
+        .data.ptr = st, /* events go straight to the fd's state, no table lookup */
     };
     if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
         return 0;
     if (errno == EEXIST)
-        return 0;
+        return epoll_ctl(ep->epfd, EPOLL_CTL_MOD, fd, &ev) == 0 ? 0 : -errno;
     return -errno;
 }
 
@@ -119,7 +119,7 @@ static int ep_wait(weft_loop_t *l, int64_t timeout)
             events |= WEFT_READABLE | WEFT_WRITABLE;
         if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
             events |= WEFT__EV_HUP;
-        weft__io_event(l, (int)token, events);
+        weft__io_event(l, ep->evs[i].data.ptr, events);
         reported++;
     }
     return reported;

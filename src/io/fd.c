@@ -58,7 +58,7 @@ struct weft__fdstate *weft__fd_watch(weft_loop_t *l, int fd, int *err)
         return NULL;
     }
     if (!st->registered) {
-        int e = l->backend->watch(l, fd);
+        int e = l->backend->watch(l, fd, st);
         if (e < 0) {
             *err = e;
             return NULL;
@@ -87,11 +87,9 @@ int weft_wait_fd(int fd, int events)
     return weft_wait_fd_dl(fd, events, WEFT_NO_DEADLINE);
 }
 
-void weft__io_event(weft_loop_t *l, int fd, int events)
+void weft__io_event(weft_loop_t *l, struct weft__fdstate *st, int events)
 {
-    struct weft__fdstate *st = fd_lookup(l, fd);
-    if (st == NULL)
-        return;
+    (void)l;
     if (events & WEFT__EV_HUP)
         st->hup = 1;
     events &= WEFT_READABLE | WEFT_WRITABLE;
