@@ -568,7 +568,125 @@ static void test_compact_name_and_message_kept(void)
     CHECK_EQ(run_virtual(cold_main, NULL), 0);
 }
 
-TEST_MAIN(test_compact_locals_survive, test_compact_deep_stack, test_compact_waits,
-          test_compact_join_gather_wait_for, test_compact_refuses_lent_storage,
+/* ---- randomized: every kind of wait, deadlines and cancels, frames checked after each ---- */
+
+enum { ST_TASKS = 120, ST_STEPS = 40 };
+static weft_lock_t st_lock;
+static weft_event_t st_event;
+static weft_queue_t *st_queue;
+static long st_put, st_got, st_ok_steps;
+static int st_in_lock;
+static uint32_t st_rng = 2463534242u;
+
+static uint32_t st_rand(void)
+{
+    st_rng ^= st_rng << 13;
+    st_rng ^= st_rng >> 17;
+    st_rng ^= st_rng << 5;
+    return st_rng;
+}
+
+static int st_worker(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    volatile unsigned a[PAT_WORDS];
+    pat_fill(a, seed);
+    for (int step = 0; step < ST_STEPS; step++) {
+        int64_t dl = weft_time(NULL) + (int64_t)(st_rand() % 3000000); /* up to 3 ms */
+        int r = 0;
+        switch (st_rand() % 5) {
+        case 0:
+            r = weft_sleep((double)(st_rand() % 2000) * 1e-6);
+            break;
+        case 1:
+            r = weft_lock_acquire_dl(&st_lock, dl);
+            if (r == 0) {
+                CHECK_EQ(st_in_lock, 0);
+                st_in_lock = 1;
+                int y = weft_yield(); /* hold it across a switch */
+                st_in_lock = 0;
+                CHECK_EQ(weft_lock_release(&st_lock), 0);
+                r = y;
+            }
+            break;
+        case 2: {
+            void *item = NULL;
+            r = weft_queue_get_dl(st_queue, &item, dl);
+            if (r == 0) {
+                CHECK((uintptr_t)item == 0x5eed);
+                st_got++;
+            }
+            break;
+        }
+        case 3:
+            if (weft_queue_put_nowait(st_queue, (void *)(uintptr_t)0x5eed) == 0)
+                st_put++;
+            r = weft_yield();
+            break;
+        default:
+            r = weft_event_wait_dl(&st_event, dl);
+            break;
+        }
+        CHECK(r == 0 || r == -ETIMEDOUT || r == -ECANCELED);
+        CHECK(pat_ok(a, seed));
+        st_ok_steps++;
+    }
+    return 0;
+}
+
+static int st_chaos(void *arg)
+{
+    weft_task_t **t = arg;
+    for (int i = 0; i < 400; i++) {
+        CHECK_EQ(weft_sleep((double)(st_rand() % 500) * 1e-6), 0);
+        weft_task_t *victim = t[st_rand() % ST_TASKS];
+        if (weft_task_cancel(victim, NULL))
+            weft_task_uncancel(victim); /* one -ECANCELED, then it carries on */
+        if (st_rand() % 4 == 0) {
+            weft_event_set(&st_event);
+            weft_event_clear(&st_event);
+        }
+    }
+    return 0;
+}
+
+static int stress_main(void *arg)
+{
+    (void)arg;
+    weft_lock_init(&st_lock);
+    weft_event_init(&st_event);
+    CHECK_EQ(weft_queue_new(&st_queue, 0), 0);
+    st_put = st_got = st_ok_steps = 0;
+    static weft_task_t *t[ST_TASKS];
+    for (unsigned i = 0; i < ST_TASKS; i++) {
+        /* One in five on a stack of its own: switches both ways between the two kinds. */
+        CHECK_EQ(weft_spawn_opts(&t[i], st_worker, (void *)(uintptr_t)(i * 7919 + 1),
+                                 i % 5 == 4 ? &own : &compact),
+                 0);
+    }
+    weft_task_t *chaos;
+    CHECK_EQ(weft_spawn_opts(&chaos, st_chaos, t, &compact), 0);
+    for (unsigned i = 0; i < ST_TASKS; i++) {
+        int r = weft_join(t[i]);
+        CHECK(r == 0 || r == -ECANCELED); /* cancelled at its very end, or before it started */
+        weft_task_release(t[i]);
+    }
+    CHECK_EQ(weft_join(chaos), 0);
+    weft_task_release(chaos);
+    CHECK_EQ(st_put - st_got, (long)weft_queue_qsize(st_queue)); /* nothing lost or doubled */
+    fprintf(stderr, "%ld steps, %ld put, %ld got, t=%lld ns\n", st_ok_steps, st_put, st_got,
+            (long long)weft_time(NULL));
+    CHECK(st_ok_steps > ST_TASKS * ST_STEPS / 2);
+    CHECK_EQ(weft_queue_free(st_queue), 0);
+    return 0;
+}
+
+static void test_compact_random_waits(void)
+{
+    CHECK_EQ(run_virtual(stress_main, NULL), 0);
+}
+
+TEST_MAIN(test_compact_random_waits, test_compact_locals_survive, test_compact_deep_stack,
+          test_compact_waits, test_compact_join_gather_wait_for, test_compact_refuses_lent_storage,
           test_compact_loop_default, test_compact_loop_close, test_compact_deadlines_follow_copies,
           test_compact_name_and_message_kept)
