@@ -43,13 +43,10 @@ static inline char *stack_top(const struct weft__stack *s)
 /* The list node at `from` moved to `to` (a byte copy): point its neighbours at the copy. */
 static void relink(struct weft__list *from, struct weft__list *to)
 {
-    if (from->next == from) {
-        to->next = to;
-        to->prev = to;
-        return;
-    }
-    to->prev->next = to;
-    to->next->prev = to;
+    if (from->next == from)
+        weft__list_init(to);
+    else
+        weft__list_moved(to);
 }
 
 /*

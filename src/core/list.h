@@ -44,6 +44,14 @@ static inline void weft__list_remove(struct weft__list *n)
     n->prev = n;
 }
 
+/* A linked node was copied byte for byte to `n` (its memory moves): point its neighbours at
+ * the copy. */
+static inline void weft__list_moved(struct weft__list *n)
+{
+    n->prev->next = n;
+    n->next->prev = n;
+}
+
 /* Move every node of `from` to the (empty) list `to`, leaving `from` empty. */
 static inline void weft__list_move_all(struct weft__list *from, struct weft__list *to)
 {

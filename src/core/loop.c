@@ -220,8 +220,9 @@ static void poll_io(weft_loop_t *l, bool have_ready)
         int n = l->backend->wait(l, 0);
         if (n == 0 && weft__list_empty(&l->ready) && !atomic_load(&l->ts_pending)) {
             if (weft__timers_any(&l->timers)) {
-                if (weft__timers_first(&l->timers) > l->now)
-                    l->now = weft__timers_first(&l->timers);
+                int64_t first = weft__timers_first(&l->timers);
+                if (first > l->now)
+                    l->now = first;
             } else {
                 block_poll(l, -1);
             }

@@ -124,7 +124,15 @@ int weft__timer_arm(weft_loop_t *loop, struct weft__tnode *tn, int64_t when)
     struct weft__heap *h = &loop->timers;
     if (weft__timer_armed(tn))
         weft__timer_disarm(loop, tn);
-    if (h->n == h->cap && !(weft__list_empty(&h->lane) || lane_node(h->lane.prev)->when <= when)) {
+    if (weft__list_empty(&h->lane) || lane_node(h->lane.prev)->when <= when) {
+        /* In order (the usual case): the lane, whose nodes all have a smaller seq. */
+        tn->when = when;
+        tn->seq = loop->timer_seq++;
+        weft__list_append(&h->lane, &tn->link);
+        tn->idx = WEFT__TN_LANE;
+        return 0;
+    }
+    if (h->n == h->cap) {
         uint32_t cap = h->cap ? h->cap * 2 : 64;
         struct weft__hent *a = weft__realloc(h->a, (size_t)cap * sizeof(*a));
         if (a == NULL)
@@ -134,12 +142,6 @@ int weft__timer_arm(weft_loop_t *loop, struct weft__tnode *tn, int64_t when)
     }
     tn->when = when;
     tn->seq = loop->timer_seq++;
-    if (weft__list_empty(&h->lane) || lane_node(h->lane.prev)->when <= when) {
-        /* In order (the usual case): the lane, whose nodes all have a smaller seq. */
-        weft__list_append(&h->lane, &tn->link);
-        tn->idx = WEFT__TN_LANE;
-        return 0;
-    }
     struct weft__hent e = {when, tn->seq, tn};
     sift_up(h, h->n++, e);
     return 0;
@@ -169,12 +171,10 @@ void weft__timer_disarm(weft_loop_t *loop, struct weft__tnode *tn)
  * the heap or the lane at the copy. */
 void weft__timer_moved(weft_loop_t *loop, struct weft__tnode *to)
 {
-    if (to->idx == WEFT__TN_LANE) {
-        to->link.prev->next = &to->link;
-        to->link.next->prev = &to->link;
-    } else if (to->idx != WEFT__TN_IDLE) {
+    if (to->idx == WEFT__TN_LANE)
+        weft__list_moved(&to->link);
+    else if (to->idx != WEFT__TN_IDLE)
         loop->timers.a[to->idx].node = to;
-    }
 }
 
 static void fire(weft_loop_t *loop, struct weft__tnode *tn)
@@ -208,26 +208,25 @@ void weft__timers_expire(weft_loop_t *loop, int64_t now)
     }
 }
 
+/* The loop closes with `tn` armed: forget it, and free it if weft allocated it. */
+static void drop_armed(struct weft__tnode *tn)
+{
+    tn->idx = WEFT__TN_IDLE;
+    if (tn->kind == WEFT__TN_USER) {
+        struct weft__utimer *u = weft__container_of(tn, struct weft__utimer, tn);
+        if (u->heap)
+            weft__free(u);
+    }
+}
+
 void weft__heap_fini(struct weft__heap *h)
 {
-    for (uint32_t i = 0; i < h->n; i++) {
-        struct weft__tnode *tn = h->a[i].node;
-        tn->idx = WEFT__TN_IDLE;
-        if (tn->kind == WEFT__TN_USER) {
-            struct weft__utimer *u = weft__container_of(tn, struct weft__utimer, tn);
-            if (u->heap)
-                weft__free(u);
-        }
-    }
+    for (uint32_t i = 0; i < h->n; i++)
+        drop_armed(h->a[i].node);
     while (!weft__list_empty(&h->lane)) {
         struct weft__tnode *tn = lane_node(h->lane.next);
         weft__list_remove(&tn->link);
-        tn->idx = WEFT__TN_IDLE;
-        if (tn->kind == WEFT__TN_USER) {
-            struct weft__utimer *u = weft__container_of(tn, struct weft__utimer, tn);
-            if (u->heap)
-                weft__free(u);
-        }
+        drop_armed(tn);
     }
     weft__free(h->a);
     h->a = NULL;

@@ -55,6 +55,22 @@ static inline size_t buffered(const weft_stream_t *s)
  * first wait of a call takes a reference (*held) that the call drops when it returns, so the
  * stream outlives a release by another task while this one is suspended.
  */
+/* Park the running task `t` until the stream's fd is readable (it watches the fd on first use
+ * and keeps its state), as the stream's reader: feed/close/set_error wake it through rtask. */
+static inline int wait_readable(weft_stream_t *s, weft_task_t *t, int64_t deadline)
+{
+    if (WEFT__UNLIKELY(s->rst == NULL)) {
+        int err;
+        s->rst = weft__fd_watch(t->fut.loop, s->fd, &err);
+        if (s->rst == NULL)
+            return err;
+    }
+    s->rtask = t;
+    int r = weft__fd_wait(t, s->rst, WEFT_READABLE, deadline);
+    s->rtask = NULL;
+    return r;
+}
+
 static __attribute__((noinline)) int rwait(weft_stream_t *s, int64_t deadline, bool *held)
 {
     int err;
@@ -67,19 +83,10 @@ static __attribute__((noinline)) int rwait(weft_stream_t *s, int64_t deadline, b
         *held = true;
         s->refs++;
     }
-    int r;
-    if (s->fd >= 0 && !s->closing) {
-        if (WEFT__UNLIKELY(s->rst == NULL)) {
-            s->rst = weft__fd_watch(t->fut.loop, s->fd, &r);
-            if (s->rst == NULL)
-                return r;
-        }
-        s->rtask = t;
-        r = weft__fd_wait(t, s->rst, WEFT_READABLE, deadline);
-    } else {
-        s->rtask = t;
-        r = weft__park(t, WEFT__P_PRIM, s, NULL, deadline);
-    }
+    if (s->fd >= 0 && !s->closing)
+        return wait_readable(s, t, deadline);
+    s->rtask = t;
+    int r = weft__park(t, WEFT__P_PRIM, s, NULL, deadline);
     s->rtask = NULL;
     return r;
 }
@@ -263,20 +270,9 @@ static ssize_t read_drained(weft_stream_t *s, void *buf, size_t n, int64_t deadl
 {
     if (WEFT__UNLIKELY(s->rtask != NULL))
         return -EBUSY;
-    weft_task_t *t = weft__tls_loop->current;
-    struct weft__fdstate *st = s->rst;
-    if (WEFT__UNLIKELY(st == NULL)) {
-        int err;
-        st = weft__fd_watch(t->fut.loop, s->fd, &err);
-        if (st == NULL)
-            return err;
-        s->rst = st;
-    }
     s->rdrained = 0;
     s->refs++; /* the stream outlives a release by another task while this one waits */
-    s->rtask = t;
-    int w = weft__fd_wait(t, st, WEFT_READABLE, deadline);
-    s->rtask = NULL;
+    int w = wait_readable(s, weft__tls_loop->current, deadline);
     ssize_t r;
     if (WEFT__LIKELY(w >= 0 && s->fd >= 0 && s->rerr == 0 && !s->eof && !s->closing &&
                      s->rpos == s->rend)) {

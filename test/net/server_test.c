@@ -132,6 +132,23 @@ static int compact_echo_once(weft_stream_t *c, const char *line, size_t len)
     return r;
 }
 
+/* A server on 127.0.0.1 whose connection tasks are compact; its port goes to compact_port. */
+static weft_server_t *compact_server(void)
+{
+    weft_server_t *srv;
+    struct weft_server_opts so = {.stack_mode = WEFT_STACK_COMPACT};
+    CHECK_EQ(weft_server_start(&srv, compact_handler, NULL, "127.0.0.1", 0, &so), 0);
+    compact_port = weft_server_port(srv);
+    return srv;
+}
+
+static void compact_server_end(weft_server_t *srv)
+{
+    weft_server_close(srv);
+    CHECK_EQ(weft_server_wait_closed(srv), 0);
+    weft_server_release(srv);
+}
+
 static int compact_close(weft_stream_t *c, int r)
 {
     weft_stream_close(c);
@@ -159,11 +176,8 @@ static int compact_client(void *arg)
 static int compact_echo_main(void *arg)
 {
     (void)arg;
-    weft_server_t *srv;
     handled = 0;
-    struct weft_server_opts so = {.stack_mode = WEFT_STACK_COMPACT};
-    CHECK_EQ(weft_server_start(&srv, compact_handler, NULL, "127.0.0.1", 0, &so), 0);
-    compact_port = weft_server_port(srv);
+    weft_server_t *srv = compact_server();
     weft_task_t *t[COMPACT_CONNS];
     /* The clients are compact too: both ends of every connection share the stack. */
     struct weft_task_opts co = {.stack_mode = WEFT_STACK_COMPACT};
@@ -174,9 +188,7 @@ static int compact_echo_main(void *arg)
         weft_task_release(t[i]);
     }
     CHECK_EQ(handled, COMPACT_CONNS);
-    weft_server_close(srv);
-    CHECK_EQ(weft_server_wait_closed(srv), 0);
-    weft_server_release(srv);
+    compact_server_end(srv);
     return 0;
 }
 
@@ -205,10 +217,7 @@ static int compact_named_client(void *arg)
 static int compact_named_main(void *arg)
 {
     (void)arg;
-    weft_server_t *srv;
-    struct weft_server_opts so = {.stack_mode = WEFT_STACK_COMPACT};
-    CHECK_EQ(weft_server_start(&srv, compact_handler, NULL, "127.0.0.1", 0, &so), 0);
-    compact_port = weft_server_port(srv);
+    weft_server_t *srv = compact_server();
     struct weft_task_opts co = {.stack_mode = WEFT_STACK_COMPACT};
     weft_task_t *t[4], *b;
     for (int i = 0; i < 4; i++)
@@ -220,9 +229,7 @@ static int compact_named_main(void *arg)
     }
     CHECK_EQ(weft_join(b), 0);
     weft_task_release(b);
-    weft_server_close(srv);
-    CHECK_EQ(weft_server_wait_closed(srv), 0);
-    weft_server_release(srv);
+    compact_server_end(srv);
     return 0;
 }
 
