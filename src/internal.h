@@ -256,14 +256,15 @@ static inline void weft__stack_give(struct weft__stackpool *p, struct weft__stac
     weft__stack_put(p, s);
 }
 /*
- * Whether a task suspending with stack pointer `sp` still has room: a guarded stack faults
- * instead, an unguarded one is checked here. (Reading the stack's bottom bytes would cost a page
- * fault per task; the stack pointer is free to check.)
+ * The lowest frame address a task may suspend at on `s` and still have room, or NULL when any
+ * will do (a guard page below the stack faults instead). A task keeps it (sp_floor) so that its
+ * park checks the stack pointer without reading the descriptor; reading the stack's bottom bytes
+ * would cost a page fault per task.
  */
 #define WEFT__STACK_REDZONE 256
-static inline bool weft__stack_intact(const struct weft__stack *s, const void *sp)
+static inline const char *weft__stack_floor(const struct weft__stack *s)
 {
-    return s->guarded || (const char *)sp >= s->lo + WEFT__STACK_REDZONE;
+    return s->guarded ? NULL : s->lo + WEFT__STACK_REDZONE;
 }
 size_t weft__page_size(void);
 size_t weft__stack_round(size_t size);
@@ -343,6 +344,7 @@ struct weft_task {
         size_t stack_size; /* before an own-stack task's first run: the stack to get */
     };
     struct weft__stack *stack;
+    const char *sp_floor; /* weft__stack_floor(stack), kept here: the park checks it */
     weft_task_fn fn;
     union {
         void *arg;                     /* fn's argument */
@@ -373,6 +375,19 @@ static inline void *weft__parked_on(const weft_task_t *t)
     return t->state == WEFT__T_PARKED ? t->park->obj : NULL;
 }
 void weft__task_run(weft_loop_t *loop, weft_task_t *t);
+
+/*
+ * Start loading the top frames of parked task `t` (saved registers, then the frames its resume
+ * returns through) while the loop has other work before it switches there: a task woken by I/O
+ * has usually been out of the cache since its last turn. Never faults, whatever `t->ctx` is.
+ */
+#define WEFT__PREFETCH_LINES 6
+static inline void weft__task_prefetch(const weft_task_t *t)
+{
+    const char *sp = (const char *)t->ctx;
+    for (int i = 0; i < WEFT__PREFETCH_LINES; i++)
+        __builtin_prefetch(sp + 64 * i);
+}
 void weft__task_entry(void *arg);
 
 /* ---- compact tasks (compact.c) ---- */
@@ -429,6 +444,7 @@ void weft__task_mem_orphan_all(weft_loop_t *l);
  * and polls I/O when the last poll is WEFT__POLL_NS old (a poll is a system call). */
 #define WEFT__POLL_EVERY 128
 #define WEFT__POLL_NS    50000
+#define WEFT__POLL_UNTIMED INT64_MIN /* last_poll: the poll's time was not read (no timers) */
 struct weft__fdstate {
     struct weft__list waiters; /* struct weft__fdwaiter */
     uint8_t registered;        /* known to the backend */
@@ -455,7 +471,7 @@ struct weft_loop {
     uint8_t stopping;
     uint8_t closed;
     uint32_t ran_since_poll; /* items run since the last I/O poll or clock check */
-    int64_t last_poll;       /* loop time of the last I/O poll */
+    int64_t last_poll;       /* loop time of the last I/O poll, or WEFT__POLL_UNTIMED */
     weft_task_t *current;
     weft__ctx_t main_ctx;
     pthread_t owner;

@@ -249,7 +249,14 @@ void weft__loop_iterate(weft_loop_t *l)
          * WEFT__POLL_NS old (always, on the virtual clock, where time stands still while busy). */
         l->ran_since_poll = 0;
         l->now_stale = !l->virtual_clock;
-        poll = l->virtual_clock || weft__now(l) - l->last_poll >= WEFT__POLL_NS;
+        if (l->virtual_clock) {
+            poll = true;
+        } else if (l->last_poll == WEFT__POLL_UNTIMED) {
+            l->last_poll = weft__now(l); /* the poll went untimed: count from now */
+            poll = false;
+        } else {
+            poll = weft__now(l) - l->last_poll >= WEFT__POLL_NS;
+        }
         if (!poll && weft__timers_any(&l->timers))
             weft__timers_expire(l, l->now);
     }
@@ -258,9 +265,13 @@ void weft__loop_iterate(weft_loop_t *l)
         if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
             drain_threadsafe(l);
         l->now_stale = !l->virtual_clock;
-        l->last_poll = weft__now(l);
-        if (weft__timers_any(&l->timers))
+        if (weft__timers_any(&l->timers)) {
+            l->last_poll = weft__now(l);
             weft__timers_expire(l, l->now);
+        } else {
+            /* No timer needs the time: the clock is read when a busy loop next asks. */
+            l->last_poll = WEFT__POLL_UNTIMED;
+        }
     } else if (weft__timers_first(&l->timers) <= l->now) {
         /* Due by the time last read: no clock read needed to know it. */
         weft__timers_expire(l, l->now);

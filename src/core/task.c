@@ -111,6 +111,7 @@ static bool task_prepare(weft_loop_t *l, weft_task_t *t)
             task_unref(t);
             return false;
         }
+        t->sp_floor = weft__stack_floor(t->stack);
         t->ctx = weft__ctx_make(t->stack->lo + t->stack->size, weft__task_entry);
     } else if (l->cstack == NULL) {
         /* Its first frame is made when it takes the shared stack (weft__compact_enter). */
@@ -261,7 +262,7 @@ int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link,
     }
     t->park = &p;
     t->state = WEFT__T_PARKED;
-    if (WEFT__UNLIKELY(!weft__stack_intact(t->stack, __builtin_frame_address(0))))
+    if (WEFT__UNLIKELY((uintptr_t)__builtin_frame_address(0) < (uintptr_t)t->sp_floor))
         weft__overflow_report(t, "ran past the end of");
     suspend(l, t);
     /* A compact task's frames, `p` among them, are back where they were. */

@@ -16,12 +16,12 @@
 
 /* Memory per task is time (a page first touched costs more than a spawn): keep a task small. */
 #ifndef WEFT_TSAN
-_Static_assert(sizeof(void *) != 8 || sizeof(weft_task_t) <= 120, "struct weft_task grew");
+_Static_assert(sizeof(void *) != 8 || sizeof(weft_task_t) <= 128, "struct weft_task grew");
 #endif
 
 #define CHUNK_FIRST ((size_t)16 << 10)
 #define CHUNK_MAX   ((size_t)2 << 20)
-#define HDR_BYTES   ((sizeof(struct weft__tchunk) + 15) & ~(size_t)15)
+#define HDR_BYTES   ((sizeof(struct weft__tchunk) + 63) & ~(size_t)63) /* tasks start on a line */
 
 static inline weft_task_t *slot(struct weft__tchunk *c, uint32_t i)
 {

@@ -102,6 +102,7 @@ void weft__io_event(weft_loop_t *l, struct weft__fdstate *st, int events)
         if (got != 0) {
             weft__list_remove(&w->link);
             weft__wake(w->task, got);
+            weft__task_prefetch(w->task);
             delivered |= got;
         }
         p = next;
