@@ -446,7 +446,12 @@ void weft__task_mem_orphan_all(weft_loop_t *l);
 #define WEFT__POLL_NS    50000
 #define WEFT__POLL_UNTIMED INT64_MIN /* last_poll: the poll's time was not read (no timers) */
 struct weft__fdstate {
-    struct weft__list waiters; /* struct weft__fdwaiter */
+    /* Waiters in arrival order: the oldest may sit in `first` (taken only while the list is
+     * empty), so that the usual lone waiter costs no list node on its stack and an event reaches
+     * it without reading that stack. */
+    weft_task_t *first;
+    struct weft__list waiters; /* struct weft__fdwaiter, all younger than `first` */
+    uint8_t first_events;      /* what `first` waits for */
     uint8_t registered;        /* known to the backend */
     uint8_t pending;           /* readiness that came while no task waited for it */
     uint8_t hup;               /* the peer hung up or the fd failed: lasting, never an edge */
@@ -568,6 +573,14 @@ static inline int weft__fd_wait(weft_task_t *t, struct weft__fdstate *st, int ev
     if (ready != 0) {
         st->pending &= (uint8_t)~ready;
         return ready;
+    }
+    if (WEFT__LIKELY(st->first == NULL && weft__list_empty(&st->waiters))) {
+        st->first = t;
+        st->first_events = (uint8_t)events;
+        int r = weft__park(t, WEFT__P_FD, NULL, NULL, deadline);
+        if (st->first == t) /* not woken by an event: a cancel, timeout or close */
+            st->first = NULL;
+        return r;
     }
     struct weft__fdwaiter w = {.task = t, .events = events};
     weft__list_append(&st->waiters, &w.link);

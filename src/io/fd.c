@@ -1,7 +1,8 @@
 /*
  * Waiting on file descriptors. The loop keeps a table indexed by fd: whether the backend watches
- * it, and the tasks parked on it (any number, each for read and/or write). Readiness is
- * edge-style: a task waits after its operation returned EAGAIN and is woken by the next event.
+ * it, and the tasks parked on it (any number, each for read and/or write; the oldest in a slot of
+ * the state, the others in a list). Readiness is edge-style: a task waits after its operation
+ * returned EAGAIN and is woken by the next event.
  * weft_close() wakes every waiter with -EBADF and forgets the fd before the number can be reused.
  */
 #include "io/backend.h"
@@ -40,6 +41,7 @@ static struct weft__fdstate *fd_state(weft_loop_t *l, int fd)
         if (chunk == NULL)
             return NULL;
         for (uint32_t i = 0; i < CHUNK; i++) {
+            chunk[i].first = NULL;
             weft__list_init(&chunk[i].waiters);
             chunk[i].registered = 0;
             chunk[i].pending = 0;
@@ -94,6 +96,13 @@ void weft__io_event(weft_loop_t *l, struct weft__fdstate *st, int events)
         st->hup = 1;
     events &= WEFT_READABLE | WEFT_WRITABLE;
     int delivered = 0;
+    weft_task_t *first = st->first;
+    if (first != NULL && (st->first_events & events) != 0) {
+        delivered = st->first_events & events;
+        st->first = NULL;
+        weft__wake(first, delivered);
+        weft__task_prefetch(first);
+    }
     struct weft__list *p = st->waiters.next;
     while (p != &st->waiters) {
         struct weft__list *next = p->next;
@@ -117,6 +126,10 @@ int weft_close(int fd)
     weft_loop_t *l = weft__tls_loop;
     struct weft__fdstate *st = l != NULL ? fd_lookup(l, fd) : NULL;
     if (st != NULL) {
+        if (st->first != NULL) {
+            weft__wake(st->first, -EBADF);
+            st->first = NULL;
+        }
         while (!weft__list_empty(&st->waiters)) {
             struct weft__fdwaiter *w =
                 weft__container_of(st->waiters.next, struct weft__fdwaiter, link);

@@ -163,6 +163,57 @@ static void test_several_waiters_all_woken(void)
     CHECK_EQ(run_virtual(many_main, NULL), 0);
 }
 
+/* ---- several waiters: woken in arrival order, whichever one left ---- */
+
+static int order[8], norder;
+
+static int tagged_reader(void *arg)
+{
+    int r = weft_wait_fd_dl(p[0], WEFT_READABLE, 10 * SEC);
+    order[norder++] = (int)(long)arg;
+    return r;
+}
+
+static int order_main(void *arg)
+{
+    (void)arg;
+    weft_task_t *r[4];
+    make_pipe();
+    norder = 0;
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(weft_spawn(&r[i], tagged_reader, (void *)(long)i), 0);
+    CHECK_EQ(weft_yield(), 0); /* 0, 1, 2 wait, in that order */
+    CHECK(weft_task_cancel(r[0], NULL)); /* the oldest leaves */
+    CHECK_EQ(weft_join(r[0]), -ECANCELED);
+    CHECK_EQ(weft_spawn(&r[3], tagged_reader, (void *)(long)3), 0);
+    CHECK_EQ(weft_yield(), 0); /* 3 waits behind 1 and 2 */
+    CHECK_EQ(write(p[1], "x", 1), 1);
+    for (int i = 1; i < 4; i++)
+        CHECK_EQ(weft_join(r[i]), WEFT_READABLE);
+    CHECK_EQ(norder, 4);
+    CHECK_EQ(order[0], 0);
+    CHECK_EQ(order[1], 1);
+    CHECK_EQ(order[2], 2);
+    CHECK_EQ(order[3], 3);
+    for (int i = 0; i < 4; i++)
+        weft_task_release(r[i]);
+    /* Everyone left: a lone waiter later is woken again, and by a close too. */
+    char c;
+    CHECK_EQ(read(p[0], &c, 1), 1);
+    CHECK_EQ(weft_spawn(&r[0], tagged_reader, (void *)(long)5), 0);
+    CHECK_EQ(weft_yield(), 0);
+    CHECK_EQ(weft_close(p[0]), 0);
+    CHECK_EQ(weft_join(r[0]), -EBADF);
+    weft_task_release(r[0]);
+    CHECK_EQ(weft_close(p[1]), 0);
+    return 0;
+}
+
+static void test_waiters_in_arrival_order(void)
+{
+    CHECK_EQ(run_virtual(order_main, NULL), 0);
+}
+
 /* ---- socketpair: readers and writers on one fd get only their events ---- */
 
 static int sv[2];
@@ -364,5 +415,5 @@ static void test_readiness_remembered(void)
 }
 
 TEST_MAIN(test_readiness_remembered, test_wait_readable, test_wait_timeout, test_close_wakes_waiters_ebadf,
-          test_several_waiters_all_woken, test_socketpair_directions, test_wait_fd_cancel,
-          test_wait_fd_real_clock, test_wait_fd_errors)
+          test_several_waiters_all_woken, test_waiters_in_arrival_order, test_socketpair_directions,
+          test_wait_fd_cancel, test_wait_fd_real_clock, test_wait_fd_errors)
