@@ -190,12 +190,14 @@ static void run_handle(struct weft__handle *h)
  * already waiting. Pooled stacks are trimmed first: the loop is idle. */
 static void block_poll(weft_loop_t *l, int64_t timeout)
 {
-    weft__stackpool_trim(&l->stacks);
+    if (l->stacks.dirty != NULL)
+        weft__stackpool_trim(&l->stacks);
     atomic_store(&l->polling, 1);
     if (atomic_load(&l->ts_pending))
         timeout = 0;
     l->backend->wait(l, timeout);
-    atomic_store(&l->polling, 0);
+    /* A caller that still sees 1 only wakes the backend once more for nothing. */
+    atomic_store_explicit(&l->polling, 0, memory_order_relaxed);
 }
 
 static void poll_io(weft_loop_t *l, bool have_ready)
