@@ -256,15 +256,15 @@ static inline void weft__stack_give(struct weft__stackpool *p, struct weft__stac
     weft__stack_put(p, s);
 }
 /*
- * The lowest frame address a task may suspend at on `s` and still have room, or NULL when any
- * will do (a guard page below the stack faults instead). A task keeps it (sp_floor) so that its
- * park checks the stack pointer without reading the descriptor; reading the stack's bottom bytes
- * would cost a page fault per task.
+ * What a task keeps of its stack (stack_lo) so that its park never reads the descriptor: the
+ * lowest usable address (page-aligned) with bit 0 set when a guard page lies below it. A task
+ * suspending within WEFT__STACK_REDZONE of an unguarded stack's end is reported (a guarded one
+ * faults instead; reading the stack's bottom bytes would cost a page fault per task).
  */
 #define WEFT__STACK_REDZONE 256
-static inline const char *weft__stack_floor(const struct weft__stack *s)
+static inline uintptr_t weft__stack_tag(const struct weft__stack *s)
 {
-    return s->guarded ? NULL : s->lo + WEFT__STACK_REDZONE;
+    return (uintptr_t)s->lo | (s->guarded ? 1u : 0u);
 }
 size_t weft__page_size(void);
 size_t weft__stack_round(size_t size);
@@ -344,7 +344,7 @@ struct weft_task {
         size_t stack_size; /* before an own-stack task's first run: the stack to get */
     };
     struct weft__stack *stack;
-    const char *sp_floor; /* weft__stack_floor(stack), kept here: the park checks it */
+    uintptr_t stack_lo;   /* weft__stack_tag(stack), kept here: the park checks it */
     weft_task_fn fn;
     union {
         void *arg;                     /* fn's argument */
@@ -445,6 +445,8 @@ void weft__task_mem_orphan_all(weft_loop_t *l);
 #define WEFT__POLL_EVERY 128
 #define WEFT__POLL_NS    50000
 #define WEFT__POLL_UNTIMED INT64_MIN /* last_poll: the poll's time was not read (no timers) */
+/* Stack a suspending task must have left to run an iteration's poll and timers itself. */
+#define WEFT__ITERATE_ROOM 8192
 struct weft__fdstate {
     /* Waiters in arrival order: the oldest may sit in `first` (taken only while the list is
      * empty), so that the usual lone waiter costs no list node on its stack and an event reaches
@@ -474,6 +476,7 @@ struct weft_loop {
     uint8_t virtual_clock;
     uint8_t running;
     uint8_t stopping;
+    uint8_t tasks_iterate; /* a suspending task may start the next iteration (weft_loop_run) */
     uint8_t closed;
     uint32_t ran_since_poll; /* items run since the last I/O poll or clock check */
     int64_t last_poll;       /* loop time of the last I/O poll, or WEFT__POLL_UNTIMED */
@@ -551,6 +554,7 @@ static inline bool weft__on_cstack(const weft_loop_t *l, const void *p)
 int64_t weft__now(weft_loop_t *loop);
 int64_t weft__clock(void);
 void weft__loop_iterate(weft_loop_t *loop);
+void weft__loop_prepare(weft_loop_t *loop);
 /* Backends add this to an event's WEFT_READABLE/WEFT_WRITABLE bits for hang-ups and errors. */
 #define WEFT__EV_HUP 0x100
 void weft__io_event(weft_loop_t *loop, struct weft__fdstate *st, int events);

@@ -136,7 +136,7 @@ int weft__compact_enter(weft_loop_t *l, weft_task_t *t)
     if (l->cowner != NULL)
         save(l, l->cowner);
     t->stack = l->cstack;
-    t->sp_floor = weft__stack_floor(l->cstack);
+    t->stack_lo = weft__stack_tag(l->cstack);
     if (t->ctx == NULL)
         t->ctx = weft__ctx_make(stack_top(l->cstack), weft__task_entry);
     else

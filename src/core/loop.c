@@ -239,8 +239,13 @@ static void poll_io(weft_loop_t *l, bool have_ready)
  * still sees I/O and elapsed timers promptly, and a yield costs no system call. Timers already due
  * by the clock's last reading are moved to the ready queue on every iteration. weft_time() re-reads
  * the clock at most once per iteration, when something asks for it.
+ *
+ * weft__loop_prepare() is an iteration up to its items: the poll, the timers, the ready queue
+ * moved to the batch. The loop runs the batch; a task that suspends when the batch is used up
+ * may start the next iteration itself (next_runnable() in task.c), so that the loop's own
+ * context is entered only for callbacks and to stop.
  */
-void weft__loop_iterate(weft_loop_t *l)
+void weft__loop_prepare(weft_loop_t *l)
 {
     if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
         drain_threadsafe(l);
@@ -279,8 +284,12 @@ void weft__loop_iterate(weft_loop_t *l)
         weft__timers_expire(l, l->now);
     }
     l->now_stale = !l->virtual_clock;
-
     weft__list_move_all(&l->ready, &l->batch);
+}
+
+void weft__loop_iterate(weft_loop_t *l)
+{
+    weft__loop_prepare(l);
     while (!weft__list_empty(&l->batch)) {
         struct weft__list *n = l->batch.next;
         weft__list_remove(n);
@@ -301,9 +310,11 @@ int weft_loop_run(weft_loop_t *loop)
     if (weft__tls_loop != loop || !pthread_equal(loop->owner, pthread_self()))
         return -EINVAL;
     loop->running = 1;
+    loop->tasks_iterate = 1; /* nothing but `stopping` ends this run */
     do {
         weft__loop_iterate(loop);
     } while (!loop->stopping);
+    loop->tasks_iterate = 0;
     loop->stopping = 0;
     loop->running = 0;
     return 0;

@@ -111,7 +111,7 @@ static bool task_prepare(weft_loop_t *l, weft_task_t *t)
             task_unref(t);
             return false;
         }
-        t->sp_floor = weft__stack_floor(t->stack);
+        t->stack_lo = weft__stack_tag(t->stack);
         t->ctx = weft__ctx_make(t->stack->lo + t->stack->size, weft__task_entry);
     } else if (l->cstack == NULL) {
         /* Its first frame is made when it takes the shared stack (weft__compact_enter). */
@@ -162,9 +162,19 @@ static weft_task_t *next_runnable(weft_loop_t *l, const weft_task_t *cur)
     for (;;) {
         struct weft__list *n = l->batch.next;
         if (n == &l->batch) {
-            if (weft__list_empty(&l->ready) || l->ran_since_poll >= WEFT__POLL_EVERY ||
-                l->stopping || atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
+            if (l->stopping)
                 return NULL;
+            if (weft__list_empty(&l->ready) || l->ran_since_poll >= WEFT__POLL_EVERY ||
+                atomic_load_explicit(&l->ts_pending, memory_order_relaxed)) {
+                if (!l->tasks_iterate || cur->state == WEFT__T_DONE ||
+                    (uintptr_t)__builtin_frame_address(0) <
+                        (cur->stack_lo & ~(uintptr_t)1) + WEFT__ITERATE_ROOM)
+                    return NULL;
+                /* The next iteration, poll included, on this stack: no switch to the loop and
+                 * back, and none at all when the poll wakes this task. */
+                weft__loop_prepare(l);
+                continue;
+            }
             if (weft__timers_first(&l->timers) <= l->now)
                 weft__timers_expire(l, l->now);
             l->now_stale = !l->virtual_clock;
@@ -262,7 +272,8 @@ int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link,
     }
     t->park = &p;
     t->state = WEFT__T_PARKED;
-    if (WEFT__UNLIKELY((uintptr_t)__builtin_frame_address(0) < (uintptr_t)t->sp_floor))
+    if (WEFT__UNLIKELY((uintptr_t)__builtin_frame_address(0) < t->stack_lo + WEFT__STACK_REDZONE &&
+                       !(t->stack_lo & 1)))
         weft__overflow_report(t, "ran past the end of");
     suspend(l, t);
     /* A compact task's frames, `p` among them, are back where they were. */

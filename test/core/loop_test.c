@@ -118,6 +118,61 @@ static void test_stop_finishes_iteration(void)
     CHECK_EQ(nlog, 4);
 }
 
+/* Tasks that suspend when the batch is used up start the next iteration themselves (the poll
+ * included) and may never hand the loop's own context a turn: a stop must still end the run. */
+static int ticks;
+
+static int ticker(void *arg)
+{
+    (void)arg;
+    while (weft_sleep(0.001) == 0)
+        ticks++;
+    return 0;
+}
+
+static int stop_at(void *arg)
+{
+    CHECK_EQ(weft_sleep_until((int64_t)(long)arg), 0);
+    weft_loop_stop(cur);
+    /* Suspend (not finish) after the stop: the run ends before this sleep does. */
+    return weft_sleep(0.0005);
+}
+
+static void test_stop_while_tasks_iterate(void)
+{
+    weft_loop_t *l;
+    const struct weft_loop_opts o = {.virtual_clock = true};
+    CHECK_EQ(weft_loop_new(&l, &o), 0);
+    cur = l;
+    ticks = 0;
+    weft_task_t *a, *b, *s;
+    CHECK_EQ(weft_spawn(&a, ticker, NULL), 0);
+    CHECK_EQ(weft_spawn(&b, ticker, NULL), 0);
+    CHECK_EQ(weft_spawn(&s, stop_at, (void *)10500000L), 0);
+    CHECK_EQ(weft_loop_run(l), 0);
+    CHECK_EQ(weft_time(l), 10500000);
+    CHECK_EQ(ticks, 20);
+    CHECK(!weft_task_done(s) && !weft_task_done(a) && !weft_task_done(b));
+    /* The next run goes on where this one stopped. */
+    weft_task_t *s2;
+    CHECK_EQ(weft_spawn(&s2, stop_at, (void *)12500000L), 0);
+    CHECK_EQ(weft_loop_run(l), 0);
+    CHECK_EQ(weft_time(l), 12500000);
+    CHECK_EQ(ticks, 24);
+    CHECK(weft_task_done(s) && weft_task_result(s) == 0);
+    weft_task_release(s);
+    CHECK(weft_task_cancel(s2, NULL));
+    weft_task_release(s2);
+    CHECK(weft_task_cancel(a, NULL));
+    CHECK(weft_task_cancel(b, NULL));
+    weft_loop_stop(l);
+    CHECK_EQ(weft_loop_run(l), 0); /* one iteration: both see their cancel */
+    CHECK(weft_task_done(a) && weft_task_done(b));
+    weft_task_release(a);
+    weft_task_release(b);
+    CHECK_EQ(weft_loop_close(l), 0);
+}
+
 /* Stop before run with nothing queued: one iteration with a zero poll timeout, no blocking. */
 static void test_stop_before_run_empty(void)
 {
@@ -316,5 +371,5 @@ static void test_error_handler(void)
 }
 
 TEST_MAIN(test_call_soon_fifo, test_tasks_and_callbacks_fifo, test_stop_finishes_iteration,
-          test_stop_before_run_empty, test_loop_errors, test_time_cached_per_iteration,
+          test_stop_while_tasks_iterate, test_stop_before_run_empty, test_loop_errors, test_time_cached_per_iteration,
           test_virtual_clock_hour, test_seconds_to_ns, test_busy_loop_polls_io, test_error_handler)
