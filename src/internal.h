@@ -183,6 +183,8 @@ struct weft_future {
     uint8_t is_task;   /* this is the head of a struct weft_task */
     uint8_t retrieved; /* an error was read (or nobody needs to hear of it) */
     int result;
+    int wake_result;   /* a task's: what its weft__park() returns (weft__wake); kept here, in
+                        * padding, so a wake-up writes one line of the task and not its stack */
     weft_loop_t *loop;
     struct weft__list entries; /* struct weft__fentry */
 };
@@ -323,7 +325,6 @@ struct weft__ptimer {
  */
 struct weft__park {
     uint8_t kind;            /* WEFT__P_* */
-    int wake_result;         /* what weft__park() returns (weft__wake) */
     void *obj;               /* what it waits on */
     struct weft__list *link; /* its node in that object's wait list, or NULL */
     struct weft__ptimer timer; /* its deadline */
@@ -406,6 +407,7 @@ struct weft__tchunk {
     size_t bytes;    /* the whole chunk, this header included */
     uint32_t carved; /* slots handed out so far */
     uint8_t mapped;  /* mmap'd (else weft__malloc'd) */
+    void *raw;       /* what weft__malloc returned (the chunk starts on the next line) */
 };
 /* Chunks of a closed loop that handles still point into, freed with the last of them. */
 struct weft__orphans {

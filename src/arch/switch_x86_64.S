@@ -20,10 +20,19 @@ weft__ctx_switch:
     subq    $8, %rsp
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
+    movl    (%rsp), %r8d
+    movzwl  4(%rsp), %r9d
     movq    %rsp, (%rdi)
     movq    %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw   4(%rsp)
+    /* Load the saved control words only when they differ from the current ones (ldmxcsr and
+     * fldcw stall the pipeline; tasks almost never change rounding or exception masks). MXCSR's
+     * status flags (bits 0-5) are not preserved across calls by the ABI, so they are ignored. */
+    xorl    (%rsp), %r8d
+    testl   $0xffc0, %r8d
+    jnz     2f
+    cmpw    4(%rsp), %r9w
+    jne     2f
+1:
     addq    $8, %rsp
     popq    %r15
     popq    %r14
@@ -33,6 +42,10 @@ weft__ctx_switch:
     popq    %rbp
     movq    %rdx, %rax
     ret
+2:
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    jmp     1b
     .cfi_endproc
     .size   weft__ctx_switch, .-weft__ctx_switch
 

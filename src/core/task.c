@@ -259,7 +259,7 @@ int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link,
     }
     struct weft__park p;
     p.kind = kind;
-    p.wake_result = 0;
+    t->fut.wake_result = 0;
     p.obj = obj;
     p.link = link;
     p.timer.tn.idx = WEFT__TN_IDLE;
@@ -286,7 +286,7 @@ int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link,
         t->must_cancel = 0;
         return -ECANCELED;
     }
-    return p.wake_result;
+    return t->fut.wake_result;
 }
 
 void weft__wake(weft_task_t *t, int result)
@@ -294,7 +294,7 @@ void weft__wake(weft_task_t *t, int result)
     if (t->state != WEFT__T_PARKED)
         return;
     t->state = WEFT__T_READY;
-    t->park->wake_result = result;
+    t->fut.wake_result = result;
     weft__enqueue_task(t->fut.loop, t);
 }
 

@@ -4,6 +4,7 @@
  * cross-thread wake-ups. Timeouts use epoll_pwait2 (ns) where the kernel has it (5.11+).
  */
 #include "io/backend.h"
+#include "arch/sys.h"
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -81,7 +82,7 @@ static void ep_unwatch(weft_loop_t *l, int fd)
 static int do_wait(struct ep *ep, int64_t timeout)
 {
     if (timeout <= 0)
-        return epoll_wait(ep->epfd, ep->evs, MAX_EVENTS, timeout == 0 ? 0 : -1);
+        return weft__epoll_wait(ep->epfd, ep->evs, MAX_EVENTS, timeout == 0 ? 0 : -1);
     if (!ep->no_pwait2) {
         struct timespec ts = {.tv_sec = timeout / 1000000000, .tv_nsec = timeout % 1000000000};
         int n = epoll_pwait2(ep->epfd, ep->evs, MAX_EVENTS, &ts, NULL);

@@ -6,6 +6,7 @@
 #define WEFT_NET_H
 
 #include "internal.h"
+#include "arch/sys.h"
 
 #include <netdb.h>
 #include <sys/socket.h>

@@ -112,7 +112,7 @@ static ssize_t sys_read(weft_stream_t *s, void *buf, size_t n)
         errno = EAGAIN;
         return -1;
     }
-    ssize_t r = recv(s->fd, buf, n, MSG_DONTWAIT);
+    ssize_t r = weft__recv(s->fd, buf, n, MSG_DONTWAIT);
     if (r > 0 && (size_t)r < n)
         s->rdrained = 1;
     return r;
@@ -276,7 +276,7 @@ static ssize_t read_drained(weft_stream_t *s, void *buf, size_t n, int64_t deadl
     ssize_t r;
     if (WEFT__LIKELY(w >= 0 && s->fd >= 0 && s->rerr == 0 && !s->eof && !s->closing &&
                      s->rpos == s->rend)) {
-        r = recv(s->fd, buf, n, MSG_DONTWAIT);
+        r = weft__recv(s->fd, buf, n, MSG_DONTWAIT);
         if (WEFT__LIKELY(r > 0)) {
             if ((size_t)r < n)
                 s->rdrained = 1;

@@ -18,7 +18,7 @@ static inline size_t queued(const weft_stream_t *s)
 static ssize_t sys_write(weft_stream_t *s, const void *buf, size_t n)
 {
     if (s->is_sock)
-        return send(s->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        return weft__send(s->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     return write(s->fd, buf, n);
 }
 

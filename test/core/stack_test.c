@@ -232,9 +232,12 @@ static int fp_task(void *arg)
 {
     int mode = (int)(long)arg;
     CHECK_EQ(fesetround(mode), 0);
+    volatile double one = 1.0, three = 3.0;
+    double third = one / three; /* rounded by the SSE unit's mode (MXCSR), up or down */
     for (int i = 0; i < 3; i++) {
         CHECK_EQ(weft_yield(), 0);
         CHECK_EQ(fegetround(), mode); /* another task's mode did not leak in */
+        CHECK(one / three == third);  /* nor into the SSE unit */
     }
     return 0;
 }
