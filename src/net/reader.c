@@ -280,7 +280,10 @@ static ssize_t read_drained(weft_stream_t *s, void *buf, size_t n, int64_t deadl
         if (WEFT__LIKELY(r > 0)) {
             if ((size_t)r < n)
                 s->rdrained = 1;
-            weft_stream_release(s);
+            if (WEFT__UNLIKELY(s->refs == 1))
+                weft_stream_release(s); /* the last reference: frees the stream */
+            else
+                s->refs--;
             return r;
         }
         r = read_slow(s, buf, n, deadline, r, true);
