@@ -17,6 +17,8 @@ struct weft__nwaiter {
     weft_task_t *task;
 };
 
+/* The fields a request's read and write touch come first: a stream starts on a cache line, so
+ * the usual request reads and writes one line of it. */
 struct weft_stream {
     uint32_t refs;
     int fd;           /* -1: no fd (fed by hand), or closed */
@@ -32,13 +34,13 @@ struct weft_stream {
     int rerr;         /* reader error: every reader call returns it */
     int cerr;         /* the connection's error (first fatal read or write error) */
     /* reader */
-    char *rbuf;
-    size_t rcap;
-    size_t rpos; /* first unconsumed byte */
-    size_t rend; /* end of buffered bytes */
-    size_t limit;
     weft_task_t *rtask; /* the task waiting for data, to wake it from feed/close/set_error */
     struct weft__fdstate *rst; /* the fd's waiters in the loop's table, once a read waited */
+    size_t rpos; /* first unconsumed byte */
+    size_t rend; /* end of buffered bytes */
+    char *rbuf;
+    size_t rcap;
+    size_t limit;
     /* writer */
     char *wbuf;
     size_t wcap;
@@ -51,6 +53,7 @@ struct weft_stream {
     /* a server's connection */
     struct weft__list slink; /* in the server's list while its handler runs */
     weft_server_t *server;   /* that server, or NULL */
+    void *raw;               /* what the allocator returned (the stream starts on a line) */
 };
 
 /* Resolve host/port into a list to free with freeaddrinfo(). Suspends only for real names. */

@@ -10,9 +10,11 @@
 
 int weft__stream_wrap(weft_stream_t **out, int fd, bool is_sock, size_t limit, size_t write_high)
 {
-    weft_stream_t *s = weft__calloc(1, sizeof(*s));
-    if (s == NULL)
+    char *raw = weft__calloc(1, sizeof(weft_stream_t) + 63);
+    if (raw == NULL)
         return -ENOMEM;
+    weft_stream_t *s = (weft_stream_t *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+    s->raw = raw;
     s->refs = 1;
     s->fd = fd;
     s->is_sock = is_sock;
@@ -68,7 +70,7 @@ void weft__stream_free(weft_stream_t *s)
 {
     weft__free(s->rbuf);
     weft__free(s->wbuf);
-    weft__free(s);
+    weft__free(s->raw);
 }
 
 void weft_stream_release(weft_stream_t *s)
