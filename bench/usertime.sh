@@ -20,14 +20,16 @@ command -v perf >/dev/null || { echo "usertime.sh: perf is not installed" >&2; e
 [ "$MODE" != echo ] || [ -x "$LG" ] || { echo "usertime.sh: no $LG (run bench/compare.sh once)" >&2; exit 1; }
 [ "$MODE" != http ] || command -v wrk >/dev/null || { echo "usertime.sh: wrk is not installed" >&2; exit 1; }
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+SERVER=
+trap '[ -z "$SERVER" ] || kill "$SERVER" 2>/dev/null; rm -rf "$TMP"' EXIT
 
 one() { # one NAME CMD -> "NAME rps cpu_us user_frac user_us"
   local name=$1 cmd=$2 spid lg rps
   PORT=$((PORT + 1))
   # shellcheck disable=SC2086
-  timeout $((DUR + 20)) taskset -c 0 $cmd "$MODE" "$PORT" >/dev/null 2>&1 &
+  taskset -c 0 $cmd "$MODE" "$PORT" >/dev/null 2>&1 & # taskset execs: $! is the server
   spid=$!
+  SERVER=$spid
   for _ in $(seq 50); do ss -ltn | grep -q ":$PORT " && break; sleep 0.1; done
   if [ "$MODE" = echo ]; then
     timeout $((DUR + 15)) taskset -c 1 "$LG" -p "$PORT" -c 100 -s 64 -d $((DUR + 1)) -w 1 >"$TMP/lg" 2>&1 &
@@ -38,7 +40,7 @@ one() { # one NAME CMD -> "NAME rps cpu_us user_frac user_us"
   sleep 1.2
   perf record -q -e cpu-clock -F 20000 -p "$spid" -o "$TMP/perf.data" -- sleep $((DUR - 1)) 2>/dev/null || true
   wait "$lg" || true
-  pkill -P "$spid" 2>/dev/null || true; kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true
+  kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true; SERVER=
   if [ "$MODE" = echo ]; then rps=$(grep -o 'rps=[0-9.]*' "$TMP/lg" | cut -d= -f2)
   else rps=$(awk '/Requests\/sec/ {print $2}' "$TMP/lg"); fi
   # Samples taken while the server ran; kernel addresses are the top half of the address space.

@@ -378,12 +378,19 @@ static inline void *weft__parked_on(const weft_task_t *t)
 void weft__task_run(weft_loop_t *loop, weft_task_t *t);
 
 /*
- * Start loading the top frames of parked task `t` (saved registers, then the frames its resume
- * returns through) while the loop has other work before it switches there: a task woken by I/O
- * has usually been out of the cache since its last turn. Never faults, whatever `t->ctx` is.
+ * Tasks woken by I/O have usually been out of the cache since their last turn. A poll loads them
+ * in two steps while it goes through its events: weft__task_prefetch() starts loading the second
+ * line of a task it wakes (the wake-up itself reads the first), and weft__stack_prefetch(), once
+ * every event is handled, the top frames of each task woken (saved registers, then the frames its
+ * resume returns through), whose address is in that second line. Prefetches never fault.
  */
 #define WEFT__PREFETCH_LINES 6
 static inline void weft__task_prefetch(const weft_task_t *t)
+{
+    __builtin_prefetch((const char *)t + 64);
+}
+
+static inline void weft__stack_prefetch(const weft_task_t *t)
 {
     const char *sp = (const char *)t->ctx;
     for (int i = 0; i < WEFT__PREFETCH_LINES; i++)
