@@ -176,21 +176,29 @@ static __attribute__((noinline)) ssize_t fill(weft_stream_t *s, size_t need, int
             }
             if (s->rdrained && s->is_sock) {
                 s->rdrained = 0; /* the last short recv() drained it: wait first */
-            } else {
-                ssize_t n = sys_read(s, s->rbuf + s->rend, ask);
-                if (WEFT__LIKELY(n > 0)) {
-                    s->rend += (size_t)n;
-                    return n;
-                }
-                if (n == 0) {
-                    s->eof = 1;
-                    return 0;
-                }
-                if (errno == EINTR)
+                int r = rwait(s, deadline, held);
+                if (r < 0 && !(r == -EBADF && s->closing))
+                    return r;
+                if (s->fd < 0)
+                    return 1; /* woken by a feed (or eof, error, close): the caller looks again */
+                /* The usual wake-up: data came and nothing else changed, so the room made
+                 * above is still there: receive now instead of starting over. */
+                if (WEFT__UNLIKELY(s->closing || s->rerr != 0 || s->eof))
                     continue;
-                if (errno != EAGAIN)
-                    return read_failed(s, -errno);
             }
+            ssize_t n = sys_read(s, s->rbuf + s->rend, ask);
+            if (WEFT__LIKELY(n > 0)) {
+                s->rend += (size_t)n;
+                return n;
+            }
+            if (n == 0) {
+                s->eof = 1;
+                return 0;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return read_failed(s, -errno);
         }
         int r = rwait(s, deadline, held);
         if (r < 0 && !(r == -EBADF && s->closing))
@@ -360,10 +368,27 @@ int weft_stream_readexactly(weft_stream_t *s, void *buf, size_t n, size_t *got)
     return weft_stream_readexactly_dl(s, buf, n, got, WEFT_NO_DEADLINE);
 }
 
-/*
- * Find the earliest-ending separator at or after `from` in `b[0..n)`: returns true with its
- * start and end. On equal ends the shorter separator wins (asyncio tries them shortest first).
- */
+/* Whether the `len` bytes at `p` are `sep` (its first byte is known to match). Separators are
+ * short: 4 to 8 bytes (an HTTP head's "\r\n\r\n") take two word compares, shorter ones a
+ * loop; either beats a call to memcmp. */
+static inline bool sep_eq(const char *p, const char *sep, size_t len)
+{
+    if (len >= 4 && len <= 8) {
+        uint32_t a0, b0, a1, b1;
+        memcpy(&a0, p, 4);
+        memcpy(&b0, sep, 4);
+        memcpy(&a1, p + len - 4, 4);
+        memcpy(&b1, sep + len - 4, 4);
+        return a0 == b0 && a1 == b1;
+    }
+    if (len > 8)
+        return memcmp(p + 1, sep + 1, len - 1) == 0;
+    size_t k = 1;
+    while (k < len && p[k] == sep[k])
+        k++;
+    return k == len;
+}
+
 /* The first occurrence of sep[0..len) in b[0..n), or NULL: memchr for the first byte (fast for
  * the short separators streams use), then a compare. */
 static inline const char *search(const char *b, size_t n, const char *sep, size_t len)
@@ -376,16 +401,17 @@ static inline const char *search(const char *b, size_t n, const char *sep, size_
         const char *p = memchr(b, c, (size_t)(last - b) + 1);
         if (p == NULL)
             return NULL;
-        size_t k = 1; /* separators are short: a loop beats a call to memcmp */
-        while (k < len && p[k] == sep[k])
-            k++;
-        if (k == len)
+        if (sep_eq(p, sep, len))
             return p;
         b = p + 1;
     }
     return NULL;
 }
 
+/*
+ * Find the earliest-ending separator at or after `from` in `b[0..n)`: returns true with its
+ * start and end. On equal ends the shorter separator wins (asyncio tries them shortest first).
+ */
 static bool find_sep(const char *b, size_t n, size_t from, const struct weft_sep *seps,
                      size_t nseps, size_t *start, size_t *end)
 {

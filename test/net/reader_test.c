@@ -397,6 +397,45 @@ static void test_readuntil_multi_separator(void)
     CHECK_EQ(run_virtual(multi_sep_main, NULL), 0);
 }
 
+/* Separators of every compare path (1-3 bytes, 4-8, longer), each after near misses that share
+ * its first byte, its first four bytes or all but its last. */
+static int sep_lengths_main(void *arg)
+{
+    (void)arg;
+    static const char *const seps[] = {"|", "<>", "\r\n", "\r\n\r\n", "ABCDE", "ABCDEFGH",
+                                       "ABCDEFGHI", "ABCDEFGHIJKLMNOP"};
+    for (size_t i = 0; i < sizeof(seps) / sizeof(seps[0]); i++) {
+        const char *sep = seps[i];
+        size_t len = strlen(sep);
+        char msg[256]; /* up to 1 + 2 + ... + 15 + 15 + 16 + 4 bytes */
+        size_t m = 0;
+        for (size_t cut = 1; cut < len; cut++) { /* the first `cut` bytes, then a different one */
+            memcpy(msg + m, sep, cut);
+            m += cut;
+            msg[m++] = '#';
+        }
+        memcpy(msg + m, sep, len);
+        m += len;
+        memcpy(msg + m, "tail", 4);
+        weft_stream_t *s = fed(0);
+        CHECK_EQ(weft_stream_feed(s, msg, m + 4), 0);
+        const char *d;
+        size_t n;
+        CHECK_EQ(weft_stream_readuntil(s, sep, len, &d, &n), 0);
+        CHECK_EQ(n, m);
+
+        CHECK(memcmp(d, msg, m) == 0);
+        check_buffer(s, "tail");
+        weft_stream_release(s);
+    }
+    return 0;
+}
+
+static void test_readuntil_separator_lengths(void)
+{
+    CHECK_EQ(run_virtual(sep_lengths_main, NULL), 0);
+}
+
 /* ---- a peer trickling one byte at a time: readuntil stays linear ---- */
 
 #define TRICKLE 400000
@@ -499,5 +538,6 @@ static void test_writer_without_fd(void)
 
 TEST_MAIN(test_readline_limit, test_readline, test_readuntil_limit, test_readexactly,
           test_read_limit, test_exception_waiter, test_readuntil_multi_separator,
+          test_readuntil_separator_lengths,
           test_readuntil_trickle_linear, test_deadlines_keep_data, test_outside_loop,
           test_writer_without_fd)
