@@ -56,6 +56,16 @@ struct weft_stream {
     void *raw;               /* what the allocator returned (the stream starts on a line) */
 };
 
+/* Drop a reference a call took for its wait: inline unless it is the last (then
+ * weft_stream_release() closes and frees the stream). */
+static inline void weft__stream_unref(weft_stream_t *s)
+{
+    if (WEFT__LIKELY(s->refs > 1))
+        s->refs--;
+    else
+        weft_stream_release(s);
+}
+
 /* Resolve host/port into a list to free with freeaddrinfo(). Suspends only for real names. */
 int weft__net_resolve(const char *host, int port, int family, int socktype, int flags,
                       struct addrinfo **res, int64_t deadline);

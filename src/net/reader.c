@@ -95,7 +95,7 @@ static __attribute__((noinline)) int rwait(weft_stream_t *s, int64_t deadline, b
 static inline void done(weft_stream_t *s, bool held)
 {
     if (held)
-        weft_stream_release(s);
+        weft__stream_unref(s);
 }
 
 /*
@@ -288,10 +288,7 @@ static ssize_t read_drained(weft_stream_t *s, void *buf, size_t n, int64_t deadl
         if (WEFT__LIKELY(r > 0)) {
             if ((size_t)r < n)
                 s->rdrained = 1;
-            if (WEFT__UNLIKELY(s->refs == 1))
-                weft_stream_release(s); /* the last reference: frees the stream */
-            else
-                s->refs--;
+            weft__stream_unref(s);
             return r;
         }
         r = read_slow(s, buf, n, deadline, r, true);
@@ -300,7 +297,7 @@ static ssize_t read_drained(weft_stream_t *s, void *buf, size_t n, int64_t deadl
     } else {
         r = read_slow(s, buf, n, deadline, 0, false);
     }
-    weft_stream_release(s);
+    weft__stream_unref(s);
     return r;
 }
 
