@@ -77,13 +77,18 @@ weft__ctx_make:
 
     .type   weft__ctx_trampoline, @function
     .p2align 4
-/* First code of every task: entry (in r12) gets the switch's arg (in rax). */
+/*
+ * First code of every task: entry (in r12) gets the switch's arg (in rax). Entered with a jump
+ * over a zero return address, not a call: the entry never returns, and a call left unmatched
+ * here would shift the CPU's return-stack predictions by one, so that every return of the task
+ * that resumes next (the spawner's join, say) would be mispredicted down its whole call chain.
+ */
 weft__ctx_trampoline:
     .cfi_startproc
     .cfi_undefined rip
     movq    %rax, %rdi
-    callq   *%r12
-    ud2
+    pushq   $0
+    jmpq    *%r12
     .cfi_endproc
     .size   weft__ctx_trampoline, .-weft__ctx_trampoline
 
