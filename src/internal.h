@@ -182,6 +182,7 @@ struct weft_future {
     uint8_t state;     /* WEFT__F_* */
     uint8_t is_task;   /* this is the head of a struct weft_task */
     uint8_t retrieved; /* an error was read (or nobody needs to hear of it) */
+    uint8_t group_child; /* a task's: it runs a TaskGroup child (group.c); kept in padding */
     int result;
     int wake_result;   /* a task's: what its weft__park() returns (weft__wake); kept here, in
                         * padding, so a wake-up writes one line of the task and not its stack */
@@ -346,7 +347,11 @@ struct weft_task {
     };
     struct weft__stack *stack;
     uintptr_t stack_lo;   /* weft__stack_tag(stack), kept here: the park checks it */
-    weft_task_fn fn;
+    union {
+        weft_task_fn fn;         /* until its first step */
+        const void *resume_hint; /* then: what it reads first when it resumes (or NULL), for
+                                  * the poll to prefetch with its frames */
+    };
     union {
         void *arg;                     /* fn's argument */
         weft_task_t *free_next;        /* WEFT__T_FREE: the loop's free list */
@@ -382,9 +387,10 @@ void weft__task_run(weft_loop_t *loop, weft_task_t *t);
  * in two steps while it goes through its events: weft__task_prefetch() starts loading the second
  * line of a task it wakes (the wake-up itself reads the first), and weft__stack_prefetch(), once
  * every event is handled, the top frames of each task woken (saved registers, then the frames its
- * resume returns through), whose address is in that second line. Prefetches never fault.
+ * resume returns through), whose address is in that second line, and the two lines at its
+ * resume_hint (a stream waiting for data names itself there). Prefetches never fault.
  */
-#define WEFT__PREFETCH_LINES 6
+#define WEFT__PREFETCH_LINES 8
 static inline void weft__task_prefetch(const weft_task_t *t)
 {
     __builtin_prefetch((const char *)t + 64);
@@ -395,6 +401,9 @@ static inline void weft__stack_prefetch(const weft_task_t *t)
     const char *sp = (const char *)t->ctx;
     for (int i = 0; i < WEFT__PREFETCH_LINES; i++)
         __builtin_prefetch(sp + 64 * i);
+    uintptr_t h = (uintptr_t)t->resume_hint; /* on ctx's line */
+    __builtin_prefetch((const void *)h);
+    __builtin_prefetch((const void *)(h + 64));
 }
 void weft__task_entry(void *arg);
 

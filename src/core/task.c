@@ -244,7 +244,9 @@ void weft__task_entry(void *arg)
 #ifndef WEFT_FIBER_SANITIZER
     reap(l);
 #endif
-    int r = t->fn(t->arg);
+    weft_task_fn fn = t->fn;
+    t->resume_hint = NULL; /* shares fn's place */
+    int r = fn(t->arg);
     task_finish(l, t, r);
     l->reap = t;
     suspend(l, t);
@@ -407,6 +409,7 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
     t->fut.refs = out != NULL ? 2 : 1;
     t->fut.state = WEFT__F_PENDING;
     t->fut.retrieved = 0;
+    t->fut.group_child = 0;
     t->fut.result = 0;
     t->fut.loop = l;
     t->state = WEFT__T_NEW;

@@ -66,7 +66,9 @@ static inline int wait_readable(weft_stream_t *s, weft_task_t *t, int64_t deadli
             return err;
     }
     s->rtask = t;
+    t->resume_hint = s; /* the poll that wakes it prefetches the stream */
     int r = weft__fd_wait(t, s->rst, WEFT_READABLE, deadline);
+    t->resume_hint = NULL;
     s->rtask = NULL;
     return r;
 }
@@ -500,11 +502,68 @@ int weft_stream_readuntil_any(weft_stream_t *s, const struct weft_sep *seps, siz
     return weft_stream_readuntil_any_dl(s, seps, nseps, data, len, WEFT_NO_DEADLINE);
 }
 
+/*
+ * readuntil() with one separator on a healthy socket that the last short recv() drained, with
+ * nothing buffered and a roomy buffer: wait, receive once, look for the separator. A server's
+ * request/response pattern (an HTTP head per call) comes here, so it skips the general loop's
+ * layers (fill, rwait); anything unusual goes on in readuntil_impl() from the state reached.
+ */
+static int readuntil_drained(weft_stream_t *s, const struct weft_sep *sep, const char **data,
+                             size_t *len, int64_t deadline, bool *held)
+{
+    s->rdrained = 0;
+    s->rpos = s->rend = 0;
+    s->refs++; /* the stream outlives a release by another task while this one waits */
+    *held = true;
+    int w = wait_readable(s, weft__tls_loop->current, deadline);
+    if (WEFT__LIKELY(w >= 0 && s->fd >= 0 && s->rerr == 0 && !s->eof && !s->closing &&
+                     s->rpos == s->rend)) {
+        size_t ask = s->rcap;
+        ssize_t n = weft__recv(s->fd, s->rbuf, ask, MSG_DONTWAIT);
+        if (WEFT__LIKELY(n > 0)) {
+            s->rend = (size_t)n;
+            if ((size_t)n < ask)
+                s->rdrained = 1;
+            const char *p = search(s->rbuf, (size_t)n, sep->data, sep->len);
+            if (WEFT__LIKELY(p != NULL && (size_t)(p - s->rbuf) <= s->limit)) {
+                *data = s->rbuf;
+                *len = (size_t)(p - s->rbuf) + sep->len;
+                s->rpos = *len;
+                return 0;
+            }
+        } else if (n == 0) {
+            s->eof = 1;
+        } else if (errno != EAGAIN && errno != EINTR) {
+            return read_failed(s, -errno);
+        }
+    } else if (w < 0 && !(w == -EBADF && s->closing)) {
+        return w;
+    }
+    return readuntil_impl(s, sep, 1, data, len, deadline, held);
+}
+
 int weft_stream_readuntil_dl(weft_stream_t *s, const void *sep, size_t seplen, const char **data,
                              size_t *len, int64_t deadline)
 {
+    if (WEFT__UNLIKELY(data == NULL || len == NULL))
+        return -EINVAL;
+    *data = NULL;
+    *len = 0;
+    if (WEFT__UNLIKELY(s == NULL || sep == NULL || seplen == 0))
+        return -EINVAL;
     struct weft_sep one = {sep, seplen};
-    return weft_stream_readuntil_any_dl(s, &one, 1, data, len, deadline);
+    bool held = false;
+    int r;
+    /* The common case of a server: see readuntil_drained(). */
+    if (WEFT__LIKELY(s->rpos == s->rend && s->rdrained && s->is_sock && s->fd >= 0 &&
+                     s->rerr == 0 && !s->eof && !s->closing && s->rtask == NULL &&
+                     s->rcap >= MIN_READ && 2 * s->limit >= s->rcap &&
+                     weft__tls_loop != NULL && weft__tls_loop->current != NULL))
+        r = readuntil_drained(s, &one, data, len, deadline, &held);
+    else
+        r = readuntil_impl(s, &one, 1, data, len, deadline, &held);
+    done(s, held);
+    return r;
 }
 
 int weft_stream_readuntil(weft_stream_t *s, const void *sep, size_t seplen, const char **data,

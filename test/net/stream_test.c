@@ -444,6 +444,99 @@ static void test_pipe_stream(void)
     NT_NO_FD_LEAK(CHECK_EQ(weft_run(pipe_main, NULL), 0));
 }
 
-TEST_MAIN(test_write_through_and_drain, test_multiple_drain, test_drain_raises,
+/* ---- readuntil on a socket its last receive drained: a server's request path ---- */
+
+struct halves {
+    int fd;
+    const char *first, *second;
+};
+
+/* Send one half, let the reader take it (it waits again: the separator is not complete), then
+ * the other half. */
+static int send_halves(void *arg)
+{
+    struct halves *h = arg;
+    CHECK_EQ(weft_sock_sendall(h->fd, h->first, strlen(h->first), NULL), 0);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(weft_yield(), 0);
+    CHECK_EQ(weft_sock_sendall(h->fd, h->second, strlen(h->second), NULL), 0);
+    return 0;
+}
+
+static int readuntil_drained_main(void *arg)
+{
+    (void)arg;
+    static const char head[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    int sv[2];
+    CHECK_EQ(weft_socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct weft_stream_opts o = {.limit = 4096};
+    weft_stream_t *s;
+    CHECK_EQ(weft_stream_new(&s, sv[0], &o), 0);
+    const char *d;
+    size_t n;
+    for (int i = 0; i < 3; i++) { /* a head per receive */
+        CHECK_EQ(weft_sock_sendall(sv[1], head, sizeof(head) - 1, NULL), 0);
+        CHECK_EQ(weft_stream_readuntil(s, "\r\n\r\n", 4, &d, &n), 0);
+        CHECK_EQ(n, sizeof(head) - 1);
+        CHECK(memcmp(d, head, n) == 0);
+        CHECK_EQ(weft_stream_buffered(s, NULL), 0);
+    }
+    /* The separator split across two receives. */
+    struct halves h = {sv[1], "GET /2\r\n\r", "\n"};
+    weft_task_t *t;
+    CHECK_EQ(weft_spawn(&t, send_halves, &h), 0);
+    CHECK_EQ(weft_stream_readuntil(s, "\r\n\r\n", 4, &d, &n), 0);
+    CHECK_EQ(n, 10);
+    CHECK(memcmp(d, "GET /2\r\n\r\n", 10) == 0);
+    CHECK_EQ(weft_join(t), 0);
+    weft_task_release(t);
+    /* Two heads in one receive: the second is served from the buffer. */
+    CHECK_EQ(weft_sock_sendall(sv[1], "A\r\n\r\nBB\r\n\r\n", 11, NULL), 0);
+    CHECK_EQ(weft_stream_readuntil(s, "\r\n\r\n", 4, &d, &n), 0);
+    CHECK_EQ(n, 5);
+    CHECK_EQ(weft_stream_readuntil(s, "\r\n\r\n", 4, &d, &n), 0);
+    CHECK_EQ(n, 6);
+    CHECK(memcmp(d, "BB", 2) == 0);
+    /* A separator past the limit in one receive: ELIMIT, the bytes stay buffered. */
+    static char big[6004];
+    memset(big, 'x', 6000);
+    memcpy(big + 6000, "\r\n\r\n", 4);
+    CHECK_EQ(weft_sock_sendall(sv[1], big, sizeof(big), NULL), 0);
+    CHECK_EQ(weft_stream_readuntil(s, "\r\n\r\n", 4, &d, &n), WEFT_ELIMIT);
+    CHECK_EQ(n, 6000);
+    size_t got;
+    CHECK_EQ(weft_stream_readexactly(s, big, sizeof(big), &got), 0);
+    CHECK(memcmp(big + 6000, "\r\n\r\n", 4) == 0);
+    /* A deadline passes while it waits: then the head that comes is read whole. */
+    CHECK_EQ(weft_stream_readuntil_dl(s, "\r\n\r\n", 4, &d, &n, weft_deadline_in(5.0)),
+             -ETIMEDOUT);
+    CHECK_EQ(weft_sock_sendall(sv[1], head, sizeof(head) - 1, NULL), 0);
+    CHECK_EQ(weft_stream_readuntil(s, "\r\n\r\n", 4, &d, &n), 0);
+    CHECK_EQ(n, sizeof(head) - 1);
+    /* The peer closes while it waits: end of stream, nothing read. */
+    CHECK_EQ(weft_close(sv[1]), 0);
+    CHECK_EQ(weft_stream_readuntil(s, "\r\n\r\n", 4, &d, &n), WEFT_EOF);
+    CHECK_EQ(n, 0);
+    weft_stream_release(s);
+
+    /* The peer resets while it waits: the error is reported, and kept. */
+    int sfd, c = nt_tcp_pair("127.0.0.1", &sfd);
+    s = wrap(c);
+    CHECK_EQ(weft_sock_sendall(sfd, head, sizeof(head) - 1, NULL), 0);
+    CHECK_EQ(weft_stream_readuntil(s, "\r\n\r\n", 4, &d, &n), 0);
+    nt_reset_close(sfd);
+    CHECK_EQ(weft_stream_readuntil(s, "\r\n\r\n", 4, &d, &n), -ECONNRESET);
+    CHECK_EQ(weft_stream_error(s), -ECONNRESET);
+    CHECK_EQ(weft_stream_readuntil(s, "\r\n\r\n", 4, &d, &n), -ECONNRESET);
+    weft_stream_release(s);
+    return 0;
+}
+
+static void test_readuntil_drained_socket(void)
+{
+    NT_NO_FD_LEAK(CHECK_EQ(run_virtual(readuntil_drained_main, NULL), 0));
+}
+
+TEST_MAIN(test_readuntil_drained_socket, test_write_through_and_drain, test_multiple_drain, test_drain_raises,
           test_reset_during_drain, test_peer_gone_mid_read, test_write_eof_close_abort,
           test_close_wakes_reader, test_slow_client_deadline, test_pipe_stream)
