@@ -182,7 +182,7 @@ struct weft_future {
     uint8_t state;     /* WEFT__F_* */
     uint8_t is_task;   /* this is the head of a struct weft_task */
     uint8_t retrieved; /* an error was read (or nobody needs to hear of it) */
-    uint8_t group_child; /* a task's: it runs a TaskGroup child (group.c); kept in padding */
+    uint8_t tflags;    /* a task's WEFT__TF_* bits; kept in padding */
     int result;
     int wake_result;   /* a task's: what its weft__park() returns (weft__wake); kept here, in
                         * padding, so a wake-up writes one line of the task and not its stack */
@@ -331,9 +331,18 @@ struct weft__park {
     struct weft__ptimer timer; /* its deadline */
 };
 
+/* weft_future.tflags of a task */
+#define WEFT__TF_GROUP_CHILD 1u /* it runs a TaskGroup child (group.c) */
+#define WEFT__TF_COLD        2u /* it may have a cold part: ->cold is read only then, so freeing a
+                                 * plain task touches its first line only */
+
 struct weft_task {
-    struct weft_future fut;       /* first: a task is a future */
-    struct weft__list rlink;      /* ready queue */
+    struct weft_future fut; /* first: a task is a future */
+    union {
+        struct weft__list rlink; /* ready queue */
+        weft_task_t *free_next;  /* WEFT__T_FREE: the loop's free list (on the first line, as is
+                                  * everything else that freeing a task writes) */
+    };
     uint8_t rkind;                /* WEFT__RN_TASK */
     uint8_t state;                /* WEFT__T_* */
     uint8_t must_cancel;          /* a request waits for the next suspension point */
@@ -354,7 +363,6 @@ struct weft_task {
     };
     union {
         void *arg;                     /* fn's argument */
-        weft_task_t *free_next;        /* WEFT__T_FREE: the loop's free list */
         struct weft__orphans *orphans; /* a handle that outlived its loop: its memory */
     };
     uint64_t id;

@@ -110,8 +110,10 @@ void weft__task_mem_put(weft_task_t *t)
         t->free_next = l->tfree;
         l->tfree = t;
 #ifdef WEFT_ASAN
-        /* Keep the state byte readable: weft__task_mem_fini() reads it to tell free slots. */
-        ASAN_POISON_MEMORY_REGION(&t->free_next, sizeof(*t) - offsetof(weft_task_t, free_next));
+        /* Keep the free link and the state byte readable (weft__task_mem_live() reads it to
+         * tell free slots): poison the future before them and the second line after them. */
+        ASAN_POISON_MEMORY_REGION(t, offsetof(weft_task_t, rlink));
+        ASAN_POISON_MEMORY_REGION(&t->park, sizeof(*t) - offsetof(weft_task_t, park));
 #endif
         return;
     }
