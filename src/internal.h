@@ -356,11 +356,7 @@ struct weft_task {
     };
     struct weft__stack *stack;
     uintptr_t stack_lo;   /* weft__stack_tag(stack), kept here: the park checks it */
-    union {
-        weft_task_fn fn;         /* until its first step */
-        const void *resume_hint; /* then: what it reads first when it resumes (or NULL), for
-                                  * the poll to prefetch with its frames */
-    };
+    weft_task_fn fn;
     union {
         void *arg;                     /* fn's argument */
         struct weft__orphans *orphans; /* a handle that outlived its loop: its memory */
@@ -391,27 +387,20 @@ static inline void *weft__parked_on(const weft_task_t *t)
 void weft__task_run(weft_loop_t *loop, weft_task_t *t);
 
 /*
- * Tasks woken by I/O have usually been out of the cache since their last turn. A poll loads them
- * in two steps while it goes through its events: weft__task_prefetch() starts loading the second
- * line of a task it wakes (the wake-up itself reads the first), and weft__stack_prefetch(), once
- * every event is handled, the top frames of each task woken (saved registers, then the frames its
- * resume returns through), whose address is in that second line, and the two lines at its
- * resume_hint (a stream waiting for data names itself there). Prefetches never fault.
+ * Tasks woken by I/O have usually been out of the cache since their last turn. A poll starts
+ * loading what such a task touches first when it resumes as soon as an event wakes it, all at
+ * once and without reading the task: the fd's state says where the task's stack was when it
+ * parked and what else it will read (weft__fd_wait). A task woken from an fd's waiter list (not
+ * the usual lone waiter) gets weft__stack_prefetch(): its second line, then its top frames.
+ * Prefetches never fault.
  */
 #define WEFT__PREFETCH_LINES 8
-static inline void weft__task_prefetch(const weft_task_t *t)
-{
-    __builtin_prefetch((const char *)t + 64);
-}
-
 static inline void weft__stack_prefetch(const weft_task_t *t)
 {
+    __builtin_prefetch((const char *)t + 64);
     const char *sp = (const char *)t->ctx;
     for (int i = 0; i < WEFT__PREFETCH_LINES; i++)
         __builtin_prefetch(sp + 64 * i);
-    uintptr_t h = (uintptr_t)t->resume_hint; /* on ctx's line */
-    __builtin_prefetch((const void *)h);
-    __builtin_prefetch((const void *)(h + 64));
 }
 void weft__task_entry(void *arg);
 
@@ -478,12 +467,14 @@ struct weft__fdstate {
      * empty), so that the usual lone waiter costs no list node on its stack and an event reaches
      * it without reading that stack. */
     weft_task_t *first;
-    struct weft__list waiters; /* struct weft__fdwaiter, all younger than `first` */
-    uint8_t first_events;      /* what `first` waits for */
-    uint8_t registered;        /* known to the backend */
-    uint8_t pending;           /* readiness that came while no task waited for it */
-    uint8_t hup;               /* the peer hung up or the fd failed: lasting, never an edge */
-};
+    const void *first_hint;     /* what `first` reads first when it resumes (a stream), or NULL */
+    const char *first_frame;    /* `first`'s frame when it parked: its stack is just below */
+    struct weft__list waiters;  /* struct weft__fdwaiter, all younger than `first` */
+    uint8_t first_events;       /* what `first` waits for */
+    uint8_t registered;         /* known to the backend */
+    uint8_t pending;            /* readiness that came while no task waited for it */
+    uint8_t hup;                /* the peer hung up or the fd failed: lasting, never an edge */
+} __attribute__((aligned(64))); /* one line: an event reads only this line of the table */
 
 struct weft__fdwaiter {
     struct weft__list link;
@@ -597,7 +588,7 @@ struct weft__fdstate *weft__fd_watch(weft_loop_t *loop, int fd, int *err);
  * readiness that came meanwhile or a hang-up returns at once, else `t` parks as a waiter.
  */
 static inline int weft__fd_wait(weft_task_t *t, struct weft__fdstate *st, int events,
-                                int64_t deadline)
+                                int64_t deadline, const void *hint)
 {
     int ready = st->hup ? events : st->pending & events;
     if (ready != 0) {
@@ -607,6 +598,8 @@ static inline int weft__fd_wait(weft_task_t *t, struct weft__fdstate *st, int ev
     if (WEFT__LIKELY(st->first == NULL && weft__list_empty(&st->waiters))) {
         st->first = t;
         st->first_events = (uint8_t)events;
+        st->first_hint = hint;
+        st->first_frame = (const char *)__builtin_frame_address(0);
         int r = weft__park(t, WEFT__P_FD, NULL, NULL, deadline);
         if (st->first == t) /* not woken by an event: a cancel, timeout or close */
             st->first = NULL;

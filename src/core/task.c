@@ -250,9 +250,7 @@ void weft__task_entry(void *arg)
 #ifndef WEFT_FIBER_SANITIZER
     reap(l);
 #endif
-    weft_task_fn fn = t->fn;
-    t->resume_hint = NULL; /* shares fn's place */
-    int r = fn(t->arg);
+    int r = t->fn(t->arg);
     task_finish(l, t, r);
     l->reap = t;
     suspend(l, t);

@@ -102,7 +102,6 @@ static int ep_wait(weft_loop_t *l, int64_t timeout)
     if (n <= 0)
         return 0;
     int reported = 0;
-    struct weft__list *before = l->ready.prev; /* what the events make ready comes after it */
     for (int i = 0; i < n; i++) {
         uint64_t token = ep->evs[i].data.u64;
         uint32_t e = ep->evs[i].events;
@@ -123,10 +122,6 @@ static int ep_wait(weft_loop_t *l, int64_t timeout)
             events |= WEFT__EV_HUP;
         weft__io_event(l, ep->evs[i].data.ptr, events);
         reported++;
-    }
-    for (struct weft__list *p = before->next; p != &l->ready; p = p->next) {
-        if (((struct weft__rnode *)p)->kind == WEFT__RN_TASK)
-            weft__stack_prefetch(weft__container_of(p, weft_task_t, rlink));
     }
     return reported;
 }

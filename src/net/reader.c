@@ -66,9 +66,8 @@ static inline int wait_readable(weft_stream_t *s, weft_task_t *t, int64_t deadli
             return err;
     }
     s->rtask = t;
-    t->resume_hint = s; /* the poll that wakes it prefetches the stream */
-    int r = weft__fd_wait(t, s->rst, WEFT_READABLE, deadline);
-    t->resume_hint = NULL;
+    /* The poll that wakes it prefetches the stream with its frames. */
+    int r = weft__fd_wait(t, s->rst, WEFT_READABLE, deadline, s);
     s->rtask = NULL;
     return r;
 }
