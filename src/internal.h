@@ -52,6 +52,10 @@ void *weft__malloc(size_t n);
 void *weft__calloc(size_t n, size_t size);
 void *weft__realloc(void *p, size_t n);
 void weft__free(void *p);
+/* A block that starts on a cache line (64 bytes), through the same allocator; freed with
+ * weft__free_line(). */
+void *weft__malloc_line(size_t n);
+void weft__free_line(void *p);
 char *weft__strdup(const char *s);
 
 /* ---- ready queue nodes ---- */
@@ -182,7 +186,6 @@ struct weft_future {
     uint8_t state;     /* WEFT__F_* */
     uint8_t is_task;   /* this is the head of a struct weft_task */
     uint8_t retrieved; /* an error was read (or nobody needs to hear of it) */
-    uint8_t tflags;    /* a task's WEFT__TF_* bits; kept in padding */
     int result;
     int wake_result;   /* a task's: what its weft__park() returns (weft__wake); kept here, in
                         * padding, so a wake-up writes one line of the task and not its stack */
@@ -331,18 +334,9 @@ struct weft__park {
     struct weft__ptimer timer; /* its deadline */
 };
 
-/* weft_future.tflags of a task */
-#define WEFT__TF_GROUP_CHILD 1u /* it runs a TaskGroup child (group.c) */
-#define WEFT__TF_COLD        2u /* it may have a cold part: ->cold is read only then, so freeing a
-                                 * plain task touches its first line only */
-
 struct weft_task {
-    struct weft_future fut; /* first: a task is a future */
-    union {
-        struct weft__list rlink; /* ready queue */
-        weft_task_t *free_next;  /* WEFT__T_FREE: the loop's free list (on the first line, as is
-                                  * everything else that freeing a task writes) */
-    };
+    struct weft_future fut;       /* first: a task is a future */
+    struct weft__list rlink;      /* ready queue */
     uint8_t rkind;                /* WEFT__RN_TASK */
     uint8_t state;                /* WEFT__T_* */
     uint8_t must_cancel;          /* a request waits for the next suspension point */
@@ -359,6 +353,7 @@ struct weft_task {
     weft_task_fn fn;
     union {
         void *arg;                     /* fn's argument */
+        weft_task_t *free_next;        /* WEFT__T_FREE: the loop's free list */
         struct weft__orphans *orphans; /* a handle that outlived its loop: its memory */
     };
     uint64_t id;
@@ -391,13 +386,12 @@ void weft__task_run(weft_loop_t *loop, weft_task_t *t);
  * loading what such a task touches first when it resumes as soon as an event wakes it, all at
  * once and without reading the task: the fd's state says where the task's stack was when it
  * parked and what else it will read (weft__fd_wait). A task woken from an fd's waiter list (not
- * the usual lone waiter) gets weft__stack_prefetch(): its second line, then its top frames.
+ * the usual lone waiter) gets weft__stack_prefetch(): its top frames, found in its second line.
  * Prefetches never fault.
  */
 #define WEFT__PREFETCH_LINES 8
 static inline void weft__stack_prefetch(const weft_task_t *t)
 {
-    __builtin_prefetch((const char *)t + 64);
     const char *sp = (const char *)t->ctx;
     for (int i = 0; i < WEFT__PREFETCH_LINES; i++)
         __builtin_prefetch(sp + 64 * i);
@@ -419,8 +413,7 @@ struct weft__tchunk {
     struct weft__tchunk *next;
     size_t bytes;    /* the whole chunk, this header included */
     uint32_t carved; /* slots handed out so far */
-    uint8_t mapped;  /* mmap'd (else weft__malloc'd) */
-    void *raw;       /* what weft__malloc returned (the chunk starts on the next line) */
+    uint8_t mapped;  /* mmap'd (else weft__malloc_line'd) */
 };
 /* Chunks of a closed loop that handles still point into, freed with the last of them. */
 struct weft__orphans {

@@ -223,7 +223,6 @@ int weft_group_spawn_opts(weft_group_t *gs, weft_task_t **out, weft_task_fn fn, 
         weft__free(c);
         return err;
     }
-    c->task->fut.tflags |= WEFT__TF_GROUP_CHILD;
     weft__list_append(&g->children, &c->link);
     g->nchildren++;
     if (out != NULL)
@@ -258,7 +257,7 @@ static void attach_nested(weft_task_t *cur, weft_errgroup_t *eg)
             return;
         }
     }
-    if (cur->fut.tflags & WEFT__TF_GROUP_CHILD) {
+    if (cur->fn == child_main) {
         struct weft__gchild *c = cur->arg;
         weft_errgroup_release(c->nested);
         c->nested = weft_errgroup_retain(eg);

@@ -47,6 +47,25 @@ void weft__free(void *p)
     alloc_free(p);
 }
 
+/* What the allocator returned sits in the word just before the line-aligned block. */
+void *weft__malloc_line(size_t n)
+{
+    if (n > SIZE_MAX - 64 - sizeof(void *))
+        return NULL;
+    char *raw = alloc_malloc(n + 64 + sizeof(void *));
+    if (raw == NULL)
+        return NULL;
+    void **p = (void **)(((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63);
+    p[-1] = raw;
+    return p;
+}
+
+void weft__free_line(void *p)
+{
+    if (p != NULL)
+        alloc_free(((void **)p)[-1]);
+}
+
 char *weft__strdup(const char *s)
 {
     size_t n = strlen(s) + 1;

@@ -91,7 +91,6 @@ static void save(weft_loop_t *l, weft_task_t *o)
         img->cancel_msg = im != NULL ? im->cancel_msg : NULL;
         weft__free(im);
         im = o->cold = img;
-        o->fut.tflags |= WEFT__TF_COLD;
         im->cap = (uint32_t)cap;
     }
 #ifdef WEFT_ASAN

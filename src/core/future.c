@@ -14,7 +14,6 @@ void weft__future_init(weft_future_t *f, weft_loop_t *loop, bool is_task)
     f->state = WEFT__F_PENDING;
     f->is_task = is_task;
     f->retrieved = 0;
-    f->tflags = 0;
     f->result = 0;
     f->loop = loop;
     weft__list_init(&f->entries);

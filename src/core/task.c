@@ -188,12 +188,6 @@ static inline __attribute__((always_inline)) weft_task_t *next_runnable(weft_loo
         /* A compact task cannot rewrite the stack it runs on: the loop makes that switch. */
         if (cur->compact && next->compact && next != cur)
             return NULL;
-        /* Start loading the task after it (both lines: a rlink is on a task's first line,
-         * 40 bytes in): a batch of tasks that have not run for a while (many spawned at once,
-         * or woken by a timer) then costs no miss per task. */
-        uintptr_t after = (uintptr_t)n->next;
-        __builtin_prefetch((const void *)after);
-        __builtin_prefetch((const void *)(after + 32));
         weft__list_remove(n);
         l->ran_since_poll++;
         if (task_prepare(l, next))
@@ -413,7 +407,6 @@ int weft_spawn_opts(weft_task_t **out, weft_task_fn fn, void *arg,
     t->fut.refs = out != NULL ? 2 : 1;
     t->fut.state = WEFT__F_PENDING;
     t->fut.retrieved = 0;
-    t->fut.tflags = 0;
     t->fut.result = 0;
     t->fut.loop = l;
     t->state = WEFT__T_NEW;
@@ -473,7 +466,7 @@ void weft__task_free(weft_task_t *t)
         weft__report(l, "task error never retrieved", t->fut.result, t);
     if (!weft__list_empty(&t->fut.entries))
         weft__future_drop_entries(&t->fut);
-    if ((t->fut.tflags & WEFT__TF_COLD) && t->cold != NULL) {
+    if (t->cold != NULL) {
         weft__free(t->cold->name);
         weft__free(t->cold->cancel_msg);
         weft__free(t->cold);
@@ -493,7 +486,6 @@ struct weft__tcold *weft__task_cold(weft_task_t *t)
         c->len = 0;
         c->cap = 0;
         t->cold = c;
-        t->fut.tflags |= WEFT__TF_COLD;
     }
     return t->cold;
 }

@@ -63,18 +63,7 @@ static void chunk_free(struct weft__tchunk *c)
     if (c->mapped)
         munmap(c, c->bytes);
     else
-        weft__free(c->raw);
-}
-
-/* A chunk from the allocator, started on a cache line (so are its tasks: 128 bytes each). */
-static struct weft__tchunk *chunk_alloc(size_t bytes)
-{
-    char *raw = weft__malloc(bytes + 63);
-    if (raw == NULL)
-        return NULL;
-    struct weft__tchunk *c = (struct weft__tchunk *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
-    c->raw = raw;
-    return c;
+        weft__free_line(c);
 }
 
 /* The free list and the newest chunk are used up: add a chunk and carve its first slot. */
@@ -82,7 +71,8 @@ weft_task_t *weft__task_mem_grow(weft_loop_t *l)
 {
     size_t bytes = l->tchunk_next != 0 ? l->tchunk_next : CHUNK_FIRST;
     bool mapped = bytes == CHUNK_MAX;
-    struct weft__tchunk *c = mapped ? chunk_map(bytes) : chunk_alloc(bytes);
+    /* Chunks start on a cache line, so do their tasks (128 bytes each). */
+    struct weft__tchunk *c = mapped ? chunk_map(bytes) : weft__malloc_line(bytes);
     if (c == NULL)
         return NULL;
     c->bytes = bytes;
@@ -110,10 +100,8 @@ void weft__task_mem_put(weft_task_t *t)
         t->free_next = l->tfree;
         l->tfree = t;
 #ifdef WEFT_ASAN
-        /* Keep the free link and the state byte readable (weft__task_mem_live() reads it to
-         * tell free slots): poison the future before them and the second line after them. */
-        ASAN_POISON_MEMORY_REGION(t, offsetof(weft_task_t, rlink));
-        ASAN_POISON_MEMORY_REGION(&t->park, sizeof(*t) - offsetof(weft_task_t, park));
+        /* Keep the state byte readable: weft__task_mem_fini() reads it to tell free slots. */
+        ASAN_POISON_MEMORY_REGION(&t->free_next, sizeof(*t) - offsetof(weft_task_t, free_next));
 #endif
         return;
     }

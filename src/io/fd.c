@@ -37,14 +37,10 @@ static struct weft__fdstate *fd_state(weft_loop_t *l, int fd)
         l->nfdchunks = n;
     }
     if (l->fdchunks[c] == NULL) {
-        /* Entries are a cache line each: the chunk starts on a line, what malloc returned is
-         * kept just before it. */
-        char *raw = weft__malloc(CHUNK * sizeof(struct weft__fdstate) + 64 + sizeof(void *));
-        if (raw == NULL)
+        /* Entries are a cache line each, so the chunk starts on one. */
+        struct weft__fdstate *chunk = weft__malloc_line(CHUNK * sizeof(*chunk));
+        if (chunk == NULL)
             return NULL;
-        struct weft__fdstate *chunk =
-            (struct weft__fdstate *)(((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63);
-        ((void **)chunk)[-1] = raw;
         for (uint32_t i = 0; i < CHUNK; i++) {
             chunk[i].first = NULL;
             weft__list_init(&chunk[i].waiters);
@@ -172,8 +168,7 @@ int weft_close(int fd)
 void weft__fd_fini(weft_loop_t *l)
 {
     for (uint32_t c = 0; c < l->nfdchunks; c++)
-        if (l->fdchunks[c] != NULL)
-            weft__free(((void **)l->fdchunks[c])[-1]);
+        weft__free_line(l->fdchunks[c]);
     weft__free(l->fdchunks);
     l->fdchunks = NULL;
     l->nfdchunks = 0;

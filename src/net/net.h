@@ -53,7 +53,6 @@ struct weft_stream {
     /* a server's connection */
     struct weft__list slink; /* in the server's list while its handler runs */
     weft_server_t *server;   /* that server, or NULL */
-    void *raw;               /* what the allocator returned (the stream starts on a line) */
 };
 
 /* Drop a reference a call took for its wait: inline unless it is the last (then

@@ -72,6 +72,39 @@ static inline int wait_readable(weft_stream_t *s, weft_task_t *t, int64_t deadli
     return r;
 }
 
+/* Whether a wait's result `r` ends the reader call: any error but the -EBADF of this stream's
+ * own close (the call then reports what the closed stream holds). */
+static inline bool wait_failed(const weft_stream_t *s, int r)
+{
+    return r < 0 && !(r == -EBADF && s->closing);
+}
+
+/* Nothing buffered, and the fd healthy: where the fast paths on a drained socket start, and what
+ * they expect to find after their wait. */
+static inline bool healthy_empty(const weft_stream_t *s)
+{
+    return s->rpos == s->rend && s->fd >= 0 && s->rerr == 0 && !s->eof && !s->closing;
+}
+
+static inline bool in_task(void)
+{
+    return weft__tls_loop != NULL && weft__tls_loop->current != NULL;
+}
+
+/*
+ * The wait of a fast path on a socket the last short recv() drained (the caller holds a stream
+ * reference for it). Returns 1 when data came and nothing else changed (receive now), 0 when the
+ * general path must look again, or the wait's error.
+ */
+static inline int wait_drained(weft_stream_t *s, int64_t deadline)
+{
+    s->rdrained = 0;
+    int w = wait_readable(s, weft__tls_loop->current, deadline);
+    if (WEFT__LIKELY(w >= 0 && healthy_empty(s)))
+        return 1;
+    return wait_failed(s, w) ? w : 0;
+}
+
 static __attribute__((noinline)) int rwait(weft_stream_t *s, int64_t deadline, bool *held)
 {
     int err;
@@ -178,7 +211,7 @@ static __attribute__((noinline)) ssize_t fill(weft_stream_t *s, size_t need, int
             if (s->rdrained && s->is_sock) {
                 s->rdrained = 0; /* the last short recv() drained it: wait first */
                 int r = rwait(s, deadline, held);
-                if (r < 0 && !(r == -EBADF && s->closing))
+                if (wait_failed(s, r))
                     return r;
                 if (s->fd < 0)
                     return 1; /* woken by a feed (or eof, error, close): the caller looks again */
@@ -202,7 +235,7 @@ static __attribute__((noinline)) ssize_t fill(weft_stream_t *s, size_t need, int
                 return read_failed(s, -errno);
         }
         int r = rwait(s, deadline, held);
-        if (r < 0 && !(r == -EBADF && s->closing))
+        if (wait_failed(s, r))
             return r;
         if (s->fd < 0)
             return 1; /* woken by a feed (or eof, error, close): the caller looks again */
@@ -258,7 +291,7 @@ static __attribute__((noinline)) ssize_t read_slow(weft_stream_t *s, void *buf, 
             goto out;
         }
         r = rwait(s, deadline, &held);
-        if (r < 0 && !(r == -EBADF && s->closing))
+        if (wait_failed(s, (int)r))
             goto out;
     }
     size_t k = buffered(s) < n ? buffered(s) : n;
@@ -279,12 +312,10 @@ static ssize_t read_drained(weft_stream_t *s, void *buf, size_t n, int64_t deadl
 {
     if (WEFT__UNLIKELY(s->rtask != NULL))
         return -EBUSY;
-    s->rdrained = 0;
     s->refs++; /* the stream outlives a release by another task while this one waits */
-    int w = wait_readable(s, weft__tls_loop->current, deadline);
+    int w = wait_drained(s, deadline);
     ssize_t r;
-    if (WEFT__LIKELY(w >= 0 && s->fd >= 0 && s->rerr == 0 && !s->eof && !s->closing &&
-                     s->rpos == s->rend)) {
+    if (WEFT__LIKELY(w == 1)) {
         r = weft__recv(s->fd, buf, n, MSG_DONTWAIT);
         if (WEFT__LIKELY(r > 0)) {
             if ((size_t)r < n)
@@ -293,7 +324,7 @@ static ssize_t read_drained(weft_stream_t *s, void *buf, size_t n, int64_t deadl
             return r;
         }
         r = read_slow(s, buf, n, deadline, r, true);
-    } else if (w < 0 && !(w == -EBADF && s->closing)) {
+    } else if (w < 0) {
         r = w;
     } else {
         r = read_slow(s, buf, n, deadline, 0, false);
@@ -307,8 +338,8 @@ ssize_t weft_stream_read_dl(weft_stream_t *s, void *buf, size_t n, int64_t deadl
     if (WEFT__UNLIKELY(s == NULL || buf == NULL || n == 0))
         return s == NULL || (buf == NULL && n > 0) ? -EINVAL : s->rerr;
     /* The common case: nothing buffered, a healthy socket: receive into the caller's buffer. */
-    if (WEFT__LIKELY(s->rpos == s->rend && s->fd >= 0 && s->rerr == 0 && !s->eof && !s->closing)) {
-        if (s->rdrained && s->is_sock && weft__tls_loop != NULL && weft__tls_loop->current != NULL)
+    if (WEFT__LIKELY(healthy_empty(s))) {
+        if (s->rdrained && s->is_sock && in_task())
             return read_drained(s, buf, n, deadline);
         ssize_t r = sys_read(s, buf, n);
         if (WEFT__LIKELY(r > 0))
@@ -510,13 +541,11 @@ int weft_stream_readuntil_any(weft_stream_t *s, const struct weft_sep *seps, siz
 static int readuntil_drained(weft_stream_t *s, const struct weft_sep *sep, const char **data,
                              size_t *len, int64_t deadline, bool *held)
 {
-    s->rdrained = 0;
     s->rpos = s->rend = 0;
     s->refs++; /* the stream outlives a release by another task while this one waits */
     *held = true;
-    int w = wait_readable(s, weft__tls_loop->current, deadline);
-    if (WEFT__LIKELY(w >= 0 && s->fd >= 0 && s->rerr == 0 && !s->eof && !s->closing &&
-                     s->rpos == s->rend)) {
+    int w = wait_drained(s, deadline);
+    if (WEFT__LIKELY(w == 1)) {
         size_t ask = s->rcap;
         ssize_t n = weft__recv(s->fd, s->rbuf, ask, MSG_DONTWAIT);
         if (WEFT__LIKELY(n > 0)) {
@@ -535,7 +564,7 @@ static int readuntil_drained(weft_stream_t *s, const struct weft_sep *sep, const
         } else if (errno != EAGAIN && errno != EINTR) {
             return read_failed(s, -errno);
         }
-    } else if (w < 0 && !(w == -EBADF && s->closing)) {
+    } else if (w < 0) {
         return w;
     }
     return readuntil_impl(s, sep, 1, data, len, deadline, held);
@@ -554,10 +583,8 @@ int weft_stream_readuntil_dl(weft_stream_t *s, const void *sep, size_t seplen, c
     bool held = false;
     int r;
     /* The common case of a server: see readuntil_drained(). */
-    if (WEFT__LIKELY(s->rpos == s->rend && s->rdrained && s->is_sock && s->fd >= 0 &&
-                     s->rerr == 0 && !s->eof && !s->closing && s->rtask == NULL &&
-                     s->rcap >= MIN_READ && 2 * s->limit >= s->rcap &&
-                     weft__tls_loop != NULL && weft__tls_loop->current != NULL))
+    if (WEFT__LIKELY(healthy_empty(s) && s->rdrained && s->is_sock && s->rtask == NULL &&
+                     s->rcap >= MIN_READ && 2 * s->limit >= s->rcap && in_task()))
         r = readuntil_drained(s, &one, data, len, deadline, &held);
     else
         r = readuntil_impl(s, &one, 1, data, len, deadline, &held);

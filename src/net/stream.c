@@ -6,15 +6,15 @@
 #include "net/net.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <sys/socket.h>
 
 int weft__stream_wrap(weft_stream_t **out, int fd, bool is_sock, size_t limit, size_t write_high)
 {
-    char *raw = weft__calloc(1, sizeof(weft_stream_t) + 63);
-    if (raw == NULL)
+    weft_stream_t *s = weft__malloc_line(sizeof(*s)); /* starts on a line: see net.h */
+    if (s == NULL)
         return -ENOMEM;
-    weft_stream_t *s = (weft_stream_t *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
-    s->raw = raw;
+    memset(s, 0, sizeof(*s));
     s->refs = 1;
     s->fd = fd;
     s->is_sock = is_sock;
@@ -70,7 +70,7 @@ void weft__stream_free(weft_stream_t *s)
 {
     weft__free(s->rbuf);
     weft__free(s->wbuf);
-    weft__free(s->raw);
+    weft__free_line(s);
 }
 
 void weft_stream_release(weft_stream_t *s)
