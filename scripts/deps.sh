@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages weft's build, tests and benchmarks need.
 # Only what is missing is installed (checked with dpkg-query, so a re-run is instant).
-#   scripts/deps.sh [GROUP...]     groups: build test cross bench clang all (default: all)
+#   scripts/deps.sh [GROUP...]     groups: build test cross bench modules clang all (default: all)
 #   scripts/deps.sh --list [GROUP...]   print the packages of the groups, install nothing
 set -euo pipefail
 
@@ -11,6 +11,7 @@ usage() {
   echo "  test:  valgrind python3 curl wrk  (the sanitizers come with gcc's libasan/libubsan)"
   echo "  cross: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
   echo "  bench: wrk curl python3"
+  echo "  modules: $(pkgs_of modules)  (the modules' libraries and the servers their tests start)"
   echo "  clang: clang                      (optional, not part of 'all')"
   echo "  all:   build test cross bench"
 }
@@ -21,8 +22,10 @@ pkgs_of() {
     test)  echo valgrind python3 curl wrk ;;
     cross) echo gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user ;;
     bench) echo wrk curl python3 ;;
+    # One line per module: its library's -dev package and what its tests need.
+    modules) echo "" ;;
     clang) echo clang ;;
-    all)   echo "$(pkgs_of build) $(pkgs_of test) $(pkgs_of cross) $(pkgs_of bench)" ;;
+    all)   echo "$(pkgs_of build) $(pkgs_of test) $(pkgs_of cross) $(pkgs_of bench) $(pkgs_of modules)" ;;
   esac
 }
 
@@ -32,7 +35,7 @@ for a in "$@"; do
   case "$a" in
     -h|--help) usage; exit 0 ;;
     --list) list_only=1 ;;
-    build|test|cross|bench|clang|all) groups+=("$a") ;;
+    build|test|cross|bench|modules|clang|all) groups+=("$a") ;;
     *) echo "deps.sh: unknown group '$a'" >&2; usage >&2; exit 2 ;;
   esac
 done
