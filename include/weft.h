@@ -152,11 +152,23 @@ WEFT_EXTERN void weft_loop_report(weft_loop_t *loop, const struct weft_error_inf
  * ========================================================================================== */
 
 /*
- * The loop's clock in nanoseconds: CLOCK_MONOTONIC, read once per loop iteration (so two calls in
- * one step give the same value), or the virtual clock in virtual-clock mode. `loop` NULL means
- * the current thread's loop; without one, the raw monotonic clock is returned.
+ * The present on the loop's clock, in nanoseconds: CLOCK_MONOTONIC read at this call (like
+ * asyncio's loop.time()), or the virtual clock in virtual-clock mode. Every relative delay
+ * (weft_sleep, weft_deadline_in, weft_call_later, weft_timeout_enter, weft_wait_for) counts from
+ * this present, whatever ran before it in the same iteration. `loop` NULL means the current
+ * thread's loop; without one, the raw monotonic clock is returned. Never suspends.
  */
 WEFT_EXTERN int64_t weft_time(const weft_loop_t *loop);
+
+/*
+ * Testing aid for virtual-clock loops (weft_loop_opts.virtual_clock): move the clock forward by
+ * `ns`, as if the running step had taken that long (Trio's MockClock.jump). Delays asked after it
+ * count from the new time, and the loop sees the time passed when its next iteration starts:
+ * timers due by then fire, exactly as after a long step on the real clock. `loop` NULL means the
+ * current thread's loop. Returns 0, or -EINVAL for a real-clock loop, another thread's loop, or
+ * `ns` < 0. Never suspends.
+ */
+WEFT_EXTERN int weft_clock_advance(weft_loop_t *loop, int64_t ns);
 
 /* Seconds (as a double) to nanoseconds; NaN gives -EINVAL, negative gives 0, +inf gives INT64_MAX. */
 WEFT_EXTERN int64_t weft_seconds_to_ns(double seconds);

@@ -448,11 +448,10 @@ void weft__task_mem_orphan_all(weft_loop_t *l);
 
 /* ---- the loop (loop.c) ---- */
 
-/* While the ready queue never drains, the loop re-reads the clock every WEFT__POLL_EVERY items
- * and polls I/O when the last poll is WEFT__POLL_NS old (a poll is a system call). */
-#define WEFT__POLL_EVERY 128
-#define WEFT__POLL_NS    50000
-#define WEFT__POLL_UNTIMED INT64_MIN /* last_poll: the poll's time was not read (no timers) */
+/* While the loop is busy and a task waits for I/O, a poll is due when the last one is
+ * WEFT__POLL_NS old (the whole policy: weft__loop_start()). */
+#define WEFT__POLL_NS      50000
+#define WEFT__POLL_UNTIMED INT64_MIN /* last_poll: when the poll happened is not known */
 /* Stack a suspending task must have left to run an iteration's poll and timers itself. */
 #define WEFT__ITERATE_ROOM 8192
 struct weft__fdstate {
@@ -481,15 +480,14 @@ struct weft_loop {
     weft_task_t *reap;       /* finished task whose stack is still to be given back */
     struct weft__heap timers;
     uint64_t timer_seq;
-    int64_t now;
-    uint8_t now_stale; /* re-read the clock before using `now` */
+    int64_t now;   /* the clock's last reading (the virtual clock itself, when virtual) */
     uint8_t virtual_clock;
     uint8_t running;
     uint8_t stopping;
     uint8_t tasks_iterate; /* a suspending task may start the next iteration (weft_loop_run) */
     uint8_t closed;
-    uint32_t ran_since_poll; /* items run since the last I/O poll or clock check */
-    int64_t last_poll;       /* loop time of the last I/O poll, or WEFT__POLL_UNTIMED */
+    uint32_t io_waiters; /* tasks parked in weft__fd_wait() */
+    int64_t last_poll;   /* loop time of the last I/O poll, or WEFT__POLL_UNTIMED */
     weft_task_t *current;
     weft__ctx_t main_ctx;
     pthread_t owner;
@@ -561,10 +559,57 @@ static inline bool weft__on_cstack(const weft_loop_t *l, const void *p)
     return s != NULL && (const char *)p >= s->lo && (const char *)p < s->lo + s->size;
 }
 
-int64_t weft__now(weft_loop_t *loop);
 int64_t weft__clock(void);
+
+/* The present on the loop's clock (CLOCK_MONOTONIC read now, or the virtual clock), also kept as
+ * loop->now: what every relative delay counts from. */
+static inline int64_t weft__now(weft_loop_t *l)
+{
+    if (!l->virtual_clock)
+        l->now = weft__clock();
+    return l->now;
+}
+
+/*
+ * The loop's clock and poll policy, all of it, for every iteration, whoever starts it (the loop
+ * in weft__loop_iterate(), or a task that suspends when the batch is used up, in task.c):
+ *
+ * - Cross-thread calls (and weft_run's SIGINT) pending, nothing ready, or stopping: the
+ *   iteration polls I/O (weft__loop_poll(): blocking until the earliest timer when nothing is
+ *   ready, else not at all), then reads the clock if a timer is armed and fires what is due.
+ * - Busy (something ready): the clock is read only if a timer is armed or a task waits for I/O,
+ *   since nothing else depends on the time. Then I/O is polled (zero timeout) if a task waits for
+ *   it and the last poll is at least WEFT__POLL_NS old or of unknown time (on the virtual clock:
+ *   every iteration), and due timers fire. A timer thus fires within one iteration of its
+ *   deadline, and readiness is seen at the first iteration that starts WEFT__POLL_NS after the
+ *   last poll, however long or short the steps.
+ *
+ * weft__loop_start() is the busy case's fast path: it returns true when the iteration started
+ * (the ready queue is now the batch) and false, doing nothing, when weft__loop_poll() must run.
+ */
+static inline bool weft__loop_busy_start(weft_loop_t *l)
+{
+    if (l->io_waiters != 0 || weft__timers_any(&l->timers)) {
+        int64_t now = weft__now(l);
+        if (l->io_waiters != 0 &&
+            (l->virtual_clock || l->last_poll <= now - WEFT__POLL_NS))
+            return false;
+        if (weft__timers_first(&l->timers) <= now)
+            weft__timers_expire(l, now);
+    }
+    weft__list_move_all(&l->ready, &l->batch);
+    return true;
+}
+
+static inline bool weft__loop_start(weft_loop_t *l)
+{
+    if (WEFT__UNLIKELY(atomic_load_explicit(&l->ts_pending, memory_order_relaxed)) ||
+        l->stopping || weft__list_empty(&l->ready))
+        return false;
+    return weft__loop_busy_start(l);
+}
+void weft__loop_poll(weft_loop_t *loop);
 void weft__loop_iterate(weft_loop_t *loop);
-void weft__loop_prepare(weft_loop_t *loop);
 /* Backends add this to an event's WEFT_READABLE/WEFT_WRITABLE bits for hang-ups and errors. */
 #define WEFT__EV_HUP 0x100
 void weft__io_event(weft_loop_t *loop, struct weft__fdstate *st, int events);
@@ -593,14 +638,19 @@ static inline int weft__fd_wait(weft_task_t *t, struct weft__fdstate *st, int ev
         st->first_events = (uint8_t)events;
         st->first_hint = hint;
         st->first_frame = (const char *)__builtin_frame_address(0);
+        t->fut.loop->io_waiters++;
         int r = weft__park(t, WEFT__P_FD, NULL, NULL, deadline);
+        t->fut.loop->io_waiters--;
         if (st->first == t) /* not woken by an event: a cancel, timeout or close */
             st->first = NULL;
         return r;
     }
     struct weft__fdwaiter w = {.task = t, .events = events};
     weft__list_append(&st->waiters, &w.link);
-    return weft__park(t, WEFT__P_FD, NULL, &w.link, deadline);
+    t->fut.loop->io_waiters++;
+    int r = weft__park(t, WEFT__P_FD, NULL, &w.link, deadline);
+    t->fut.loop->io_waiters--;
+    return r;
 }
 void weft__fd_fini(weft_loop_t *loop);
 void weft__report(weft_loop_t *loop, const char *message, int err, weft_task_t *task);

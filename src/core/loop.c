@@ -1,9 +1,9 @@
 /*
- * The event loop: one per thread. An iteration polls I/O (when nothing is ready, or every
- * POLL_EVERY steps while busy), moves expired timers onto the ready queue in (deadline, sequence)
- * order, then runs exactly the tasks and callbacks that were ready at that moment; whatever they
- * make ready runs in the next iteration. Cross-thread calls go through a locked queue and wake
- * the loop with the backend's wake-up only while it sleeps in the poll.
+ * The event loop: one per thread. An iteration starts by taking cross-thread calls, polling I/O
+ * and firing due timers as the policy in internal.h (weft__loop_start) says, then runs exactly
+ * the tasks and callbacks that were ready at that moment; whatever they make ready runs in the
+ * next iteration. Cross-thread calls go through a locked queue and wake the loop with the
+ * backend's wake-up only while it sleeps in the poll.
  */
 #include "internal.h"
 
@@ -46,8 +46,8 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     weft__heap_init(&l->timers);
     l->virtual_clock = opts != NULL && opts->virtual_clock;
     l->compact_default = opts != NULL && opts->compact_tasks;
-    l->now_stale = !l->virtual_clock;
-    l->now = 0;
+    l->now = l->virtual_clock ? 0 : weft__clock();
+    l->last_poll = WEFT__POLL_UNTIMED;
     l->owner = pthread_self();
     l->stack_size = ss;
     weft__stackpool_init(&l->stacks, ss);
@@ -200,13 +200,13 @@ static void block_poll(weft_loop_t *l, int64_t timeout)
     atomic_store_explicit(&l->polling, 0, memory_order_relaxed);
 }
 
+/* Poll I/O: wait until the earliest timer when nothing is ready, else only look. */
 static void poll_io(weft_loop_t *l, bool have_ready)
 {
     int64_t timeout;
     if (have_ready || l->stopping) {
         timeout = 0;
     } else if (weft__timers_any(&l->timers)) {
-        l->now_stale = !l->virtual_clock;
         int64_t d = weft__timers_first(&l->timers) - weft__now(l);
         timeout = d < 0 ? 0 : d;
     } else {
@@ -230,70 +230,51 @@ static void poll_io(weft_loop_t *l, bool have_ready)
             }
         }
     }
-    l->ran_since_poll = 0;
 }
 
 /*
- * One iteration. While the ready queue never drains, I/O is polled and the clock re-read every
- * WEFT__POLL_EVERY items rather than on every iteration (a poll is a system call): a busy loop
- * still sees I/O and elapsed timers promptly, and a yield costs no system call. Timers already due
- * by the clock's last reading are moved to the ready queue on every iteration. weft_time() re-reads
- * the clock at most once per iteration, when something asks for it.
- *
- * weft__loop_prepare() is an iteration up to its items: the poll, the timers, the ready queue
- * moved to the batch. The loop runs the batch; a task that suspends when the batch is used up
- * may start the next iteration itself (next_runnable() in task.c), so that the loop's own
- * context is entered only for callbacks and to stop.
+ * The iteration start that polls (the policy is described at weft__loop_start() in
+ * internal.h): cross-thread calls, then, unless the loop is busy and no poll is due after all,
+ * the poll, the clock and the due timers; the ready queue becomes the batch.
  */
-void weft__loop_prepare(weft_loop_t *l)
+void weft__loop_poll(weft_loop_t *l)
 {
     if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
         drain_threadsafe(l);
     bool have_ready = !weft__list_empty(&l->ready);
-    bool poll = !have_ready || l->stopping;
-    if (!poll && l->ran_since_poll >= WEFT__POLL_EVERY) {
-        /* Busy: re-read the clock for the timers, and poll I/O if the last poll is at least
-         * WEFT__POLL_NS old (always, on the virtual clock, where time stands still while busy). */
-        l->ran_since_poll = 0;
-        l->now_stale = !l->virtual_clock;
-        if (l->virtual_clock) {
-            poll = true;
-        } else if (l->last_poll == WEFT__POLL_UNTIMED) {
-            l->last_poll = weft__now(l); /* the poll went untimed: count from now */
-            poll = false;
-        } else {
-            poll = weft__now(l) - l->last_poll >= WEFT__POLL_NS;
-        }
-        if (!poll && weft__timers_any(&l->timers))
-            weft__timers_expire(l, l->now);
+    int64_t polled_at = WEFT__POLL_UNTIMED;
+    if (have_ready && !l->stopping) {
+        if (weft__loop_busy_start(l))
+            return;
+        polled_at = l->now; /* a poll is due: the busy start read the clock just now */
     }
-    if (poll) {
-        poll_io(l, have_ready);
-        if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
-            drain_threadsafe(l);
-        l->now_stale = !l->virtual_clock;
-        if (weft__timers_any(&l->timers)) {
-            l->last_poll = weft__now(l);
-            weft__timers_expire(l, l->now);
-        } else {
-            /* No timer needs the time: the clock is read when a busy loop next asks. */
-            l->last_poll = WEFT__POLL_UNTIMED;
-        }
-    } else if (weft__timers_first(&l->timers) <= l->now) {
-        /* Due by the time last read: no clock read needed to know it. */
+    poll_io(l, have_ready);
+    if (atomic_load_explicit(&l->ts_pending, memory_order_relaxed))
+        drain_threadsafe(l);
+    if (weft__timers_any(&l->timers)) {
+        l->last_poll = weft__now(l);
         weft__timers_expire(l, l->now);
+    } else {
+        /* Without timers the time of a blocking poll is not read (it would cost a clock read
+         * per poll on a server's path): a busy iteration that needs it polls first. */
+        l->last_poll = l->virtual_clock ? l->now : polled_at;
     }
-    l->now_stale = !l->virtual_clock;
     weft__list_move_all(&l->ready, &l->batch);
 }
 
+/*
+ * One iteration: its start (weft__loop_start(), or weft__loop_poll() when a poll is due), then
+ * the batch in order. A task that suspends when the batch is used up may start the next
+ * iteration itself (next_runnable() in task.c), so that the loop's own context is entered only
+ * for callbacks and to stop.
+ */
 void weft__loop_iterate(weft_loop_t *l)
 {
-    weft__loop_prepare(l);
+    if (!weft__loop_start(l))
+        weft__loop_poll(l);
     while (!weft__list_empty(&l->batch)) {
         struct weft__list *n = l->batch.next;
         weft__list_remove(n);
-        l->ran_since_poll++;
         if (((struct weft__rnode *)n)->kind == WEFT__RN_TASK)
             weft__task_run(l, weft__container_of(n, weft_task_t, rlink));
         else

@@ -165,21 +165,17 @@ static inline __attribute__((always_inline)) weft_task_t *next_runnable(weft_loo
         if (n == &l->batch) {
             if (l->stopping)
                 return NULL;
-            if (weft__list_empty(&l->ready) || l->ran_since_poll >= WEFT__POLL_EVERY ||
-                atomic_load_explicit(&l->ts_pending, memory_order_relaxed)) {
+            if (!weft__loop_start(l)) {
+                /* A poll is due (the policy: weft__loop_start in internal.h). */
                 if (!l->tasks_iterate || cur->state == WEFT__T_DONE ||
                     (uintptr_t)__builtin_frame_address(0) <
                         (cur->stack_lo & ~(uintptr_t)1) + WEFT__ITERATE_ROOM)
                     return NULL;
                 /* The next iteration, poll included, on this stack: no switch to the loop and
                  * back, and none at all when the poll wakes this task. */
-                weft__loop_prepare(l);
+                weft__loop_poll(l);
                 continue;
             }
-            if (weft__timers_first(&l->timers) <= l->now)
-                weft__timers_expire(l, l->now);
-            l->now_stale = !l->virtual_clock;
-            weft__list_move_all(&l->ready, &l->batch);
             n = l->batch.next;
         }
         if (((struct weft__rnode *)n)->kind != WEFT__RN_TASK)
@@ -189,7 +185,6 @@ static inline __attribute__((always_inline)) weft_task_t *next_runnable(weft_loo
         if (cur->compact && next->compact && next != cur)
             return NULL;
         weft__list_remove(n);
-        l->ran_since_poll++;
         if (task_prepare(l, next))
             return next;
     }

@@ -18,15 +18,6 @@ int64_t weft__clock(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int64_t weft__now(weft_loop_t *loop)
-{
-    if (loop->now_stale) {
-        loop->now = weft__clock();
-        loop->now_stale = 0;
-    }
-    return loop->now;
-}
-
 int64_t weft_time(const weft_loop_t *loop)
 {
     if (loop == NULL)
@@ -34,6 +25,18 @@ int64_t weft_time(const weft_loop_t *loop)
     if (loop == NULL)
         return weft__clock();
     return weft__now((weft_loop_t *)loop);
+}
+
+int weft_clock_advance(weft_loop_t *loop, int64_t ns)
+{
+    if (loop == NULL)
+        loop = weft__tls_loop;
+    if (loop == NULL || !loop->virtual_clock || ns < 0)
+        return -EINVAL;
+    if (!pthread_equal(loop->owner, pthread_self()))
+        return -EINVAL;
+    loop->now = ns > INT64_MAX - loop->now ? INT64_MAX : loop->now + ns;
+    return 0;
 }
 
 int64_t weft_seconds_to_ns(double seconds)

@@ -1,5 +1,5 @@
 /*
- * The event loop: FIFO ready queue, one batch per iteration, the clock cached per iteration,
+ * The event loop: FIFO ready queue, one batch per iteration, the clock as the present,
  * stop (finish the iteration; stop before run = one iteration), loop life cycle and errors.
  */
 #include "test.h"
@@ -237,23 +237,22 @@ static int clock_main(void *arg)
 {
     (void)arg;
     int64_t a = weft_time(NULL);
-    /* Spin until the real clock has clearly moved: the loop's clock must not. */
+    /* Spin until the real clock has clearly moved: the loop's clock is the present, like
+     * asyncio's loop.time(), not a reading cached for the iteration. */
     int64_t r0 = raw_ns();
     while (raw_ns() - r0 < 2000000) {
     }
     int64_t b = weft_time(NULL);
-    CHECK_EQ(a, b);
-    CHECK_EQ(weft_time(weft_loop_current()), a);
-    CHECK_EQ(weft_yield(), 0);
-    int64_t c = weft_time(NULL);
-    CHECK(c >= a + 2000000); /* re-read at the next iteration */
+    CHECK(b >= a + 2000000);
+    CHECK(weft_time(weft_loop_current()) >= b);
     /* It is CLOCK_MONOTONIC. */
+    int64_t c = weft_time(NULL);
     CHECK(c <= raw_ns());
     CHECK(c > raw_ns() - 1000000000);
     return 0;
 }
 
-static void test_time_cached_per_iteration(void)
+static void test_time_is_present(void)
 {
     CHECK_EQ(weft_run(clock_main, NULL), 0);
     /* Without a loop: the raw monotonic clock. */
@@ -320,15 +319,16 @@ static int busy_main(void *arg)
     CHECK_EQ(weft_spawn(&s, spinner, NULL), 0);
     CHECK_EQ(weft_yield(), 0);
     CHECK_EQ(write(p[1], "x", 1), 1);
-    /* The ready queue never drains (the spinner yields), yet the fd event must be seen. */
+    int64_t w = raw_ns();
+    /* The ready queue never drains (the spinner yields), yet the fd event must be seen: at the
+     * first iteration 50 us after the last poll (a loaded machine may stall us much longer). */
     int r = weft_wait_fd_dl(p[0], WEFT_READABLE, weft_deadline_in(10.0));
     CHECK_EQ(r, WEFT_READABLE);
+    CHECK(raw_ns() - w < 2000000000LL);
     spin_stop = 1;
     CHECK_EQ(weft_join(s), 0);
     weft_task_release(s);
-    /* Polled at least once per POLL_EVERY (128) steps: the spinner ran a bounded number of
-     * times before the readiness was noticed. */
-    CHECK(spin_iters <= 300);
+    CHECK(spin_iters > 0);
     weft_close(p[0]);
     weft_close(p[1]);
     return 0;
@@ -371,5 +371,5 @@ static void test_error_handler(void)
 }
 
 TEST_MAIN(test_call_soon_fifo, test_tasks_and_callbacks_fifo, test_stop_finishes_iteration,
-          test_stop_while_tasks_iterate, test_stop_before_run_empty, test_loop_errors, test_time_cached_per_iteration,
+          test_stop_while_tasks_iterate, test_stop_before_run_empty, test_loop_errors, test_time_is_present,
           test_virtual_clock_hour, test_seconds_to_ns, test_busy_loop_polls_io, test_error_handler)

@@ -143,10 +143,12 @@ static int touch_and_return(void *arg)
     return use_stack((size_t)arg);
 }
 
+static weft_event_t burst_done;
+
 static int touch_and_park(void *arg)
 {
     use_stack((size_t)arg);
-    return weft_sleep(0.001);
+    return weft_event_wait(&burst_done);
 }
 
 static int pool_main(void *arg)
@@ -173,8 +175,11 @@ static int pool_main(void *arg)
      * goes idle (a real sleep: it blocks in the poll), the pooled stacks beyond the few kept
      * hot are returned to the OS. */
     static weft_task_t *many[400];
+    weft_event_init(&burst_done);
     for (int i = 0; i < 400; i++)
         CHECK_EQ(weft_spawn(&many[i], touch_and_park, (void *)(128 * KiB)), 0);
+    CHECK_EQ(weft_yield(), 0); /* all 400 have run up to their wait: all alive at once */
+    CHECK_EQ(weft_event_set(&burst_done), 0);
     for (int i = 0; i < 400; i++) {
         CHECK_EQ(weft_join(many[i]), 0);
         weft_task_release(many[i]);
