@@ -350,6 +350,9 @@ int weft_loop_close(weft_loop_t *loop)
     weft__compact_fini(loop);
     weft__stackpool_fini(&loop->stacks);
     weft__task_mem_fini(loop);
+#ifdef WEFT_TSAN
+    weft__tsan_fibers_fini(loop);
+#endif
     pthread_mutex_destroy(&loop->ts_lock);
     if (weft__tls_loop == loop)
         weft__tls_loop = NULL;

@@ -46,12 +46,15 @@ static atomic_long guard_budget = -1; /* guarded stacks still allowed; -1 = not 
 
 size_t weft__page_size(void)
 {
-    static size_t page;
-    if (page == 0) {
+    /* Read by every loop's thread: the first ones may all look it up, and store the same. */
+    static atomic_size_t page;
+    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+    if (p == 0) {
         long v = sysconf(_SC_PAGESIZE);
-        page = v > 0 ? (size_t)v : 4096;
+        p = v > 0 ? (size_t)v : 4096;
+        atomic_store_explicit(&page, p, memory_order_relaxed);
     }
-    return page;
+    return p;
 }
 
 size_t weft__stack_round(size_t size)

@@ -52,6 +52,31 @@ int weft_set_default_stack_size(size_t bytes)
  * loop->reap and whoever runs next (a task or the loop) returns the stack.
  */
 
+#ifdef WEFT_TSAN
+/* A fiber for a task: one a finished task left, else a new one. Reusing a fiber orders the new
+ * task after the old one, which ran on the same thread anyway. */
+static void *tsan_fiber_get(weft_loop_t *l)
+{
+    if (l->ntsan_free > 0)
+        return l->tsan_free[--l->ntsan_free];
+    return __tsan_create_fiber(0);
+}
+
+static void tsan_fiber_put(weft_loop_t *l, void *f)
+{
+    if (l->ntsan_free < WEFT__TSAN_FIBERS_KEPT)
+        l->tsan_free[l->ntsan_free++] = f;
+    else
+        __tsan_destroy_fiber(f);
+}
+
+void weft__tsan_fibers_fini(weft_loop_t *l)
+{
+    while (l->ntsan_free > 0)
+        __tsan_destroy_fiber(l->tsan_free[--l->ntsan_free]);
+}
+#endif
+
 static void task_unref(weft_task_t *t)
 {
     if (--t->fut.refs == 0)
@@ -82,7 +107,7 @@ static inline void reap(weft_loop_t *l)
             weft__stack_give(&l->stacks, dead->stack);
         dead->stack = NULL;
 #ifdef WEFT_TSAN
-        __tsan_destroy_fiber(dead->tsan_fiber);
+        tsan_fiber_put(l, dead->tsan_fiber);
         dead->tsan_fiber = NULL;
 #endif
         task_unref(dead);
@@ -123,7 +148,7 @@ static bool task_prepare(weft_loop_t *l, weft_task_t *t)
         }
     }
 #ifdef WEFT_TSAN
-    t->tsan_fiber = __tsan_create_fiber(0);
+    t->tsan_fiber = tsan_fiber_get(l);
 #endif
     return true;
 }
@@ -515,7 +540,7 @@ void weft__task_orphan(weft_task_t *t)
     t->stack = NULL;
 #ifdef WEFT_TSAN
     if (t->tsan_fiber != NULL)
-        __tsan_destroy_fiber(t->tsan_fiber);
+        tsan_fiber_put(l, t->tsan_fiber);
     t->tsan_fiber = NULL;
 #endif
     t->state = WEFT__T_DONE;
