@@ -504,7 +504,7 @@ WEFT_EXTERN int weft_close(int fd);
  * (so EVERY suspension point inside, of any weft call, returns -ECANCELED), and the scope's exit
  * turns that cancellation into -ETIMEDOUT. Usage:
  *
- *     weft_timeout_t to;
+ *     weft_timeout_t to = {{0}};
  *     int r = weft_timeout_enter(&to, 1.5);
  *     if (r == 0)
  *         r = weft_timeout_exit(&to, do_work());   (do_work returns -ECANCELED when cut off)
@@ -516,8 +516,10 @@ WEFT_EXTERN int weft_close(int fd);
  * and an outside cancel stays a cancel. A body that swallows the cancel and returns a value keeps
  * its value (weft_timeout_expired() still tells it fired).
  *
- * The storage is the caller's (usually the task's stack): it must stay valid and unmoved from
- * enter to exit, and every successful enter must be paired with an exit by the same task before
+ * The storage is the caller's (usually the task's stack): zero it before its first enter (enter
+ * reads it to refuse a scope already entered; valgrind reports that read on uninitialised
+ * storage, and garbage that happens to look entered gives -EINVAL), it must stay valid and
+ * unmoved from enter to exit, and every successful enter must be paired with an exit by the same task before
  * the storage goes away (the scope owns an armed timer). Not thread-safe.
  */
 typedef struct weft_timeout {

@@ -75,7 +75,7 @@ static int delays_virtual_main(void *arg)
     CHECK_EQ(weft_time(NULL), t0 + 300 * MS);
     CHECK_EQ(weft_deadline_in(1.0), t0 + 1300 * MS);
     CHECK_EQ(weft_call_later(weft_loop_current(), NULL, 0.25, note_time, &later_at), 0);
-    weft_timeout_t to;
+    weft_timeout_t to = {{0}};
     CHECK_EQ(weft_timeout_enter(&to, 1.0), 0);
     CHECK_EQ(weft_timeout_when(&to), t0 + 1300 * MS);
     int r = weft_timeout_exit(&to, weft_sleep(10.0));
