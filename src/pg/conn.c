@@ -206,14 +206,34 @@ static int pg_flush(weft_pg_t *c, int64_t dl)
     }
 }
 
+/*
+ * Notices: libpq's default prints them to stderr; so do we, except a FATAL one, which the server
+ * sends outside any query just before it closes the connection (administrator command, shutdown):
+ * it marks the connection as going away.
+ */
+static void pg_notice(void *arg, const PGresult *res)
+{
+    weft_pg_t *c = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0)) {
+        c->fatal_notice = true;
+        if (c->errmsg == NULL)
+            set_errmsg(c, PQresultErrorMessage(res));
+        return;
+    }
+    fprintf(stderr, "%s", PQresultErrorMessage(res));
+}
+
 bool weft__pg_idle_dead(weft_pg_t *c)
 {
-    if (c->broken || c->pq == NULL || c->fd < 0 || PQstatus(c->pq) != CONNECTION_OK)
+    if (c->broken || c->pq == NULL || c->fd < 0 || PQstatus(c->pq) != CONNECTION_OK ||
+        c->fatal_notice)
         return true;
     if (!pg_ready_now(c->fd, WEFT_READABLE))
         return false;
     /* Something came while idle: a notification, or the server's goodbye (an error, EOF). */
-    if (!PQconsumeInput(c->pq) || PQstatus(c->pq) != CONNECTION_OK) {
+    if (!PQconsumeInput(c->pq) || (PQisBusy(c->pq), false) || /* PQisBusy parses it */
+        PQstatus(c->pq) != CONNECTION_OK || c->fatal_notice) {
         pg_lost(c);
         return true;
     }
@@ -650,6 +670,8 @@ int weft__pg_connect(weft_pg_t **out, const char *conninfo, char *errbuf, size_t
         r = connect_poll(c, deadline);
     if (r == 0 && PQsetnonblocking(c->pq, 1) != 0)
         r = WEFT_PG_ECONNECT;
+    if (r == 0)
+        PQsetNoticeReceiver(c->pq, pg_notice, c);
     if (r < 0) {
         if (r == WEFT_PG_ECONNECT)
             put_err(errbuf, errlen, PQerrorMessage(c->pq));
