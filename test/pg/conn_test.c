@@ -317,7 +317,7 @@ static int txn_main(void *arg)
     /* Cut off by a timeout scope in the middle: rolled back, the connection still usable. */
     mode = 2;
     int64_t t0 = weft_time(NULL);
-    weft_timeout_t to;
+    weft_timeout_t to = {0}; /* zeroed: enter reads it (valgrind would flag that) */
     CHECK_EQ(weft_timeout_enter(&to, 0.1), 0);
     int r = weft_pg_transaction(c, NULL, txn_insert, &mode);
     CHECK_EQ(weft_timeout_exit(&to, r), -ETIMEDOUT);
@@ -350,7 +350,7 @@ static int timeout_main(void *arg)
 
     /* pg_sleep(10) under a 0.1 s timeout scope: back within 0.5 s, connection usable. */
     int64_t t0 = weft_time(NULL);
-    weft_timeout_t to;
+    weft_timeout_t to = {0}; /* zeroed: enter reads it (valgrind would flag that) */
     CHECK_EQ(weft_timeout_enter(&to, 0.1), 0);
     int r = weft_pg_query(c, "SELECT pg_sleep(10)", NULL, 0, NULL);
     CHECK_EQ(r, -ECANCELED);
