@@ -1,6 +1,11 @@
 """asyncpg client of bench/pg/run.py: QUERY SECONDS CONCURRENCY HOST(socket dir).
 A pool of CONCURRENCY connections, as many coroutines running QUERY in a loop; 1 s warm-up."""
-import asyncio, sys, time
+import asyncio, resource, sys, time
+
+
+def cpu_now():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 import asyncpg
 
 SQL = {
@@ -15,6 +20,8 @@ async def main(query, seconds, conc, host):
     sql = SQL[query]
     t_start = time.monotonic() + 1.0
     t_end = t_start + seconds
+    cpu0 = [0.0]
+    asyncio.get_running_loop().call_later(1.0, lambda: cpu0.__setitem__(0, cpu_now()))
     counted = 0
     total = 0
 
@@ -42,7 +49,8 @@ async def main(query, seconds, conc, host):
             i += 1
 
     await asyncio.gather(*(worker(w) for w in range(conc)))
+    cpu = cpu_now() - cpu0[0]
     await pool.close()
-    print(f"queries {counted} seconds {seconds:.3f} total {total}")
+    print(f"queries {counted} seconds {seconds:.3f} total {total} cpu {cpu:.4f}")
 
 asyncio.run(main(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]))

@@ -15,7 +15,9 @@ async function main() {
   const pool = new Pool({ host, port: 5432, user: 'postgres', database: 'postgres', max: conc });
   const text = SQL[query];
   const tStart = performance.now() + 1000, tEnd = tStart + seconds * 1000;
-  let counted = 0, total = 0;
+  let counted = 0, total = 0, cpu0 = 0;
+  const cpuNow = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+  setTimeout(() => { cpu0 = cpuNow(); }, 1000);
   async function worker(wid) {
     for (let i = 0; ; i++) {
       const now = performance.now();
@@ -37,7 +39,8 @@ async function main() {
   const ws = [];
   for (let w = 0; w < conc; w++) ws.push(worker(w));
   await Promise.all(ws);
+  const cpu = cpuNow() - cpu0;
   await pool.end();
-  console.log(`queries ${counted} seconds ${seconds.toFixed(3)} total ${total}`);
+  console.log(`queries ${counted} seconds ${seconds.toFixed(3)} total ${total} cpu ${cpu.toFixed(4)}`);
 }
 main().catch((e) => { console.error(e); process.exit(1); });

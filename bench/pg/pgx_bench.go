@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v4/pgxpool"
@@ -41,6 +42,14 @@ func main() {
 	tStart := time.Now().Add(time.Second)
 	tEnd := tStart.Add(time.Duration(seconds * float64(time.Second)))
 	var counted, total int64
+	cpuNow := func() float64 {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+	}
+	var cpu0 float64
+	cpuMarked := make(chan struct{})
+	go func() { time.Sleep(time.Until(tStart)); cpu0 = cpuNow(); close(cpuMarked) }()
 	var wg sync.WaitGroup
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
@@ -92,6 +101,8 @@ func main() {
 		}(w)
 	}
 	wg.Wait()
+	<-cpuMarked
+	cpu := cpuNow() - cpu0
 	pool.Close()
-	fmt.Printf("queries %d seconds %.3f total %d\n", counted, seconds, total)
+	fmt.Printf("queries %d seconds %.3f total %d cpu %.4f\n", counted, seconds, total, cpu)
 }

@@ -6,7 +6,9 @@ prepared` (C over libpq: the floor), then 10,000 inserts in weft's pipeline mode
 
 It starts its own PostgreSQL 15 (initdb into a temporary directory, Unix socket only, fsync off;
 as the `postgres` user when run as root) pinned to CPU 1 and runs each client pinned to CPU 0, one
-after the other, measuring each client's CPU time (user + system, from wait4) per query.
+after the other, measuring each client's CPU time (user + system) per query: over the counted
+window, as each client reports it (its start-up and warm-up left out), and for pgbench (C, its
+start-up is negligible) over its whole run, from wait4.
 Prints a markdown table.
 
   bench/pg/run.py [--seconds 3] [--peers weft,asyncpg,psycopg,pgx,node,pgbench]
@@ -144,8 +146,9 @@ def main():
                     qps = float(re.search(r"tps = ([\d.]+)", out).group(1))
                     total = n
                 else:
-                    m = re.search(r"queries (\d+) seconds ([\d.]+) total (\d+)", out)
-                    n, secs, total = int(m.group(1)), float(m.group(2)), int(m.group(3))
+                    m = re.search(r"queries (\d+) seconds ([\d.]+) total (\d+) cpu ([\d.]+)", out)
+                    n, secs = int(m.group(1)), float(m.group(2))
+                    cpu, total = float(m.group(4)), n  # CPU of the counted window only
                     qps = n / secs
                 rows.append((q, peer, qps, cpu / max(total, 1) * 1e6))
                 print(f"  {q:8} {peer:8} {qps:10.0f} q/s  {cpu / max(total, 1) * 1e6:7.1f} us CPU/query",

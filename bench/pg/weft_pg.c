@@ -4,13 +4,15 @@
  *     QUERY: select1 (1 row), series (1,000 rows of generate_series), insert (one row).
  *     A pool of CONCURRENCY connections, as many tasks each running QUERY in a loop (prepared
  *     statements, prepared on each new connection); one second of warm-up, then SECONDS counted.
- *     Prints "queries N seconds S total T" (T counts the warm-up too).
+ *     Prints "queries N seconds S total T cpu C" (T counts the warm-up too; C is the CPU
+ *     seconds of the counted window).
  *   weft-bench-pg pipeline N CONNINFO
  *     N inserts in pipeline mode, then N one by one; prints both times and the ratio.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <weft.h>
 #include <weft/pg.h>
 
@@ -20,6 +22,22 @@ static int conc;
 static weft_pg_pool_t *pool;
 static int64_t t_start, t_end;
 static long counted, total;
+static double cpu0;
+
+/* This process's CPU time (user + system) in seconds. */
+static double cpu_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void mark_cpu(void *arg)
+{
+    (void)arg;
+    cpu0 = cpu_now();
+}
 
 static const char *sql_of(const char *q)
 {
@@ -51,20 +69,20 @@ static int worker(void *arg)
         if (r < 0)
             return r;
         weft_pg_result_t *res = NULL;
-        if (query[0] == 's' && query[1] == 'e') { /* series */
+        if (strcmp(query, "series") == 0) {
             r = weft_pg_query_prepared(c, "q", NULL, 0, &res);
-        } else if (query[0] == 's') {
+        } else if (strcmp(query, "select1") == 0) {
             weft_pg_param_t p[1] = {weft_pg_int4((int32_t)(i & 0xffff))};
             r = weft_pg_query_prepared(c, "q", p, 1, &res);
         } else {
             weft_pg_param_t p[2] = {weft_pg_int4(id), weft_pg_text("hello")};
             r = weft_pg_query_prepared(c, "q", p, 2, NULL);
         }
+        if (r < 0)
+            fprintf(stderr, "query: %s: %s\n", weft_pg_strerror(r), weft_pg_errmsg(c));
         weft_pg_pool_release(pool, c);
-        if (r < 0) {
-            fprintf(stderr, "query: %s\n", weft_pg_strerror(r));
+        if (r < 0)
             return r;
-        }
         if (res != NULL) { /* read every value, as the other clients decode them */
             int n = weft_pg_nrows(res);
             for (int row = 0; row < n; row++) {
@@ -99,15 +117,17 @@ static int run_main(void *arg)
     }
     t_start = weft_time(NULL) + weft_seconds_to_ns(1.0);
     t_end = t_start + weft_seconds_to_ns(seconds);
+    weft_call_at(weft_loop_current(), NULL, t_start, mark_cpu, NULL);
     weft_task_t **t = calloc((size_t)conc, sizeof(*t));
     for (int i = 0; i < conc; i++)
         weft_spawn(&t[i], worker, (void *)(intptr_t)i);
     r = weft_gather(t, (size_t)conc, NULL, 0);
+    double cpu = cpu_now() - cpu0;
     for (int i = 0; i < conc; i++)
         weft_task_release(t[i]);
     free(t);
     weft_pg_pool_close(pool, WEFT_NO_DEADLINE);
-    printf("queries %ld seconds %.3f total %ld\n", counted, seconds, total);
+    printf("queries %ld seconds %.3f total %ld cpu %.4f\n", counted, seconds, total, cpu);
     return r;
 }
 
