@@ -164,15 +164,21 @@ static int pg_wait(weft_pg_t *c, int events, int64_t dl)
 /* Read what has arrived into libpq. Returns 0 or -ECONNRESET. */
 static int pg_consume(weft_pg_t *c)
 {
+    c->read_since_send = true;
     if (!PQconsumeInput(c->pq))
         return pg_lost(c);
     return 0;
 }
 
-/* Wait for more input and read it. */
+/*
+ * Wait for more input and read it. The zero-timeout poll is needed only once this call has read:
+ * right after a statement was sent, everything the server had sent before was read to its end
+ * (ReadyForQuery), so a reply can only come as new data, which weft reports.
+ */
 static int pg_read_more(weft_pg_t *c, int64_t dl)
 {
-    int r = pg_wait(c, WEFT_READABLE, dl);
+    int r = c->read_since_send || c->fd < 0 ? pg_wait(c, WEFT_READABLE, dl)
+                                            : weft_wait_fd_dl(c->fd, WEFT_READABLE, dl);
     if (r < 0)
         return r;
     return pg_consume(c);
@@ -1033,6 +1039,7 @@ static int pg_run(weft_pg_t *c, int kind, const char *sql, const weft_pg_param_t
         if (r < 0)
             return pg_leave(c, r);
     }
+    c->read_since_send = false;
     r = pg_flush(c, dl);
     PGresult *out = NULL;
     if (r >= 0)
@@ -1299,6 +1306,7 @@ int weft_pg_notify_wait(weft_pg_t *c, weft_pg_notify_t **out, int64_t deadline)
     if (r < 0)
         return r;
     r = pg_end_copy(c);
+    c->read_since_send = true; /* a notification may sit behind the last reply: poll first */
     while (r >= 0) {
         PGnotify *nt = PQnotifies(c->pq);
         if (nt != NULL) {

@@ -23,6 +23,7 @@ struct weft_pg {
     bool pipeline;       /* in libpq's pipeline mode */
     bool synced;         /* pipeline: the Sync was queued */
     bool sync_seen;      /* pipeline: its PGRES_PIPELINE_SYNC was read */
+    bool read_since_send; /* input was read since the last statement went out (conn.c) */
     bool fatal_notice;   /* the server sent a FATAL message outside a query: it is leaving */
     int64_t cancel_ns;   /* bound on cancel + drain */
     PGresult *err;       /* the last server error */
