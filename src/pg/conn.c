@@ -1431,13 +1431,11 @@ int weft_pg_pipeline(weft_pg_t *c, size_t n, int (*queue)(weft_pg_t *c, size_t i
             if (got == sent && !c->synced)
                 break;
             PGresult *res = PQgetResult(c->pq);
-            if (res == NULL) {
-                if (in_query) {
-                    got++;
-                    in_query = false;
-                }
-                if (got == sent && !c->synced)
-                    break;
+            if (res == NULL) { /* the end of one statement's results */
+                if (!in_query)
+                    break; /* nothing more to take now */
+                got++;
+                in_query = false;
                 continue;
             }
             ExecStatusType st = PQresultStatus(res);
