@@ -23,7 +23,9 @@ pkgs_of() {
     cross) echo gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user ;;
     bench) echo wrk curl python3 ;;
     # One line per module: its library's -dev package and what its tests need.
-    modules) echo "" ;;
+    modules)
+      echo "libpq-dev postgresql" # pg: libpq, and the server its tests start
+      ;;
     clang) echo clang ;;
     all)   echo "$(pkgs_of build) $(pkgs_of test) $(pkgs_of cross) $(pkgs_of bench) $(pkgs_of modules)" ;;
   esac
