@@ -990,7 +990,7 @@ int weft_tls_shutdown_dl(weft_stream_t *s, int64_t deadline)
     }
     weft_stream_write_eof(s); /* close_notify once the queue is flushed */
     r = flush_all(s, deadline);
-    while (r == 0 && c->shut_pending) {
+    while (r == 0 && c->shut_pending && !s->closed) {
         r = weft_wait_fd_dl(c->fd, WEFT_WRITABLE, deadline);
         if (r < 0)
             break;

@@ -763,7 +763,7 @@ static int deadlines_main(void *arg)
     CHECK_EQ(weft_time(NULL) - t0, weft_seconds_to_ns(2));
 
     /* a timeout scope around the handshake */
-    weft_timeout_t to;
+    weft_timeout_t to = {0};
     CHECK_EQ(weft_timeout_enter(&to, 1.5), 0);
     a.deadline = WEFT_NO_DEADLINE;
     int r = hs_task(&a);
