@@ -125,8 +125,9 @@ WEFT_EXTERN int weft_tls_start_dl(weft_stream_t *s, weft_tls_ctx_t *ctx,
  * A TLS server (asyncio's start_server(ssl=...)): as weft_server_start, but each connection's
  * task first makes the server handshake with `ctx` (bounded by its handshake_timeout) and only
  * then calls handler(stream, arg) with the TLS stream. A connection whose handshake fails is
- * closed without calling the handler (a plaintext client is sent nothing readable). The server
- * holds a reference to ctx. Returns as weft_server_start, and -EINVAL for a client context.
+ * closed without calling the handler (serve with weft_server_start and call weft_tls_start in the
+ * handler to see why). The server holds a reference to ctx; opts->arg_free, if set, is called
+ * with `arg` once the server is freed. Returns as weft_server_start, and -EINVAL for a client context.
  * Suspends only to resolve a name.
  */
 WEFT_EXTERN int weft_tls_server_start(weft_server_t **out, weft_tls_ctx_t *ctx,
