@@ -355,6 +355,14 @@ static void test_client_certificates(void)
 
 /* ---- TLS 1.2 and bad configurations ---- */
 
+static int args_freed;
+
+static void free_arg(void *p)
+{
+    free(p);
+    args_freed++;
+}
+
 static int tls12_main(void *arg)
 {
     (void)arg;
@@ -392,6 +400,30 @@ static int tls12_main(void *arg)
     CHECK_EQ(weft_tls_client_ctx_new(&x, &noalpn), WEFT_ETLS_CONFIG);
     struct weft_tls_opts nocert = {0};
     CHECK_EQ(weft_tls_server_ctx_new(&x, &nocert), WEFT_ETLS_CONFIG);
+    /* bad input */
+    weft_tls_ctx_t *cc = tt_client_ctx(NULL), *sc = tt_server_ctx("server.pem", "server.key", NULL);
+    weft_stream_t *fed;
+    CHECK_EQ(weft_stream_new(&fed, -1, NULL), 0);
+    CHECK_EQ(weft_tls_start(fed, cc, "localhost"), -EINVAL); /* no socket */
+    CHECK_EQ(weft_tls_start(NULL, cc, NULL), -EINVAL);
+    CHECK_EQ(weft_tls_start(fed, NULL, NULL), -EINVAL);
+    CHECK(!weft_tls_is_tls(fed) && weft_tls_verify_result(fed) == -1);
+    CHECK_STR(weft_tls_reason(fed), "");
+    CHECK_EQ(weft_tls_shutdown(fed), -EINVAL);
+    weft_stream_release(fed);
+    weft_stream_t *none = (weft_stream_t *)1;
+    CHECK_EQ(weft_tls_connect(&none, sc, "127.0.0.1", 1, NULL), -EINVAL); /* a server context */
+    CHECK(none == NULL);
+    weft_server_t *srv2;
+    CHECK_EQ(weft_tls_server_start(&srv2, cc, echo_lines, NULL, "127.0.0.1", 0, NULL), -EINVAL);
+    /* the server frees the handler's arg through opts.arg_free once it is gone */
+    struct weft_server_opts fo = {.arg_free = free_arg};
+    int *boxed = malloc(sizeof(int));
+    CHECK_EQ(weft_tls_server_start(&srv2, sc, echo_lines, boxed, "127.0.0.1", 0, &fo), 0);
+    stop(srv2);
+    CHECK_EQ(args_freed, 1); /* (and valgrind/ASan would see the leak) */
+    weft_tls_ctx_release(cc);
+    weft_tls_ctx_release(sc);
     CHECK_STR(weft_err_name(WEFT_ETLS_EOF), "ETLS_EOF");
     CHECK(strstr(weft_strerror(WEFT_ETLS_EOF), "close_notify") != NULL);
     return 0;
