@@ -52,6 +52,15 @@ extern "C" {
 #define WEFT_EAI_SERVICE -4081 /* service not available for the socket type (EAI_SERVICE) */
 #define WEFT_EAI_FAIL -4082    /* non-recoverable name server failure (EAI_FAIL) */
 
+/* TLS failures (the weft-tls module, include/weft/tls.h; the OpenSSL reason and the certificate
+ * verification result of a failed stream are in weft_tls_reason / weft_tls_verify_result). */
+#define WEFT_ETLS -4070         /* TLS protocol error (a bad record, a handshake failure) */
+#define WEFT_ETLS_VERIFY -4071  /* the peer's certificate failed verification */
+#define WEFT_ETLS_EOF -4072     /* the peer closed without close_notify (truncated) */
+#define WEFT_ETLS_NOT_TLS -4073 /* the peer does not speak TLS (plaintext, HTTP) */
+#define WEFT_ETLS_ALERT -4074   /* the peer ended the connection with a TLS alert */
+#define WEFT_ETLS_CONFIG -4075  /* bad TLS configuration (certificate, key, CA, ALPN) */
+
 /*
  * Return a static English description of an error code (negative errno or WEFT_E*), e.g.
  * "operation canceled". Never NULL; unknown codes give "unknown error". Thread-safe.
@@ -1603,6 +1612,9 @@ struct weft_server_opts {
                                 * many idle connections in a few hundred bytes each */
     double accept_retry_delay; /* pause before accepting again after EMFILE, ENFILE,
                                 * ENOBUFS or ENOMEM; 0 = 1 s (asyncio's) */
+    void (*arg_free)(void *arg); /* if set: called with the handler's `arg` once the server is
+                                  * freed (released and its last handler returned); only after
+                                  * a successful start (on failure `arg` stays the caller's) */
 };
 
 /*

@@ -25,6 +25,7 @@ pkgs_of() {
     # One line per module: its library's -dev package and what its tests need.
     modules)
       echo "libpq-dev postgresql" # pg: libpq, and the server its tests start
+      echo "libssl-dev openssl"   # tls: OpenSSL 3, and the openssl command (the tests' PKI)
       ;;
     clang) echo clang ;;
     all)   echo "$(pkgs_of build) $(pkgs_of test) $(pkgs_of cross) $(pkgs_of bench) $(pkgs_of modules)" ;;

@@ -75,7 +75,13 @@
     X(WEFT_EAI_NONAME, "EAI_NONAME", "unknown node or service")                                    \
     X(WEFT_EAI_SERVICE, "EAI_SERVICE", "service not available for socket type")                   \
     X(WEFT_EAI_FAIL, "EAI_FAIL", "non-recoverable name resolution failure")                        \
-    X(WEFT_EGROUP, "EGROUP", "one or more tasks of a task group failed")
+    X(WEFT_EGROUP, "EGROUP", "one or more tasks of a task group failed")                          \
+    X(WEFT_ETLS, "ETLS", "TLS protocol error")                                                     \
+    X(WEFT_ETLS_VERIFY, "ETLS_VERIFY", "TLS certificate verification failed")                      \
+    X(WEFT_ETLS_EOF, "ETLS_EOF", "TLS connection truncated (closed without close_notify)")         \
+    X(WEFT_ETLS_NOT_TLS, "ETLS_NOT_TLS", "peer does not speak TLS")                                \
+    X(WEFT_ETLS_ALERT, "ETLS_ALERT", "TLS alert received from the peer")                           \
+    X(WEFT_ETLS_CONFIG, "ETLS_CONFIG", "bad TLS configuration")
 
 const char *weft_strerror(int err)
 {

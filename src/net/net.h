@@ -31,6 +31,9 @@ struct weft_stream {
     uint8_t eof_done; /* shutdown(SHUT_WR) was made */
     uint8_t paused;   /* writer above high-water, until it drops to low-water */
     uint8_t flushing; /* the background flush task runs (and holds a reference) */
+    uint8_t aborted;  /* abort() was called: a transport closes without its goodbye */
+    uint8_t tp_rwait; /* with a transport: what its last EAGAIN read waits for (WEFT_*ABLE) */
+    uint8_t tp_wwait; /* with a transport: what its last EAGAIN write waits for */
     int rerr;         /* reader error: every reader call returns it */
     int cerr;         /* the connection's error (first fatal read or write error) */
     /* reader */
@@ -53,6 +56,9 @@ struct weft_stream {
     /* a server's connection */
     struct weft__list slink; /* in the server's list while its handler runs */
     weft_server_t *server;   /* that server, or NULL */
+    /* a transport over the fd (net/transport.h), or NULL for the plain fd */
+    const struct weft__transport *tp;
+    void *tpctx; /* the transport's per-stream state */
 };
 
 /* Drop a reference a call took for its wait: inline unless it is the last (then

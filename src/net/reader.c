@@ -5,6 +5,7 @@
  * at most 2 x limit unless a call asks for more. readuntil remembers how far it scanned.
  */
 #include "net/net.h"
+#include "net/transport.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -57,7 +58,7 @@ static inline size_t buffered(const weft_stream_t *s)
  */
 /* Park the running task `t` until the stream's fd is readable (it watches the fd on first use
  * and keeps its state), as the stream's reader: feed/close/set_error wake it through rtask. */
-static inline int wait_readable(weft_stream_t *s, weft_task_t *t, int64_t deadline)
+static inline int wait_readable(weft_stream_t *s, weft_task_t *t, int events, int64_t deadline)
 {
     if (WEFT__UNLIKELY(s->rst == NULL)) {
         int err;
@@ -67,7 +68,7 @@ static inline int wait_readable(weft_stream_t *s, weft_task_t *t, int64_t deadli
     }
     s->rtask = t;
     /* The poll that wakes it prefetches the stream with its frames. */
-    int r = weft__fd_wait(t, s->rst, WEFT_READABLE, deadline, s);
+    int r = weft__fd_wait(t, s->rst, events, deadline, s);
     s->rtask = NULL;
     return r;
 }
@@ -99,7 +100,7 @@ static inline bool in_task(void)
 static inline int wait_drained(weft_stream_t *s, int64_t deadline)
 {
     s->rdrained = 0;
-    int w = wait_readable(s, weft__tls_loop->current, deadline);
+    int w = wait_readable(s, weft__tls_loop->current, WEFT_READABLE, deadline);
     if (WEFT__LIKELY(w >= 0 && healthy_empty(s)))
         return 1;
     return wait_failed(s, w) ? w : 0;
@@ -117,8 +118,9 @@ static __attribute__((noinline)) int rwait(weft_stream_t *s, int64_t deadline, b
         *held = true;
         s->refs++;
     }
-    if (s->fd >= 0 && !s->closing)
-        return wait_readable(s, t, deadline);
+    if (s->fd >= 0 && !s->closing) /* a transport may need the fd writable to read on */
+        return wait_readable(s, t, WEFT__UNLIKELY(s->tp != NULL) ? s->tp_rwait : WEFT_READABLE,
+                             deadline);
     s->rtask = t;
     int r = weft__park(t, WEFT__P_PRIM, s, NULL, deadline);
     s->rtask = NULL;
@@ -139,8 +141,8 @@ static inline void done(weft_stream_t *s, bool held)
  */
 static ssize_t sys_read(weft_stream_t *s, void *buf, size_t n)
 {
-    if (!s->is_sock)
-        return read(s->fd, buf, n);
+    if (!s->is_sock) /* a pipe, or a transport (TLS: its streams are not is_sock) */
+        return WEFT__UNLIKELY(s->tp != NULL) ? s->tp->read(s, buf, n) : read(s->fd, buf, n);
     if (s->rdrained) {
         s->rdrained = 0;
         errno = EAGAIN;

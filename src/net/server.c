@@ -25,6 +25,7 @@ struct weft_server {
     uint8_t closed;
     weft_stream_handler_fn handler;
     void *arg;
+    void (*arg_free)(void *arg); /* opts.arg_free once started */
     struct weft_server_opts opts;
     struct listener *ls;
     size_t nls;
@@ -42,6 +43,8 @@ static void server_unref(weft_server_t *srv)
 {
     if (--srv->refs > 0)
         return;
+    if (srv->arg_free != NULL)
+        srv->arg_free(srv->arg);
     weft__free(srv->ls);
     weft__free(srv->unix_path);
     weft__free(srv);
@@ -179,6 +182,7 @@ static int server_serve(weft_server_t *srv)
         }
         srv->refs++;
     }
+    srv->arg_free = srv->opts.arg_free; /* started: the server owns arg now */
     return 0;
 }
 

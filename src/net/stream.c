@@ -4,6 +4,7 @@
  * call that suspends on it, so closing or releasing it under a waiting task is safe.
  */
 #include "net/net.h"
+#include "net/transport.h"
 
 #include <fcntl.h>
 #include <string.h>
@@ -68,6 +69,8 @@ weft_stream_t *weft_stream_retain(weft_stream_t *s)
 
 void weft__stream_free(weft_stream_t *s)
 {
+    if (s->tp != NULL)
+        s->tp->free(s);
     weft__free(s->rbuf);
     weft__free(s->wbuf);
     weft__free_line(s);
@@ -94,6 +97,8 @@ void weft__stream_do_close(weft_stream_t *s)
         return;
     s->closed = 1;
     if (s->fd >= 0) {
+        if (s->tp != NULL)
+            s->tp->close(s, !s->aborted && s->cerr == 0);
         int fd = s->fd;
         s->fd = -1;
         weft_close(fd);
@@ -120,6 +125,7 @@ void weft_stream_abort(weft_stream_t *s)
     if (s == NULL)
         return;
     s->closing = 1;
+    s->aborted = 1;
     weft__stream_do_close(s);
 }
 

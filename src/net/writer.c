@@ -5,6 +5,7 @@
  * the queue falls to the low-water mark. The queue is a byte buffer with a send offset.
  */
 #include "net/net.h"
+#include "net/transport.h"
 
 #include <string.h>
 #include <sys/socket.h>
@@ -19,7 +20,17 @@ static ssize_t sys_write(weft_stream_t *s, const void *buf, size_t n)
 {
     if (s->is_sock)
         return weft__send(s->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (WEFT__UNLIKELY(s->tp != NULL)) /* a transport (TLS): its streams are not is_sock */
+        return s->tp->write(s, buf, n);
     return write(s->fd, buf, n);
+}
+
+/* write_eof's shutdown(SHUT_WR), or the transport's (TLS: close_notify first). */
+static int shut_wr(weft_stream_t *s)
+{
+    if (s->tp != NULL)
+        return s->tp->shutdown(s);
+    return shutdown(s->fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
 void weft__nwaiters_wake_all(struct weft__list *list, int result)
@@ -75,7 +86,7 @@ static int flush_task(void *arg)
         if (k < 0 && errno == EINTR)
             continue;
         if (k == 0 || errno == EAGAIN) {
-            int r = weft_wait_fd(s->fd, WEFT_WRITABLE);
+            int r = weft_wait_fd(s->fd, s->tp != NULL ? s->tp_wwait : WEFT_WRITABLE);
             if (r == -ECANCELED)
                 weft__stream_fail(s, -ECANCELED); /* the loop is shutting down */
             else if (r < 0 && !s->closed)
@@ -90,7 +101,7 @@ static int flush_task(void *arg)
     maybe_resume(s);
     if (s->eof_req && !s->eof_done && !s->closed && s->cerr == 0) {
         s->eof_done = 1;
-        shutdown(s->fd, SHUT_WR);
+        shut_wr(s);
     }
     if (s->closing)
         weft__stream_do_close(s);
@@ -293,8 +304,9 @@ int weft_stream_write_eof(weft_stream_t *s)
     s->eof_req = 1;
     if (!s->flushing && s->cerr == 0) {
         s->eof_done = 1;
-        if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
-            return -errno;
+        int err = shut_wr(s);
+        if (err < 0 && err != -ENOTCONN)
+            return err;
     }
     return 0;
 }

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# TLS servers side by side, on one core each (the server pinned to CPU 0, the load on CPU 1):
+# echo with 64 B and 16 KiB messages over keep-alive connections, and full and resumed
+# handshakes. For each: the load's rate and the server's CPU (user + system, /proc/PID/stat) per
+# operation, which does not depend on how fast the load generator is; ratios are to the floor.
+#   bench/tls_compare.sh [BUILD_DIR]        (default build-release; needs its bench targets)
+# Servers: floor (bench/tls_floor.c: epoll + OpenSSL in C), weft (bench/tls_server.c), go
+# (crypto/tls, GOMAXPROCS=1), node (tls), nginx (1 process, http module: handshakes only). A
+# missing one is skipped. Environment: DUR (seconds measured, 4), CONNS (50), PORT (19700).
+# Every process is bounded in time and killed at the end; traffic stays on 127.0.0.1.
+set -euo pipefail
+B=${1:-build-release}/bench
+DUR=${DUR:-4}
+CONNS=${CONNS:-50}
+PORT=${PORT:-19700}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+LOAD=$B/weft-bench-tls_load
+[ -x "$LOAD" ] || { echo "tls_compare.sh: build $LOAD first (cmake --build $1)" >&2; exit 1; }
+TMP=$(mktemp -d)
+SERVER=
+trap '[ -z "$SERVER" ] || kill "$SERVER" 2>/dev/null; rm -rf "$TMP"' EXIT
+sh "$SRC/test/tls/mkcerts.sh" "$TMP" >/dev/null
+CERT=$TMP/server.pem KEY=$TMP/server.key
+
+declare -A CMD
+CMD[floor]="$B/weft-bench-tls_floor"
+CMD[weft]="$B/weft-bench-tls_server"
+if command -v go >/dev/null; then
+  (cd "$SRC/bench/tls_peers" && GOCACHE=$TMP/gocache GOPATH=$TMP/gopath go build -o "$TMP/go_echo" echo.go) &&
+    CMD[go]="env GOMAXPROCS=1 $TMP/go_echo"
+fi
+command -v node >/dev/null && CMD[node]="node $SRC/bench/tls_peers/echo.js"
+if command -v nginx >/dev/null; then
+  CMD[nginx]="nginx_run"
+fi
+nginx_run() { # PORT CERT KEY
+  mkdir -p "$TMP/ngx"
+  cat > "$TMP/ngx/nginx.conf" <<EOF
+worker_processes 1; master_process off; daemon off; pid $TMP/ngx/pid; error_log $TMP/ngx/err;
+events { worker_connections 8192; }
+http {
+  access_log off; client_body_temp_path $TMP/ngx; proxy_temp_path $TMP/ngx;
+  fastcgi_temp_path $TMP/ngx; uwsgi_temp_path $TMP/ngx; scgi_temp_path $TMP/ngx;
+  keepalive_requests 10000000;
+  server { listen 127.0.0.1:$1 ssl; ssl_certificate $2; ssl_certificate_key $3;
+           location / { return 200 "ok\n"; } }
+}
+EOF
+  exec nginx -p "$TMP/ngx" -c "$TMP/ngx/nginx.conf"
+}
+export -f nginx_run
+export TMP
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+one() { # NAME WORKLOAD -> "NAME WORKLOAD rate cpu_us_per_op"
+  local name=$1 wl=$2 spid out t0 t1 rate args
+  PORT=$((PORT + 1))
+  if [ "$name" = nginx ]; then
+    taskset -c 0 bash -c "nginx_run $PORT $CERT $KEY" >/dev/null 2>&1 &
+  else
+    # shellcheck disable=SC2086
+    taskset -c 0 ${CMD[$name]} "$PORT" "$CERT" "$KEY" >/dev/null 2>&1 &
+  fi
+  spid=$!
+  SERVER=$spid
+  for _ in $(seq 100); do ss -ltn | grep -q "127.0.0.1:$PORT " && break; sleep 0.1; done
+  [ "$name" != nginx ] || spid=$(pgrep -P "$spid" nginx || echo "$spid")
+  case $wl in
+    echo64) args="echo $PORT $CONNS 64 $DUR" ;;
+    echo16k) args="echo $PORT $CONNS 16384 $DUR" ;;
+    hs_full) args="hs $PORT $CONNS $DUR full" ;;
+    hs_resume) args="hs $PORT $CONNS $DUR resume" ;;
+  esac
+  # shellcheck disable=SC2086
+  timeout $((DUR + 20)) taskset -c 1 "$LOAD" $args >"$TMP/out" 2>/dev/null &
+  local lpid=$!
+  sleep 1 # the load's warm-up second
+  t0=$(cpu_ticks "$spid")
+  sleep "$DUR"
+  t1=$(cpu_ticks "$spid")
+  wait "$lpid" || true
+  kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; SERVER=
+  [ "$name" != nginx ] || pkill -F "$TMP/ngx/pid" 2>/dev/null || true
+  rate=$(grep -o '[0-9.]*' "$TMP/out" | head -1)
+  awk -v n="$name" -v w="$wl" -v r="${rate:-0}" -v c=$((t1 - t0)) -v d="$DUR" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (r <= 0) { print n, w, "NA NA"; exit }
+             printf "%s %s %.0f %.1f\n", n, w, r, c / hz * 1e6 / (r * d) }'
+}
+
+printf "%-6s %-10s %10s %14s %8s\n" server workload "ops/s" "cpu us/op" "x floor"
+for wl in echo64 echo16k hs_full hs_resume; do
+  floor=
+  for name in floor weft go node nginx; do
+    [ -n "${CMD[$name]:-}" ] || continue
+    case $name$wl in nginxecho*) continue ;; esac
+    read -r n w rate us < <(one "$name" "$wl")
+    [ "$name" = floor ] && floor=$us
+    ratio=$(awk -v a="$us" -v b="${floor:-NA}" 'BEGIN { if (a == "NA" || b == "NA") print "NA"; else printf "%.2f", a / b }')
+    printf "%-6s %-10s %10s %14s %8s\n" "$n" "$w" "$rate" "$us" "$ratio"
+  done
+done
