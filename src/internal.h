@@ -468,7 +468,8 @@ struct weft__fdstate {
     uint8_t first_events;       /* what `first` waits for */
     uint8_t registered;         /* known to the backend */
     uint8_t pending;            /* readiness that came while no task waited for it */
-    uint8_t hup;                /* the peer hung up or the fd failed: lasting, never an edge */
+    uint8_t hup; /* lasting readiness, never an edge: WEFT_READABLE once the peer's input ended
+                  * (EPOLLRDHUP), both directions once the fd hung up or failed (EPOLLHUP/ERR) */
 } __attribute__((aligned(64))); /* one line: an event reads only this line of the table */
 
 struct weft__fdwaiter {
@@ -618,8 +619,11 @@ static inline bool weft__loop_start(weft_loop_t *l)
 }
 void weft__loop_poll(weft_loop_t *loop);
 void weft__loop_iterate(weft_loop_t *loop);
-/* Backends add this to an event's WEFT_READABLE/WEFT_WRITABLE bits for hang-ups and errors. */
-#define WEFT__EV_HUP 0x100
+/* Backends add these to an event's WEFT_READABLE/WEFT_WRITABLE bits: EV_HUP when both directions
+ * are dead (a hang-up or an error), EV_RDHUP when only the input ended (the peer's shutdown of its
+ * writing side says nothing about ours: a writer must keep waiting for room). */
+#define WEFT__EV_HUP   0x100
+#define WEFT__EV_RDHUP 0x200
 void weft__io_event(weft_loop_t *loop, struct weft__fdstate *st, int events);
 
 /*
@@ -631,12 +635,13 @@ struct weft__fdstate *weft__fd_watch(weft_loop_t *loop, int fd, int *err);
 
 /*
  * weft_wait_fd_dl() for the running task `t` on a watched fd's state `st` (arguments trusted):
- * readiness that came meanwhile or a hang-up returns at once, else `t` parks as a waiter.
+ * readiness that came meanwhile or a lasting hang-up of a direction waited for returns at once,
+ * else `t` parks as a waiter.
  */
 static inline int weft__fd_wait(weft_task_t *t, struct weft__fdstate *st, int events,
                                 int64_t deadline, const void *hint)
 {
-    int ready = st->hup ? events : st->pending & events;
+    int ready = (st->pending | st->hup) & events;
     if (ready != 0) {
         st->pending &= (uint8_t)~ready;
         return ready;

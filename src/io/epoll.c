@@ -118,8 +118,11 @@ static int ep_wait(weft_loop_t *l, int64_t timeout)
             events |= WEFT_WRITABLE;
         if (e & (EPOLLERR | EPOLLHUP))
             events |= WEFT_READABLE | WEFT_WRITABLE;
-        if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+        /* A half-close (RDHUP) ends the input only; HUP and ERR end both directions. */
+        if (e & (EPOLLERR | EPOLLHUP))
             events |= WEFT__EV_HUP;
+        else if (e & EPOLLRDHUP)
+            events |= WEFT__EV_RDHUP;
         weft__io_event(l, ep->evs[i].data.ptr, events);
         reported++;
     }

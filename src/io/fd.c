@@ -112,7 +112,9 @@ void weft__io_event(weft_loop_t *l, struct weft__fdstate *st, int events)
 {
     (void)l;
     if (events & WEFT__EV_HUP)
-        st->hup = 1;
+        st->hup = WEFT_READABLE | WEFT_WRITABLE;
+    else if (events & WEFT__EV_RDHUP)
+        st->hup |= WEFT_READABLE;
     events &= WEFT_READABLE | WEFT_WRITABLE;
     int delivered = 0;
     weft_task_t *first = st->first;
