@@ -310,6 +310,7 @@ enum {
 struct weft__tcold {
     char *name;       /* NULL = "Task-<id>" */
     char *cancel_msg; /* the last weft_task_cancel() message, or NULL */
+    void (*unstarted)(void *arg); /* weft__spawn_owned(): cleanup if fn never runs, or NULL */
     uint32_t len;     /* compact: bytes of saved frames, [ctx, top of the shared stack) */
     uint32_t cap;     /* bytes[] allocated */
     _Alignas(16) char bytes[];
@@ -397,6 +398,16 @@ static inline void weft__stack_prefetch(const weft_task_t *t)
         __builtin_prefetch(sp + 64 * i);
 }
 void weft__task_entry(void *arg);
+
+/*
+ * weft_spawn_opts() for a task of weft's own whose body holds the cleanup of what it was given
+ * (a server's connection, a stream's flush): when the task ends without its first step
+ * (cancelled before it, e.g. by the "cancel every other task" shutdown idiom; no stack for it;
+ * its loop closed first), `unstarted(arg)` runs instead of `fn`, on whichever stack makes that
+ * decision (it must not suspend), before the task's end is recorded. Errors as weft_spawn_opts().
+ */
+int weft__spawn_owned(weft_task_t **out, weft_task_fn fn, void (*unstarted)(void *arg), void *arg,
+                      const struct weft_task_opts *opts);
 
 /* ---- compact tasks (compact.c) ---- */
 int weft__compact_enter(weft_loop_t *l, weft_task_t *t);

@@ -114,6 +114,24 @@ static inline void reap(weft_loop_t *l)
     }
 }
 
+/* A new task ends without running its function: its owner's cleanup runs instead. */
+static void unstarted_cleanup(weft_task_t *t)
+{
+    if (t->cold != NULL && t->cold->unstarted != NULL) {
+        void (*fn)(void *) = t->cold->unstarted;
+        t->cold->unstarted = NULL;
+        fn(t->arg);
+    }
+}
+
+static __attribute__((noinline)) bool task_never_runs(weft_loop_t *l, weft_task_t *t, int r)
+{
+    unstarted_cleanup(t);
+    task_finish(l, t, r);
+    task_unref(t);
+    return false;
+}
+
 /*
  * Make `t` (just taken off the batch) runnable: a new task gets its stack and first frame.
  * Returns false when it ended without running (cancelled before its first step, or no stack).
@@ -125,27 +143,19 @@ static bool task_prepare(weft_loop_t *l, weft_task_t *t)
     if (t->must_cancel) {
         /* Cancelled before its first step: the function never runs (asyncio throws the
          * CancelledError into the coroutine before its first line). */
-        task_finish(l, t, -ECANCELED);
-        task_unref(t);
-        return false;
+        return task_never_runs(l, t, -ECANCELED);
     }
     if (!t->compact) {
         t->stack = weft__stack_take(&l->stacks, t->stack_size);
-        if (t->stack == NULL) {
-            task_finish(l, t, -ENOMEM);
-            task_unref(t);
-            return false;
-        }
+        if (t->stack == NULL)
+            return task_never_runs(l, t, -ENOMEM);
         t->stack_lo = weft__stack_tag(t->stack);
         t->ctx = weft__ctx_make(t->stack->lo + t->stack->size, weft__task_entry);
     } else if (l->cstack == NULL) {
         /* Its first frame is made when it takes the shared stack (weft__compact_enter). */
         l->cstack = weft__stack_get(&l->stacks, l->stack_size);
-        if (l->cstack == NULL) {
-            task_finish(l, t, -ENOMEM);
-            task_unref(t);
-            return false;
-        }
+        if (l->cstack == NULL)
+            return task_never_runs(l, t, -ENOMEM);
     }
 #ifdef WEFT_TSAN
     t->tsan_fiber = tsan_fiber_get(l);
@@ -464,6 +474,38 @@ int weft_spawn(weft_task_t **out, weft_task_fn fn, void *arg)
     return weft_spawn_opts(out, fn, arg, NULL);
 }
 
+int weft__spawn_owned(weft_task_t **out, weft_task_fn fn, void (*unstarted)(void *arg), void *arg,
+                      const struct weft_task_opts *opts)
+{
+    if (out != NULL)
+        *out = NULL;
+    /* The hook lives in the task's cold part: made first, so that nothing is left to undo. */
+    struct weft__tcold *c = weft__malloc(sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    c->name = NULL;
+    c->cancel_msg = NULL;
+    c->len = 0;
+    c->cap = 0;
+    weft_task_t *t;
+    int err = weft_spawn_opts(&t, fn, arg, opts);
+    if (err < 0) {
+        weft__free(c);
+        return err;
+    }
+    if (t->cold != NULL) { /* named by its options */
+        weft__free(c);
+        c = t->cold;
+    }
+    c->unstarted = unstarted;
+    t->cold = c;
+    if (out != NULL)
+        *out = t;
+    else
+        task_unref(t);
+    return 0;
+}
+
 weft_task_t *weft_task_retain(weft_task_t *task)
 {
     if (task != NULL)
@@ -503,6 +545,7 @@ struct weft__tcold *weft__task_cold(weft_task_t *t)
             return NULL;
         c->name = NULL;
         c->cancel_msg = NULL;
+        c->unstarted = NULL;
         c->len = 0;
         c->cap = 0;
         t->cold = c;
@@ -532,6 +575,8 @@ void weft__task_orphan(weft_task_t *t)
             weft__list_remove(pk->link);
         t->park = NULL;
     }
+    if (t->state == WEFT__T_NEW)
+        unstarted_cleanup(t); /* it never ran: its owner's cleanup runs now */
     l->ntasks--;
     if (t->compact)
         weft__compact_drop(l, t);

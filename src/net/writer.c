@@ -56,6 +56,22 @@ void weft__stream_fail(weft_stream_t *s, int err)
     weft__nwaiters_wake_all(&s->drainers, s->cerr);
 }
 
+/* The flush ends (its queue sent, or lost): what is due then, and its reference dropped. */
+static void flush_end(weft_stream_t *s)
+{
+    s->flushing = 0;
+    if (s->closed || s->cerr != 0)
+        s->wpos = s->wend = 0;
+    maybe_resume(s);
+    if (s->eof_req && !s->eof_done && !s->closed && s->cerr == 0) {
+        s->eof_done = 1;
+        shutdown(s->fd, SHUT_WR);
+    }
+    if (s->closing)
+        weft__stream_do_close(s);
+    weft_stream_release(s);
+}
+
 /* Send the queue until it is empty, the stream is closed, or the connection fails. */
 static int flush_task(void *arg)
 {
@@ -84,18 +100,17 @@ static int flush_task(void *arg)
         }
         weft__stream_fail(s, -errno);
     }
-    s->flushing = 0;
-    if (s->closed || s->cerr != 0)
-        s->wpos = s->wend = 0;
-    maybe_resume(s);
-    if (s->eof_req && !s->eof_done && !s->closed && s->cerr == 0) {
-        s->eof_done = 1;
-        shutdown(s->fd, SHUT_WR);
-    }
-    if (s->closing)
-        weft__stream_do_close(s);
-    weft_stream_release(s);
+    flush_end(s);
     return 0;
+}
+
+/* The flush task was cancelled before its first step (or had no stack): the queue is lost as
+ * if its first wait had been cancelled, and the stream is released as the task would have. */
+static void flush_unstarted(void *arg)
+{
+    weft_stream_t *s = arg;
+    weft__stream_fail(s, -ECANCELED);
+    flush_end(s);
 }
 
 /* Copy `n` bytes to the queue. */
@@ -175,7 +190,7 @@ static __attribute__((noinline)) int write_slow(weft_stream_t *s, const char *p,
     if (err < 0)
         return err;
     if (!s->flushing) {
-        err = weft_spawn(NULL, flush_task, s);
+        err = weft__spawn_owned(NULL, flush_task, flush_unstarted, s, NULL);
         if (err < 0) {
             weft__stream_fail(s, err);
             return err;
