@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "weft.h"
 #include "core/list.h"
@@ -677,6 +678,14 @@ static inline int weft__fd_wait(weft_task_t *t, struct weft__fdstate *st, int ev
     return r;
 }
 void weft__fd_fini(weft_loop_t *loop);
+
+/*
+ * write() that never raises SIGPIPE, for fds that are not sockets (sockets use MSG_NOSIGNAL):
+ * SIGPIPE is blocked in the calling thread around the write, and a SIGPIPE the write made
+ * pending (EPIPE, none pending before) is consumed with sigtimedwait() before the mask is
+ * restored. Same contract as write(). Three extra system calls: for pipes, ttys and files.
+ */
+ssize_t weft__write_nosigpipe(int fd, const void *buf, size_t n);
 void weft__report(weft_loop_t *loop, const char *message, int err, weft_task_t *task);
 
 #endif /* WEFT_INTERNAL_H */

@@ -19,7 +19,7 @@ static ssize_t sys_write(weft_stream_t *s, const void *buf, size_t n)
 {
     if (s->is_sock)
         return weft__send(s->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    return write(s->fd, buf, n);
+    return weft__write_nosigpipe(s->fd, buf, n); /* a pipe whose reader left: -EPIPE only */
 }
 
 void weft__nwaiters_wake_all(struct weft__list *list, int result)
