@@ -266,7 +266,8 @@ static inline void weft__stack_give(struct weft__stackpool *p, struct weft__stac
  * What a task keeps of its stack (stack_lo) so that its park never reads the descriptor: the
  * lowest usable address (page-aligned) with bit 0 set when a guard page lies below it. A task
  * suspending within WEFT__STACK_REDZONE of an unguarded stack's end is reported (a guarded one
- * faults instead; reading the stack's bottom bytes would cost a page fault per task).
+ * faults instead; reading the stack's bottom bytes would cost a page fault per task), and so is
+ * one suspending below a guarded stack's bottom (a frame that stepped over the guard page).
  */
 #define WEFT__STACK_REDZONE 256
 static inline uintptr_t weft__stack_tag(const struct weft__stack *s)

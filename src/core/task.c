@@ -283,6 +283,27 @@ void weft__task_entry(void *arg)
 
 /* ---- the park ---- */
 
+static __attribute__((noinline, cold)) void stack_check_slow(weft_task_t *t, uintptr_t frame)
+{
+    uintptr_t lo = t->stack_lo & ~(uintptr_t)1;
+    if (!(t->stack_lo & 1))
+        weft__overflow_report(t, "ran past the end of");
+    /* A guard page faults when touched, but a frame larger than a page can step over it into
+     * whatever lies below (another task's stack) without touching it: the stack pointer is
+     * then below the stack's bottom. */
+    if (frame < lo)
+        weft__overflow_report(t, "jumped the guard page below");
+}
+
+/* Check, as `t` suspends with its frame at `frame`, that it is still within its stack: within
+ * WEFT__STACK_REDZONE of an unguarded stack's end, or below a guarded stack's bottom, is an
+ * overflow (named, then abort). One comparison on the way. */
+static inline __attribute__((always_inline)) void stack_check(weft_task_t *t, uintptr_t frame)
+{
+    if (WEFT__UNLIKELY(frame < (t->stack_lo | 1) + WEFT__STACK_REDZONE))
+        stack_check_slow(t, frame);
+}
+
 int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link, int64_t deadline)
 {
     weft_loop_t *l = t->fut.loop;
@@ -305,9 +326,7 @@ int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link,
     }
     t->park = &p;
     t->state = WEFT__T_PARKED;
-    if (WEFT__UNLIKELY((uintptr_t)__builtin_frame_address(0) < t->stack_lo + WEFT__STACK_REDZONE &&
-                       !(t->stack_lo & 1)))
-        weft__overflow_report(t, "ran past the end of");
+    stack_check(t, (uintptr_t)__builtin_frame_address(0));
     suspend(l, t);
     /* A compact task's frames, `p` among them, are back where they were. */
     t->park = NULL;
@@ -342,6 +361,7 @@ int weft_yield(void)
         return -ECANCELED;
     }
     weft_loop_t *l = t->fut.loop;
+    stack_check(t, (uintptr_t)__builtin_frame_address(0));
     t->state = WEFT__T_READY;
     weft__enqueue_task(l, t);
     suspend(l, t);
