@@ -696,7 +696,9 @@ typedef struct weft_errgroup weft_errgroup_t;
 
 /*
  * Enter a group whose parent is the calling task. Returns 0, -EPERM outside a task, -EINVAL
- * (NULL, or a group already entered and not exited), -ENOMEM. Does not suspend.
+ * (NULL, or a group already entered and not exited), -ENOMEM. Does not suspend. The memory an
+ * error group needs is reserved here and by each spawn (-ENOMEM then), never at a failure: a
+ * child's or the body's error is never lost to an allocation failure.
  */
 WEFT_EXTERN int weft_group_enter(weft_group_t *g);
 
