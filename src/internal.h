@@ -581,6 +581,12 @@ static inline bool weft__on_cstack(const weft_loop_t *l, const void *p)
     return s != NULL && (const char *)p >= s->lo && (const char *)p < s->lo + s->size;
 }
 
+/*
+ * weft_call_soon_threadsafe() with a handle the caller made (kind WEFT__RN_HANDLE, heap
+ * WEFT__H_NONE, cb and arg set) and keeps valid until the callback ran or the loop closed:
+ * cannot fail, so what must reach the loop (a pool job's completion) reserves its handle early.
+ */
+void weft__post_threadsafe(weft_loop_t *loop, struct weft__handle *h);
 int64_t weft__clock(void);
 
 /* The present on the loop's clock (CLOCK_MONOTONIC read now, or the virtual clock), also kept as

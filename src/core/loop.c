@@ -156,6 +156,12 @@ int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_fn cb, void *arg)
     struct weft__handle *h = new_handle(loop, cb, arg, &err);
     if (h == NULL)
         return err;
+    weft__post_threadsafe(loop, h);
+    return 0;
+}
+
+void weft__post_threadsafe(weft_loop_t *loop, struct weft__handle *h)
+{
     pthread_mutex_lock(&loop->ts_lock);
     weft__list_append(&loop->ts_queue, &h->link);
     atomic_store(&loop->ts_pending, 1);
@@ -165,7 +171,6 @@ int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_fn cb, void *arg)
     if (atomic_load(&loop->polling))
         loop->backend->wake(loop);
     pthread_mutex_unlock(&loop->ts_lock);
-    return 0;
 }
 
 static void drain_threadsafe(weft_loop_t *l)
