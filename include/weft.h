@@ -11,6 +11,14 @@
  *   passes; WEFT_NO_DEADLINE (-1) waits forever.
  * - Nothing is thread-safe unless its comment says so. weft_call_soon_threadsafe() is the one
  *   call another thread may make on a loop.
+ * - NULL: a NULL pointer where a call needs an object (a loop, task, future, primitive, stream,
+ *   server, group, output pointer, function) is never dereferenced. A call returning an int
+ *   returns -EINVAL (a count, such as a semaphore's value or the callbacks removed, is 0; freeing
+ *   or releasing NULL does nothing and succeeds), one returning a handle or pointer returns NULL
+ *   (weft_task_name() returns a printable placeholder), a size or count 0, a predicate false, a
+ *   time WEFT_NO_DEADLINE, and a void call does nothing. Arguments documented as optional ("may
+ *   be NULL") keep their documented meaning; an output array with a capacity may be NULL (then
+ *   only the count is returned).
  *
  * This file is long on purpose: the whole public API is one header (like uv.h), in banner
  * sections (errors, loop, time, runner, tasks, futures, fds, structured concurrency, sync,
@@ -374,7 +382,7 @@ WEFT_EXTERN weft_task_t *weft_current_task(void);
 /*
  * Fill `out` with up to `cap` borrowed handles of the loop's tasks that are not done (asyncio's
  * all_tasks) and return how many there are in total (which may exceed `cap`). `loop` NULL means
- * the current loop.
+ * the current loop; `out` NULL counts only.
  */
 WEFT_EXTERN size_t weft_all_tasks(weft_loop_t *loop, weft_task_t **out, size_t cap);
 

@@ -763,7 +763,7 @@ size_t weft_all_tasks(weft_loop_t *loop, weft_task_t **out, size_t cap)
         loop = weft__tls_loop;
     if (loop == NULL)
         return 0;
-    return weft__task_mem_live(loop, out, cap);
+    return weft__task_mem_live(loop, out, out != NULL ? cap : 0); /* no array: count only */
 }
 
 weft_future_t *weft_task_future(weft_task_t *task)
