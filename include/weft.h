@@ -381,7 +381,9 @@ WEFT_EXTERN weft_task_t *weft_current_task(void);
 
 /*
  * Fill `out` with up to `cap` borrowed handles of the loop's tasks that are not done (asyncio's
- * all_tasks) and return how many there are in total (which may exceed `cap`). `loop` NULL means
+ * all_tasks) and return how many there are in total (which may exceed `cap`). The handles are
+ * valid until the calling task next suspends: retain them to keep them longer (a released task's
+ * slot is reused, and weft does not detect a stale handle). `loop` NULL means
  * the current loop; `out` NULL counts only.
  */
 WEFT_EXTERN size_t weft_all_tasks(weft_loop_t *loop, weft_task_t **out, size_t cap);
@@ -484,8 +486,10 @@ WEFT_EXTERN int weft_future_remove_done_callback(weft_future_t *fut, weft_future
  * Wait until `fd` becomes readable and/or writable (`events`: WEFT_READABLE | WEFT_WRITABLE).
  * The contract is edge-style: call it after an operation on the non-blocking fd returned EAGAIN
  * (or after a short read, which drained it); it returns when new readiness arrives. Readiness
- * that arrived while no task waited for it, and a hang-up or error (which lasts), are reported at
- * once without suspending, so a wake-up is never lost but may be spurious: retry the operation.
+ * that arrived while no task waited for it, and the end of a direction (which lasts), are
+ * reported at once without suspending, so a wake-up is never lost but may be spurious: retry the
+ * operation. The peer's half-close ends only the input (WEFT_READABLE lasts; a wait for
+ * WEFT_WRITABLE still parks until there is room); a hang-up or error ends both directions.
  * Several tasks may wait on one fd. Returns the ready events (> 0), -ETIMEDOUT, -ECANCELED,
  * -EBADF if the fd was closed with weft_close() meanwhile, -EPERM (fd kind not pollable, or
  * outside a task), -EINVAL. Suspends (unless readiness is already known).
@@ -1359,7 +1363,8 @@ struct weft_sep {
 
 /*
  * Wrap a connected socket (or pipe) in a stream. The stream takes ownership of `fd` (made
- * non-blocking here) and closes it with weft_close(). `fd` -1 makes a stream with no fd whose
+ * non-blocking here) and closes it with weft_close(). Its writes never raise SIGPIPE: a pipe
+ * whose reader is gone is -EPIPE, as a socket. `fd` -1 makes a stream with no fd whose
  * reader is fed by hand (weft_stream_feed / feed_eof / set_error), as asyncio's bare
  * StreamReader; its writer refuses writes with -ENOTCONN. `opts` may be NULL. The caller owns
  * one reference. Returns 0, -EINVAL, -ENOMEM, -EPERM (no loop on this thread). Does not suspend.

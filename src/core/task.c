@@ -647,7 +647,7 @@ int weft_shield(weft_task_t *task)
 
 bool weft_task_cancel(weft_task_t *t, const char *msg)
 {
-    if (t == NULL || t->state == WEFT__T_DONE)
+    if (t == NULL || t->state >= WEFT__T_DONE) /* done, or a stale handle to a free slot */
         return false;
     t->cancel_count++;
     if (msg != NULL) {
