@@ -482,7 +482,7 @@ struct weft__fdstate {
     uint8_t registered;         /* known to the backend */
     uint8_t pending;            /* readiness that came while no task waited for it */
     uint8_t hup; /* lasting readiness, never an edge: WEFT_READABLE once the peer's input ended
-                  * (EPOLLRDHUP), both directions once the fd hung up or failed (EPOLLHUP/ERR) */
+                  * (EPOLLRDHUP), both directions once the fd hung up (EPOLLHUP) */
 } __attribute__((aligned(64))); /* one line: an event reads only this line of the table */
 
 struct weft__fdwaiter {
@@ -639,8 +639,9 @@ static inline bool weft__loop_start(weft_loop_t *l)
 void weft__loop_poll(weft_loop_t *loop);
 void weft__loop_iterate(weft_loop_t *loop);
 /* Backends add these to an event's WEFT_READABLE/WEFT_WRITABLE bits: EV_HUP when both directions
- * are dead (a hang-up or an error), EV_RDHUP when only the input ended (the peer's shutdown of its
- * writing side says nothing about ours: a writer must keep waiting for room). */
+ * are dead for good (a hang-up), EV_RDHUP when only the input ended (the peer's shutdown of its
+ * writing side says nothing about ours: a writer must keep waiting for room). An error alone is
+ * reported as both directions ready, once (an edge): it may pass. */
 #define WEFT__EV_HUP   0x100
 #define WEFT__EV_RDHUP 0x200
 void weft__io_event(weft_loop_t *loop, struct weft__fdstate *st, int events);

@@ -327,6 +327,53 @@ static void test_halfclose_peer_reads_later(void)
     NT_NO_FD_LEAK(CHECK_EQ(weft_run(late_main, NULL), 0));
 }
 
+/* ---- an error that passes: a UDP socket's ICMP error is not a lasting state ---- */
+
+static int udp_sender(void *arg)
+{
+    return weft_sock_send(*(int *)arg, "x", 1) == 1 ? 0 : -EIO;
+}
+
+static int udp_main(void *arg)
+{
+    (void)arg;
+    /* A connected UDP socket to a port nobody listens on: the send draws an ICMP "port
+     * unreachable", the socket reports it once (EPOLLERR), and the next recv gets it. */
+    int fd = weft_socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    CHECK_EQ(weft_addr_parse("127.0.0.1", nt_closed_port(), &ss, &len), 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&ss, len), 0);
+    char b[16];
+    /* The receive waits when the error arrives, so the loop hears of it (EPOLLERR). */
+    int send_fd = fd;
+    weft_task_t *snd;
+    CHECK_EQ(weft_spawn(&snd, udp_sender, &send_fd), 0);
+    CHECK_EQ(weft_sock_recv_dl(fd, b, sizeof(b), weft_deadline_in(5)), -ECONNREFUSED);
+    CHECK_EQ(weft_join(snd), 0);
+    weft_task_release(snd);
+    /* The error was consumed: the next receive parks until its deadline. */
+    struct ticker k = {0};
+    weft_task_t *t;
+    CHECK_EQ(weft_spawn(&t, ticker_main, &k), 0);
+    double w0 = wall_now(), c0 = cpu_now();
+    ssize_t r = weft_sock_recv_dl(fd, b, sizeof(b), weft_deadline_in(WAIT_S));
+    double wall = wall_now() - w0, cpu = cpu_now() - c0;
+    CHECK_EQ(r, -ETIMEDOUT);
+    k.stop = true;
+    CHECK_EQ(weft_join(t), 0);
+    weft_task_release(t);
+    check_parked(wall, cpu, &k);
+    CHECK_EQ(weft_close(fd), 0);
+    return 0;
+}
+
+static void test_udp_error_not_lasting(void)
+{
+    NT_NO_FD_LEAK(CHECK_EQ(weft_run(udp_main, NULL), 0));
+}
+
 /* A spinning wait never suspends, so its deadline never fires: end such a run quickly. */
 static void watchdog(void)
 {
@@ -334,4 +381,4 @@ static void watchdog(void)
 }
 
 TEST_MAIN(watchdog, test_halfclose_stream_drain_parks, test_halfclose_wait_fd, test_halfclose_sendall_deadline,
-          test_halfclose_peer_reads_later)
+          test_halfclose_peer_reads_later, test_udp_error_not_lasting)
