@@ -34,6 +34,7 @@ struct weft__gchild {
 struct entered {
     struct weft__group *g;
     weft_task_t *parent;
+    weft_errgroup_t *errors; /* g->errors (made at enter, never moves): freed here if stale */
 };
 
 static _Thread_local struct entered *reg;
@@ -53,8 +54,11 @@ static void reg_drop(size_t i)
 static void reg_prune(void)
 {
     for (size_t i = nreg; i-- > 0;) {
-        if (reg[i].parent->fut.loop == NULL)
+        if (reg[i].parent->fut.loop == NULL) {
+            /* The group never exited: its reserved error group would leak with its storage. */
+            weft_errgroup_release(reg[i].errors);
             reg_drop(i);
+        }
     }
 }
 
@@ -71,6 +75,7 @@ static int reg_add(struct weft__group *g, weft_task_t *parent)
     }
     reg[nreg].g = g;
     reg[nreg].parent = weft_task_retain(parent);
+    reg[nreg].errors = g->errors;
     nreg++;
     return 0;
 }
