@@ -11,6 +11,14 @@
  *   passes; WEFT_NO_DEADLINE (-1) waits forever.
  * - Nothing is thread-safe unless its comment says so. weft_call_soon_threadsafe() is the one
  *   call another thread may make on a loop.
+ * - NULL: a NULL pointer where a call needs an object (a loop, task, future, primitive, stream,
+ *   server, group, output pointer, function) is never dereferenced. A call returning an int
+ *   returns -EINVAL (a count, such as a semaphore's value or the callbacks removed, is 0; freeing
+ *   or releasing NULL does nothing and succeeds), one returning a handle or pointer returns NULL
+ *   (weft_task_name() returns a printable placeholder), a size or count 0, a predicate false, a
+ *   time WEFT_NO_DEADLINE, and a void call does nothing. Arguments documented as optional ("may
+ *   be NULL") keep their documented meaning; an output array with a capacity may be NULL (then
+ *   only the count is returned).
  *
  * This file is long on purpose: the whole public API is one header (like uv.h), in banner
  * sections (errors, loop, time, runner, tasks, futures, fds, structured concurrency, sync,
@@ -382,8 +390,10 @@ WEFT_EXTERN weft_task_t *weft_current_task(void);
 
 /*
  * Fill `out` with up to `cap` borrowed handles of the loop's tasks that are not done (asyncio's
- * all_tasks) and return how many there are in total (which may exceed `cap`). `loop` NULL means
- * the current loop.
+ * all_tasks) and return how many there are in total (which may exceed `cap`). The handles are
+ * valid until the calling task next suspends: retain them to keep them longer (a released task's
+ * slot is reused, and weft does not detect a stale handle). `loop` NULL means
+ * the current loop; `out` NULL counts only.
  */
 WEFT_EXTERN size_t weft_all_tasks(weft_loop_t *loop, weft_task_t **out, size_t cap);
 
@@ -485,8 +495,10 @@ WEFT_EXTERN int weft_future_remove_done_callback(weft_future_t *fut, weft_future
  * Wait until `fd` becomes readable and/or writable (`events`: WEFT_READABLE | WEFT_WRITABLE).
  * The contract is edge-style: call it after an operation on the non-blocking fd returned EAGAIN
  * (or after a short read, which drained it); it returns when new readiness arrives. Readiness
- * that arrived while no task waited for it, and a hang-up or error (which lasts), are reported at
- * once without suspending, so a wake-up is never lost but may be spurious: retry the operation.
+ * that arrived while no task waited for it, and the end of a direction (which lasts), are
+ * reported at once without suspending, so a wake-up is never lost but may be spurious: retry the
+ * operation. The peer's half-close ends only the input (WEFT_READABLE lasts; a wait for
+ * WEFT_WRITABLE still parks until there is room); a hang-up or error ends both directions.
  * Several tasks may wait on one fd. Returns the ready events (> 0), -ETIMEDOUT, -ECANCELED,
  * -EBADF if the fd was closed with weft_close() meanwhile, -EPERM (fd kind not pollable, or
  * outside a task), -EINVAL. Suspends (unless readiness is already known).
@@ -705,7 +717,9 @@ typedef struct weft_errgroup weft_errgroup_t;
 
 /*
  * Enter a group whose parent is the calling task. Returns 0, -EPERM outside a task, -EINVAL
- * (NULL, or a group already entered and not exited), -ENOMEM. Does not suspend.
+ * (NULL, or a group already entered and not exited), -ENOMEM. Does not suspend. The memory an
+ * error group needs is reserved here and by each spawn (-ENOMEM then), never at a failure: a
+ * child's or the body's error is never lost to an allocation failure.
  */
 WEFT_EXTERN int weft_group_enter(weft_group_t *g);
 
@@ -1358,7 +1372,8 @@ struct weft_sep {
 
 /*
  * Wrap a connected socket (or pipe) in a stream. The stream takes ownership of `fd` (made
- * non-blocking here) and closes it with weft_close(). `fd` -1 makes a stream with no fd whose
+ * non-blocking here) and closes it with weft_close(). Its writes never raise SIGPIPE: a pipe
+ * whose reader is gone is -EPIPE, as a socket. `fd` -1 makes a stream with no fd whose
  * reader is fed by hand (weft_stream_feed / feed_eof / set_error), as asyncio's bare
  * StreamReader; its writer refuses writes with -ENOTCONN. `opts` may be NULL. The caller owns
  * one reference. Returns 0, -EINVAL, -ENOMEM, -EPERM (no loop on this thread). Does not suspend.

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "weft.h"
 #include "core/list.h"
@@ -265,7 +266,8 @@ static inline void weft__stack_give(struct weft__stackpool *p, struct weft__stac
  * What a task keeps of its stack (stack_lo) so that its park never reads the descriptor: the
  * lowest usable address (page-aligned) with bit 0 set when a guard page lies below it. A task
  * suspending within WEFT__STACK_REDZONE of an unguarded stack's end is reported (a guarded one
- * faults instead; reading the stack's bottom bytes would cost a page fault per task).
+ * faults instead; reading the stack's bottom bytes would cost a page fault per task), and so is
+ * one suspending below a guarded stack's bottom (a frame that stepped over the guard page).
  */
 #define WEFT__STACK_REDZONE 256
 static inline uintptr_t weft__stack_tag(const struct weft__stack *s)
@@ -310,6 +312,7 @@ enum {
 struct weft__tcold {
     char *name;       /* NULL = "Task-<id>" */
     char *cancel_msg; /* the last weft_task_cancel() message, or NULL */
+    void (*unstarted)(void *arg); /* weft__spawn_owned(): cleanup if fn never runs, or NULL */
     uint32_t len;     /* compact: bytes of saved frames, [ctx, top of the shared stack) */
     uint32_t cap;     /* bytes[] allocated */
     _Alignas(16) char bytes[];
@@ -398,6 +401,16 @@ static inline void weft__stack_prefetch(const weft_task_t *t)
 }
 void weft__task_entry(void *arg);
 
+/*
+ * weft_spawn_opts() for a task of weft's own whose body holds the cleanup of what it was given
+ * (a server's connection, a stream's flush): when the task ends without its first step
+ * (cancelled before it, e.g. by the "cancel every other task" shutdown idiom; no stack for it;
+ * its loop closed first), `unstarted(arg)` runs instead of `fn`, on whichever stack makes that
+ * decision (it must not suspend), before the task's end is recorded. Errors as weft_spawn_opts().
+ */
+int weft__spawn_owned(weft_task_t **out, weft_task_fn fn, void (*unstarted)(void *arg), void *arg,
+                      const struct weft_task_opts *opts);
+
 /* ---- compact tasks (compact.c) ---- */
 int weft__compact_enter(weft_loop_t *l, weft_task_t *t);
 void weft__compact_drop(weft_loop_t *l, weft_task_t *t);
@@ -468,7 +481,8 @@ struct weft__fdstate {
     uint8_t first_events;       /* what `first` waits for */
     uint8_t registered;         /* known to the backend */
     uint8_t pending;            /* readiness that came while no task waited for it */
-    uint8_t hup;                /* the peer hung up or the fd failed: lasting, never an edge */
+    uint8_t hup; /* lasting readiness, never an edge: WEFT_READABLE once the peer's input ended
+                  * (EPOLLRDHUP), both directions once the fd hung up (EPOLLHUP) */
 } __attribute__((aligned(64))); /* one line: an event reads only this line of the table */
 
 struct weft__fdwaiter {
@@ -567,6 +581,12 @@ static inline bool weft__on_cstack(const weft_loop_t *l, const void *p)
     return s != NULL && (const char *)p >= s->lo && (const char *)p < s->lo + s->size;
 }
 
+/*
+ * weft_call_soon_threadsafe() with a handle the caller made (kind WEFT__RN_HANDLE, heap
+ * WEFT__H_NONE, cb and arg set) and keeps valid until the callback ran or the loop closed:
+ * cannot fail, so what must reach the loop (a pool job's completion) reserves its handle early.
+ */
+void weft__post_threadsafe(weft_loop_t *loop, struct weft__handle *h);
 int64_t weft__clock(void);
 
 /* The present on the loop's clock (CLOCK_MONOTONIC read now, or the virtual clock), also kept as
@@ -618,8 +638,12 @@ static inline bool weft__loop_start(weft_loop_t *l)
 }
 void weft__loop_poll(weft_loop_t *loop);
 void weft__loop_iterate(weft_loop_t *loop);
-/* Backends add this to an event's WEFT_READABLE/WEFT_WRITABLE bits for hang-ups and errors. */
-#define WEFT__EV_HUP 0x100
+/* Backends add these to an event's WEFT_READABLE/WEFT_WRITABLE bits: EV_HUP when both directions
+ * are dead for good (a hang-up), EV_RDHUP when only the input ended (the peer's shutdown of its
+ * writing side says nothing about ours: a writer must keep waiting for room). An error alone is
+ * reported as both directions ready, once (an edge): it may pass. */
+#define WEFT__EV_HUP   0x100
+#define WEFT__EV_RDHUP 0x200
 void weft__io_event(weft_loop_t *loop, struct weft__fdstate *st, int events);
 
 /*
@@ -631,12 +655,13 @@ struct weft__fdstate *weft__fd_watch(weft_loop_t *loop, int fd, int *err);
 
 /*
  * weft_wait_fd_dl() for the running task `t` on a watched fd's state `st` (arguments trusted):
- * readiness that came meanwhile or a hang-up returns at once, else `t` parks as a waiter.
+ * readiness that came meanwhile or a lasting hang-up of a direction waited for returns at once,
+ * else `t` parks as a waiter.
  */
 static inline int weft__fd_wait(weft_task_t *t, struct weft__fdstate *st, int events,
                                 int64_t deadline, const void *hint)
 {
-    int ready = st->hup ? events : st->pending & events;
+    int ready = (st->pending | st->hup) & events;
     if (ready != 0) {
         st->pending &= (uint8_t)~ready;
         return ready;
@@ -661,6 +686,14 @@ static inline int weft__fd_wait(weft_task_t *t, struct weft__fdstate *st, int ev
     return r;
 }
 void weft__fd_fini(weft_loop_t *loop);
+
+/*
+ * write() that never raises SIGPIPE, for fds that are not sockets (sockets use MSG_NOSIGNAL):
+ * SIGPIPE is blocked in the calling thread around the write, and a SIGPIPE the write made
+ * pending (EPIPE, none pending before) is consumed with sigtimedwait() before the mask is
+ * restored. Same contract as write(). Three extra system calls: for pipes, ttys and files.
+ */
+ssize_t weft__write_nosigpipe(int fd, const void *buf, size_t n);
 void weft__report(weft_loop_t *loop, const char *message, int err, weft_task_t *task);
 
 #endif /* WEFT_INTERNAL_H */

@@ -109,8 +109,15 @@ struct weft_errgroup {
 };
 
 /*
+ * Make room for `room` more entries in *eg (created if NULL, with no entry). Returns 0 or
+ * -ENOMEM; *eg is unchanged on failure (never a group without its entry array).
+ */
+int weft__errgroup_reserve(weft_errgroup_t **eg, size_t room);
+
+/*
  * Append an entry to *eg (created on first use), taking `nested` (may be NULL) and retaining
- * `task` (may be NULL). Returns 0 or -ENOMEM (then `nested` is released).
+ * `task` (may be NULL). Returns 0 or -ENOMEM (then `nested` is released); cannot fail when room
+ * was reserved.
  */
 int weft__errgroup_add(weft_errgroup_t **eg, weft_task_t *task, int error, weft_errgroup_t *nested);
 
@@ -128,9 +135,11 @@ struct weft__group {
     weft_loop_t *loop;
     size_t nchildren;             /* children whose end the group has not handled yet */
     struct weft__list children;   /* struct weft__gchild */
-    weft_errgroup_t *errors;      /* children's errors, in the order they were handled */
+    /* Children's errors, in the order they were handled. Made at enter, and room is reserved
+     * for one entry per child not ended yet plus the body's, so an error is never lost to an
+     * allocation failure (a spawn fails with -ENOMEM instead). */
+    weft_errgroup_t *errors;
     weft_errgroup_t *body_nested; /* errors of a group that failed inside the body */
-    int lost;                     /* an error that could not be recorded (no memory) */
     uint32_t nspare;
     struct weft__gchild *spare; /* child records to reuse, freed at exit */
 };

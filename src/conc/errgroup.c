@@ -5,32 +5,52 @@
  */
 #include "conc/conc.h"
 
-int weft__errgroup_add(weft_errgroup_t **egp, weft_task_t *task, int error, weft_errgroup_t *nested)
+int weft__errgroup_reserve(weft_errgroup_t **egp, size_t room)
 {
     weft_errgroup_t *eg = *egp;
+    size_t used = eg != NULL ? eg->n : 0;
+    size_t cap = eg != NULL ? eg->cap : 0;
+    if (room > UINT32_MAX - used)
+        return -ENOMEM;
+    if (cap - used >= room)
+        return 0;
+    size_t want = cap ? cap * 2 : 4;
+    while (want - used < room)
+        want *= 2;
+    if (want > UINT32_MAX)
+        want = UINT32_MAX;
+    /* Both parts exist before anything is stored: a failure leaves *egp as it was. */
+    weft_errgroup_t *fresh = NULL;
     if (eg == NULL) {
-        eg = weft__calloc(1, sizeof(*eg));
-        if (eg == NULL)
-            goto out_nomem;
-        eg->refs = 1;
-        *egp = eg;
+        fresh = weft__calloc(1, sizeof(*fresh));
+        if (fresh == NULL)
+            return -ENOMEM;
+        fresh->refs = 1;
     }
-    if (eg->n == eg->cap) {
-        uint32_t cap = eg->cap ? eg->cap * 2 : 4;
-        struct weft__errentry *e = weft__realloc(eg->e, (size_t)cap * sizeof(*e));
-        if (e == NULL)
-            goto out_nomem;
-        eg->e = e;
-        eg->cap = cap;
+    weft_errgroup_t *g = eg != NULL ? eg : fresh;
+    struct weft__errentry *e = weft__realloc(g->e, want * sizeof(*e));
+    if (e == NULL) {
+        weft__free(fresh);
+        return -ENOMEM;
     }
+    g->e = e;
+    g->cap = (uint32_t)want;
+    *egp = g;
+    return 0;
+}
+
+int weft__errgroup_add(weft_errgroup_t **egp, weft_task_t *task, int error, weft_errgroup_t *nested)
+{
+    if (weft__errgroup_reserve(egp, 1) < 0) {
+        weft_errgroup_release(nested);
+        return -ENOMEM;
+    }
+    weft_errgroup_t *eg = *egp;
     eg->e[eg->n].task = weft_task_retain(task);
     eg->e[eg->n].error = error;
     eg->e[eg->n].nested = nested;
     eg->n++;
     return 0;
-out_nomem:
-    weft_errgroup_release(nested);
-    return -ENOMEM;
 }
 
 size_t weft_errgroup_count(const weft_errgroup_t *eg)

@@ -34,6 +34,7 @@ struct weft__gchild {
 struct entered {
     struct weft__group *g;
     weft_task_t *parent;
+    weft_errgroup_t *errors; /* g->errors (made at enter, never moves): freed here if stale */
 };
 
 static _Thread_local struct entered *reg;
@@ -53,8 +54,11 @@ static void reg_drop(size_t i)
 static void reg_prune(void)
 {
     for (size_t i = nreg; i-- > 0;) {
-        if (reg[i].parent->fut.loop == NULL)
+        if (reg[i].parent->fut.loop == NULL) {
+            /* The group never exited: its reserved error group would leak with its storage. */
+            weft_errgroup_release(reg[i].errors);
             reg_drop(i);
+        }
     }
 }
 
@@ -71,6 +75,7 @@ static int reg_add(struct weft__group *g, weft_task_t *parent)
     }
     reg[nreg].g = g;
     reg[nreg].parent = weft_task_retain(parent);
+    reg[nreg].errors = g->errors;
     nreg++;
     return 0;
 }
@@ -122,8 +127,8 @@ static void child_done(weft_future_t *f, void *arg)
         weft_errgroup_t *nested = r == WEFT_EGROUP ? c->nested : NULL;
         if (nested == c->nested)
             c->nested = NULL;
-        if (weft__errgroup_add(&g->errors, t, r, nested) < 0 && g->lost == 0)
-            g->lost = r;
+        int added = weft__errgroup_add(&g->errors, t, r, nested); /* room was reserved */
+        (void)added;
         if (weft_task_done(g->parent)) {
             weft__report(g->loop, "a task group child failed after its parent task ended", r, t);
         } else if (!g->aborting && !g->parent_cancelled) {
@@ -182,8 +187,16 @@ int weft_group_enter(weft_group_t *gs)
     g->parent = cur;
     g->loop = cur->fut.loop;
     weft__list_init(&g->children);
+    /* Room for the body's own error: reserved now, so that exit never needs memory. */
+    err = weft__errgroup_reserve(&g->errors, 1);
+    if (err < 0) {
+        g->magic = 0;
+        return err;
+    }
     err = reg_add(g, cur);
     if (err < 0) {
+        weft_errgroup_release(g->errors);
+        g->errors = NULL;
         g->magic = 0;
         return err;
     }
@@ -204,6 +217,9 @@ int weft_group_spawn_opts(weft_group_t *gs, weft_task_t **out, weft_task_fn fn, 
         return -ESHUTDOWN;
     if (weft_loop_current() != g->loop)
         return -EINVAL;
+    /* Room for this child's error besides those of the children alive and the body's. */
+    if (weft__errgroup_reserve(&g->errors, g->nchildren + 2) < 0)
+        return -ENOMEM;
     struct weft__gchild *c = child_new(g);
     if (c == NULL)
         return -ENOMEM;
@@ -303,7 +319,11 @@ int weft_group_exit(weft_group_t *gs, int body_result, weft_errgroup_t **errors)
     weft_errgroup_t *eg = g->errors;
     weft_errgroup_t *body_nested = g->body_nested;
     g->errors = g->body_nested = NULL;
-    if (propagate && eg == NULL && g->lost == 0) {
+    if (eg != NULL && eg->n == 0 && !(body_result < 0 && body_result != -ECANCELED)) {
+        weft_errgroup_release(eg); /* nothing failed: the reserved room goes unused */
+        eg = NULL;
+    }
+    if (propagate && eg == NULL) {
         weft_errgroup_release(body_nested);
         return -ECANCELED;
     }
@@ -311,12 +331,12 @@ int weft_group_exit(weft_group_t *gs, int body_result, weft_errgroup_t **errors)
         weft_errgroup_t *nested = body_result == WEFT_EGROUP ? body_nested : NULL;
         if (nested == body_nested)
             body_nested = NULL;
-        if (weft__errgroup_add(&eg, NULL, body_result, nested) < 0 && g->lost == 0)
-            g->lost = body_result;
+        int added = weft__errgroup_add(&eg, NULL, body_result, nested); /* room was reserved */
+        (void)added;
     }
     weft_errgroup_release(body_nested);
     if (eg == NULL)
-        return g->lost != 0 ? g->lost : (body_result < 0 ? 0 : body_result);
+        return body_result < 0 ? 0 : body_result;
     /* Errors win over an outside cancel, which stays pending for the parent's next suspension
      * point (asyncio 3.13 re-cancels to keep the count stable). */
     if (weft_task_cancelling(cur) > 0) {

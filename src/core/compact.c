@@ -89,6 +89,7 @@ static void save(weft_loop_t *l, weft_task_t *o)
         /* The frames are the task's cold part's tail: a bigger one takes the rest along. */
         img->name = im != NULL ? im->name : NULL;
         img->cancel_msg = im != NULL ? im->cancel_msg : NULL;
+        img->unstarted = NULL; /* it has started */
         weft__free(im);
         im = o->cold = img;
         im->cap = (uint32_t)cap;

@@ -99,9 +99,18 @@ void weft_loop_report(weft_loop_t *loop, const struct weft_error_info *info)
         loop->on_error(loop, info, loop->on_error_arg);
         return;
     }
-    fprintf(stderr, "weft: %s: %s (%s)%s%s\n", info->message ? info->message : "error",
-            weft_err_name(info->error), weft_strerror(info->error),
-            info->task != NULL ? " in " : "", info->task != NULL ? weft_task_name(info->task) : "");
+    /* To stderr in one write that cannot raise SIGPIPE (stderr may be a pipe nobody reads). */
+    char line[512];
+    int n = snprintf(line, sizeof(line), "weft: %s: %s (%s)%s%s\n",
+                     info->message ? info->message : "error", weft_err_name(info->error),
+                     weft_strerror(info->error), info->task != NULL ? " in " : "",
+                     info->task != NULL ? weft_task_name(info->task) : "");
+    if (n > (int)sizeof(line) - 1)
+        n = (int)sizeof(line) - 1;
+    if (n > 0) {
+        ssize_t w = weft__write_nosigpipe(2, line, (size_t)n);
+        (void)w; /* nowhere left to say it otherwise */
+    }
 }
 
 void weft__report(weft_loop_t *loop, const char *message, int err, weft_task_t *task)
@@ -147,6 +156,12 @@ int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_fn cb, void *arg)
     struct weft__handle *h = new_handle(loop, cb, arg, &err);
     if (h == NULL)
         return err;
+    weft__post_threadsafe(loop, h);
+    return 0;
+}
+
+void weft__post_threadsafe(weft_loop_t *loop, struct weft__handle *h)
+{
     pthread_mutex_lock(&loop->ts_lock);
     weft__list_append(&loop->ts_queue, &h->link);
     atomic_store(&loop->ts_pending, 1);
@@ -156,7 +171,6 @@ int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_fn cb, void *arg)
     if (atomic_load(&loop->polling))
         loop->backend->wake(loop);
     pthread_mutex_unlock(&loop->ts_lock);
-    return 0;
 }
 
 static void drain_threadsafe(weft_loop_t *l)

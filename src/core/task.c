@@ -114,6 +114,24 @@ static inline void reap(weft_loop_t *l)
     }
 }
 
+/* A new task ends without running its function: its owner's cleanup runs instead. */
+static void unstarted_cleanup(weft_task_t *t)
+{
+    if (t->cold != NULL && t->cold->unstarted != NULL) {
+        void (*fn)(void *) = t->cold->unstarted;
+        t->cold->unstarted = NULL;
+        fn(t->arg);
+    }
+}
+
+static __attribute__((noinline)) bool task_never_runs(weft_loop_t *l, weft_task_t *t, int r)
+{
+    unstarted_cleanup(t);
+    task_finish(l, t, r);
+    task_unref(t);
+    return false;
+}
+
 /*
  * Make `t` (just taken off the batch) runnable: a new task gets its stack and first frame.
  * Returns false when it ended without running (cancelled before its first step, or no stack).
@@ -125,27 +143,19 @@ static bool task_prepare(weft_loop_t *l, weft_task_t *t)
     if (t->must_cancel) {
         /* Cancelled before its first step: the function never runs (asyncio throws the
          * CancelledError into the coroutine before its first line). */
-        task_finish(l, t, -ECANCELED);
-        task_unref(t);
-        return false;
+        return task_never_runs(l, t, -ECANCELED);
     }
     if (!t->compact) {
         t->stack = weft__stack_take(&l->stacks, t->stack_size);
-        if (t->stack == NULL) {
-            task_finish(l, t, -ENOMEM);
-            task_unref(t);
-            return false;
-        }
+        if (t->stack == NULL)
+            return task_never_runs(l, t, -ENOMEM);
         t->stack_lo = weft__stack_tag(t->stack);
         t->ctx = weft__ctx_make(t->stack->lo + t->stack->size, weft__task_entry);
     } else if (l->cstack == NULL) {
         /* Its first frame is made when it takes the shared stack (weft__compact_enter). */
         l->cstack = weft__stack_get(&l->stacks, l->stack_size);
-        if (l->cstack == NULL) {
-            task_finish(l, t, -ENOMEM);
-            task_unref(t);
-            return false;
-        }
+        if (l->cstack == NULL)
+            return task_never_runs(l, t, -ENOMEM);
     }
 #ifdef WEFT_TSAN
     t->tsan_fiber = tsan_fiber_get(l);
@@ -273,6 +283,27 @@ void weft__task_entry(void *arg)
 
 /* ---- the park ---- */
 
+static __attribute__((noinline, cold)) void stack_check_slow(weft_task_t *t, uintptr_t frame)
+{
+    uintptr_t lo = t->stack_lo & ~(uintptr_t)1;
+    if (!(t->stack_lo & 1))
+        weft__overflow_report(t, "ran past the end of");
+    /* A guard page faults when touched, but a frame larger than a page can step over it into
+     * whatever lies below (another task's stack) without touching it: the stack pointer is
+     * then below the stack's bottom. */
+    if (frame < lo)
+        weft__overflow_report(t, "jumped the guard page below");
+}
+
+/* Check, as `t` suspends with its frame at `frame`, that it is still within its stack: within
+ * WEFT__STACK_REDZONE of an unguarded stack's end, or below a guarded stack's bottom, is an
+ * overflow (named, then abort). One comparison on the way. */
+static inline __attribute__((always_inline)) void stack_check(weft_task_t *t, uintptr_t frame)
+{
+    if (WEFT__UNLIKELY(frame < (t->stack_lo | 1) + WEFT__STACK_REDZONE))
+        stack_check_slow(t, frame);
+}
+
 int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link, int64_t deadline)
 {
     weft_loop_t *l = t->fut.loop;
@@ -295,9 +326,7 @@ int weft__park(weft_task_t *t, uint8_t kind, void *obj, struct weft__list *link,
     }
     t->park = &p;
     t->state = WEFT__T_PARKED;
-    if (WEFT__UNLIKELY((uintptr_t)__builtin_frame_address(0) < t->stack_lo + WEFT__STACK_REDZONE &&
-                       !(t->stack_lo & 1)))
-        weft__overflow_report(t, "ran past the end of");
+    stack_check(t, (uintptr_t)__builtin_frame_address(0));
     suspend(l, t);
     /* A compact task's frames, `p` among them, are back where they were. */
     t->park = NULL;
@@ -332,6 +361,7 @@ int weft_yield(void)
         return -ECANCELED;
     }
     weft_loop_t *l = t->fut.loop;
+    stack_check(t, (uintptr_t)__builtin_frame_address(0));
     t->state = WEFT__T_READY;
     weft__enqueue_task(l, t);
     suspend(l, t);
@@ -464,6 +494,38 @@ int weft_spawn(weft_task_t **out, weft_task_fn fn, void *arg)
     return weft_spawn_opts(out, fn, arg, NULL);
 }
 
+int weft__spawn_owned(weft_task_t **out, weft_task_fn fn, void (*unstarted)(void *arg), void *arg,
+                      const struct weft_task_opts *opts)
+{
+    if (out != NULL)
+        *out = NULL;
+    /* The hook lives in the task's cold part: made first, so that nothing is left to undo. */
+    struct weft__tcold *c = weft__malloc(sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    c->name = NULL;
+    c->cancel_msg = NULL;
+    c->len = 0;
+    c->cap = 0;
+    weft_task_t *t;
+    int err = weft_spawn_opts(&t, fn, arg, opts);
+    if (err < 0) {
+        weft__free(c);
+        return err;
+    }
+    if (t->cold != NULL) { /* named by its options */
+        weft__free(c);
+        c = t->cold;
+    }
+    c->unstarted = unstarted;
+    t->cold = c;
+    if (out != NULL)
+        *out = t;
+    else
+        task_unref(t);
+    return 0;
+}
+
 weft_task_t *weft_task_retain(weft_task_t *task)
 {
     if (task != NULL)
@@ -503,6 +565,7 @@ struct weft__tcold *weft__task_cold(weft_task_t *t)
             return NULL;
         c->name = NULL;
         c->cancel_msg = NULL;
+        c->unstarted = NULL;
         c->len = 0;
         c->cap = 0;
         t->cold = c;
@@ -532,6 +595,8 @@ void weft__task_orphan(weft_task_t *t)
             weft__list_remove(pk->link);
         t->park = NULL;
     }
+    if (t->state == WEFT__T_NEW)
+        unstarted_cleanup(t); /* it never ran: its owner's cleanup runs now */
     l->ntasks--;
     if (t->compact)
         weft__compact_drop(l, t);
@@ -582,7 +647,7 @@ int weft_shield(weft_task_t *task)
 
 bool weft_task_cancel(weft_task_t *t, const char *msg)
 {
-    if (t == NULL || t->state == WEFT__T_DONE)
+    if (t == NULL || t->state >= WEFT__T_DONE) /* done, or a stale handle to a free slot */
         return false;
     t->cancel_count++;
     if (msg != NULL) {
@@ -698,7 +763,7 @@ size_t weft_all_tasks(weft_loop_t *loop, weft_task_t **out, size_t cap)
         loop = weft__tls_loop;
     if (loop == NULL)
         return 0;
-    return weft__task_mem_live(loop, out, cap);
+    return weft__task_mem_live(loop, out, out != NULL ? cap : 0); /* no array: count only */
 }
 
 weft_future_t *weft_task_future(weft_task_t *task)

@@ -249,6 +249,8 @@ static void utimer_init(struct weft__utimer *u)
 
 void weft_timer_init(weft_timer_t *timer)
 {
+    if (timer == NULL)
+        return;
     memset(timer, 0, sizeof(*timer));
     utimer_init((struct weft__utimer *)timer);
 }
@@ -256,7 +258,7 @@ void weft_timer_init(weft_timer_t *timer)
 bool weft_timer_cancel(weft_timer_t *timer)
 {
     struct weft__utimer *u = (struct weft__utimer *)timer;
-    if (u->loop == NULL)
+    if (u == NULL || u->loop == NULL)
         return false;
     if (weft__timer_armed(&u->tn)) {
         weft__timer_disarm(u->loop, &u->tn);
@@ -273,7 +275,7 @@ bool weft_timer_cancel(weft_timer_t *timer)
 int64_t weft_timer_when(const weft_timer_t *timer)
 {
     const struct weft__utimer *u = (const struct weft__utimer *)timer;
-    if (u->loop == NULL || !weft__timer_armed(&u->tn))
+    if (u == NULL || u->loop == NULL || !weft__timer_armed(&u->tn))
         return WEFT_NO_DEADLINE;
     return u->tn.when;
 }

@@ -118,8 +118,13 @@ static int ep_wait(weft_loop_t *l, int64_t timeout)
             events |= WEFT_WRITABLE;
         if (e & (EPOLLERR | EPOLLHUP))
             events |= WEFT_READABLE | WEFT_WRITABLE;
-        if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+        /* What lasts: a hang-up ends both directions, a half-close (RDHUP) the input only. An
+         * error alone (EPOLLERR) is an edge: the operation it wakes reads the error, and it may
+         * pass (a UDP socket's ICMP error), so it must not make later waits return at once. */
+        if (e & EPOLLHUP)
             events |= WEFT__EV_HUP;
+        else if (e & EPOLLRDHUP)
+            events |= WEFT__EV_RDHUP;
         weft__io_event(l, ep->evs[i].data.ptr, events);
         reported++;
     }

@@ -7,7 +7,9 @@
  */
 #include "io/backend.h"
 
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CHUNK_SHIFT 10
@@ -112,7 +114,9 @@ void weft__io_event(weft_loop_t *l, struct weft__fdstate *st, int events)
 {
     (void)l;
     if (events & WEFT__EV_HUP)
-        st->hup = 1;
+        st->hup = WEFT_READABLE | WEFT_WRITABLE;
+    else if (events & WEFT__EV_RDHUP)
+        st->hup |= WEFT_READABLE;
     events &= WEFT_READABLE | WEFT_WRITABLE;
     int delivered = 0;
     weft_task_t *first = st->first;
@@ -163,6 +167,27 @@ int weft_close(int fd)
         st->hup = 0;
     }
     return close(fd) < 0 ? -errno : 0;
+}
+
+ssize_t weft__write_nosigpipe(int fd, const void *buf, size_t n)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    /* One already pending (sent by someone else) is not ours to take. */
+    bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    ssize_t r = write(fd, buf, n);
+    int e = errno;
+    if (r < 0 && e == EPIPE && !was_pending) {
+        /* The write raised it for this thread: take it before unblocking. */
+        static const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return r;
 }
 
 void weft__fd_fini(weft_loop_t *l)

@@ -90,6 +90,16 @@ static int racer_main(void *arg)
     return 0;
 }
 
+/* Cancelled before its first step: report a cancelled attempt, as if it had started. */
+static void racer_unstarted(void *arg)
+{
+    struct racer *r = arg;
+    r->err = -ECANCELED;
+    r->done = true;
+    if (r->race->parked)
+        weft__wake(r->race->waiter, 0);
+}
+
 /* The next node from `ai` on whose family is (same) or is not (!same) `fam`. */
 static const struct addrinfo *next_fam(const struct addrinfo *ai, int fam, bool same)
 {
@@ -166,7 +176,8 @@ static int race(const struct addrinfo **addrs, size_t n, const struct weft_conne
         int64_t now = weft_time(NULL);
         if (started < n && (started == 0 || now >= next_start || ndone > done_at_start)) {
             rs[started] = (struct racer){.ai = addrs[started], .race = rc, .fd = -1};
-            err = weft_spawn(&rs[started].task, racer_main, &rs[started]);
+            err = weft__spawn_owned(&rs[started].task, racer_main, racer_unstarted,
+                                    &rs[started], NULL);
             if (err < 0) {
                 result = err;
                 break;

@@ -58,6 +58,19 @@ static void maybe_wake_closers(weft_server_t *srv)
 
 /* ---- connections ---- */
 
+/* A connection's end, whether its handler ran or not: the stream and the server let go. */
+static void conn_end(weft_stream_t *s)
+{
+    weft_server_t *srv = s->server;
+    weft_stream_close(s);
+    weft__list_remove(&s->slink);
+    s->server = NULL;
+    weft_stream_release(s);
+    srv->nconns--;
+    maybe_wake_closers(srv);
+    server_unref(srv);
+}
+
 static int conn_main(void *arg)
 {
     weft_stream_t *s = arg;
@@ -66,14 +79,14 @@ static int conn_main(void *arg)
     if (r < 0 && r != -ECANCELED)
         weft__report(weft__tls_loop, "unhandled error in a connection handler", r,
                      weft_current_task());
-    weft_stream_close(s);
-    weft__list_remove(&s->slink);
-    s->server = NULL;
-    weft_stream_release(s);
-    srv->nconns--;
-    maybe_wake_closers(srv);
-    server_unref(srv);
+    conn_end(s);
     return r == -ECANCELED ? r : 0;
+}
+
+/* Cancelled before its first step (the handler never runs, as in asyncio), or no stack. */
+static void conn_unstarted(void *arg)
+{
+    conn_end(arg);
 }
 
 static void start_conn(struct listener *L, int fd)
@@ -92,7 +105,7 @@ static void start_conn(struct listener *L, int fd)
     }
     struct weft_task_opts to = {.stack_size = srv->opts.stack_size,
                                 .stack_mode = srv->opts.stack_mode};
-    err = weft_spawn_opts(NULL, conn_main, s, &to);
+    err = weft__spawn_owned(NULL, conn_main, conn_unstarted, s, &to);
     if (err < 0) {
         weft_stream_release(s);
         weft__report(weft__tls_loop, "cannot serve an accepted connection", err, NULL);
@@ -138,6 +151,13 @@ static int accept_main(void *arg)
     return 0;
 }
 
+/* Cancelled before its first step: only its reference to the server to drop. */
+static void accept_unstarted(void *arg)
+{
+    struct listener *L = arg;
+    server_unref(L->srv);
+}
+
 /* ---- creation ---- */
 
 static int server_new(weft_server_t **out, weft_stream_handler_fn handler, void *arg,
@@ -175,7 +195,7 @@ static int server_serve(weft_server_t *srv)
 {
     for (size_t i = 0; i < srv->nls; i++) {
         srv->ls[i].srv = srv;
-        int err = weft_spawn(NULL, accept_main, &srv->ls[i]);
+        int err = weft__spawn_owned(NULL, accept_main, accept_unstarted, &srv->ls[i], NULL);
         if (err < 0) {
             weft_server_release(srv);
             return err;

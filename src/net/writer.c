@@ -22,7 +22,7 @@ static ssize_t sys_write(weft_stream_t *s, const void *buf, size_t n)
         return weft__send(s->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (WEFT__UNLIKELY(s->tp != NULL)) /* a transport (TLS): its streams are not is_sock */
         return s->tp->write(s, buf, n);
-    return write(s->fd, buf, n);
+    return weft__write_nosigpipe(s->fd, buf, n); /* a pipe whose reader left: -EPIPE only */
 }
 
 /* write_eof's shutdown(SHUT_WR), or the transport's (TLS: close_notify first). */
@@ -67,6 +67,22 @@ void weft__stream_fail(weft_stream_t *s, int err)
     weft__nwaiters_wake_all(&s->drainers, s->cerr);
 }
 
+/* The flush ends (its queue sent, or lost): what is due then, and its reference dropped. */
+static void flush_end(weft_stream_t *s)
+{
+    s->flushing = 0;
+    if (s->closed || s->cerr != 0)
+        s->wpos = s->wend = 0;
+    maybe_resume(s);
+    if (s->eof_req && !s->eof_done && !s->closed && s->cerr == 0) {
+        s->eof_done = 1;
+        shut_wr(s);
+    }
+    if (s->closing)
+        weft__stream_do_close(s);
+    weft_stream_release(s);
+}
+
 /* Send the queue until it is empty, the stream is closed, or the connection fails. */
 static int flush_task(void *arg)
 {
@@ -95,18 +111,17 @@ static int flush_task(void *arg)
         }
         weft__stream_fail(s, -errno);
     }
-    s->flushing = 0;
-    if (s->closed || s->cerr != 0)
-        s->wpos = s->wend = 0;
-    maybe_resume(s);
-    if (s->eof_req && !s->eof_done && !s->closed && s->cerr == 0) {
-        s->eof_done = 1;
-        shut_wr(s);
-    }
-    if (s->closing)
-        weft__stream_do_close(s);
-    weft_stream_release(s);
+    flush_end(s);
     return 0;
+}
+
+/* The flush task was cancelled before its first step (or had no stack): the queue is lost as
+ * if its first wait had been cancelled, and the stream is released as the task would have. */
+static void flush_unstarted(void *arg)
+{
+    weft_stream_t *s = arg;
+    weft__stream_fail(s, -ECANCELED);
+    flush_end(s);
 }
 
 /* Copy `n` bytes to the queue. */
@@ -186,7 +201,7 @@ static __attribute__((noinline)) int write_slow(weft_stream_t *s, const char *p,
     if (err < 0)
         return err;
     if (!s->flushing) {
-        err = weft_spawn(NULL, flush_task, s);
+        err = weft__spawn_owned(NULL, flush_task, flush_unstarted, s, NULL);
         if (err < 0) {
             weft__stream_fail(s, err);
             return err;

@@ -39,6 +39,8 @@ struct weft__job {
     uint8_t cls;       /* WEFT__POOL_* */
     uint8_t state;     /* WEFT__J_*, pool lock */
     uint8_t delivered; /* the completion ran on the loop (loop thread only) */
+    struct weft__handle done; /* the completion's handle, made with the job: posting it
+                               * needs no memory, so it cannot fail */
 };
 
 /*

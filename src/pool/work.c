@@ -86,6 +86,10 @@ int weft__pool_call(int cls, weft__job_fn fn, void *arg, weft__drop_fn drop, int
     j->result = 0;
     j->cls = (uint8_t)cls;
     j->delivered = 0;
+    j->done.kind = WEFT__RN_HANDLE;
+    j->done.heap = WEFT__H_NONE;
+    j->done.cb = weft__job_complete;
+    j->done.arg = j;
     err = weft__pool_submit(j);
     if (err < 0) {
         weft__free(j);

@@ -11,6 +11,8 @@ static inline struct weft__event *impl(weft_event_t *ev)
 
 void weft_event_init(weft_event_t *ev)
 {
+    if (ev == NULL)
+        return;
     struct weft__event *e = impl(ev);
     weft__list_init(&e->waiters);
     e->value = 0;

@@ -12,6 +12,8 @@ static inline struct weft__lock *impl(weft_lock_t *lock)
 
 void weft_lock_init(weft_lock_t *lock)
 {
+    if (lock == NULL)
+        return;
     struct weft__lock *l = impl(lock);
     weft__list_init(&l->waiters);
     l->state = WEFT__LOCK_FREE;

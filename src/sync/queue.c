@@ -412,7 +412,7 @@ size_t weft_queue_maxsize(const weft_queue_t *q)
 
 bool weft_queue_empty(const weft_queue_t *q)
 {
-    return q == NULL || q->count == 0;
+    return q != NULL && q->count == 0;
 }
 
 bool weft_queue_full(const weft_queue_t *q)

@@ -110,7 +110,7 @@ int weft_sem_release(weft_sem_t *sem)
 
 bool weft_sem_locked(const weft_sem_t *sem)
 {
-    return sem == NULL || locked((struct weft__sem *)sem);
+    return sem != NULL && locked((struct weft__sem *)sem);
 }
 
 int weft_sem_value(const weft_sem_t *sem)

@@ -78,6 +78,7 @@ static int parker(void *arg)
 }
 
 static weft_task_fn child_fn;
+static weft_task_fn child_main_fn; /* the child's main task: child_main unless a case says */
 
 static int child_main(void *arg)
 {
@@ -108,7 +109,7 @@ static void run_child(weft_task_fn fn, bool guarded, char *out, size_t cap)
         if (!guarded)
             setenv("WEFT_GUARDED_STACKS", "0", 1);
         child_fn = fn;
-        run_virtual(child_main, NULL);
+        run_virtual(child_main_fn != NULL ? child_main_fn : child_main, NULL);
         fprintf(stderr, "child: survived\n");
         _exit(3);
     }
@@ -177,4 +178,52 @@ static void test_overflow_guarded_park(void)
     }
 }
 
-TEST_MAIN(test_overflow_guarded_named, test_overflow_unguarded_park, test_overflow_guarded_park)
+/*
+ * Issue 14, item 4: a frame larger than the guard page steps over it. Default-size stacks are
+ * slots of one mapping, each above the previous one's, so a task whose frame is a few pages
+ * larger than its stack and that writes only its lowest bytes (a large local buffer handed to
+ * recv) lands in the neighbour's stack without touching its guard page: nothing faults. The
+ * check made when it suspends must name it instead of letting it corrupt the neighbour.
+ */
+static int jumper(void *arg)
+{
+    (void)arg;
+    size_t n = weft_default_stack_size() + 3 * (size_t)sysconf(_SC_PAGESIZE);
+    volatile char *big = __builtin_alloca(n);
+    big[0] = 1; /* only the lowest bytes, as a recv() into the buffer would */
+    return weft_sleep(1e-6) + big[0];
+}
+
+static int neighbour(void *arg)
+{
+    (void)arg;
+    return weft_sleep(10);
+}
+
+static int jump_main(void *arg)
+{
+    (void)arg;
+    weft_task_t *a, *b;
+    /* Two default-size stacks in a row: the neighbour's slot lies right below the jumper's. */
+    CHECK_EQ(weft_spawn(&a, neighbour, NULL), 0);
+    struct weft_task_opts o = {.name = "jumper"};
+    CHECK_EQ(weft_spawn_opts(&b, jumper, NULL, &o), 0);
+    weft_join(b); /* never returns: the child aborts */
+    weft_task_release(b);
+    weft_task_release(a);
+    return 0;
+}
+
+static void test_overflow_frame_jumps_guard(void)
+{
+    child_main_fn = jump_main;
+    run_child(NULL, true, out, sizeof(out));
+    child_main_fn = NULL;
+    if (strstr(out, "task 'jumper'") == NULL || strstr(out, "backtrace") == NULL) {
+        fprintf(stderr, "unexpected child stderr:\n%s\n", out);
+        CHECK(0);
+    }
+}
+
+TEST_MAIN(test_overflow_guarded_named, test_overflow_unguarded_park, test_overflow_guarded_park,
+          test_overflow_frame_jumps_guard)
