@@ -7,6 +7,7 @@
 #include "net/net.h"
 #include "net/transport.h"
 
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,13 +17,33 @@ static inline size_t queued(const weft_stream_t *s)
     return s->wend - s->wpos;
 }
 
+/* A pipe has no MSG_NOSIGNAL: SIGPIPE is blocked in this thread around the write and the one the
+ * write raised is taken back, so a reader that is gone gives -EPIPE, never a SIGPIPE. */
+static ssize_t pipe_write(int fd, const void *buf, size_t n)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    ssize_t k = write(fd, buf, n);
+    int e = errno;
+    if (k < 0 && e == EPIPE && !was_pending) {
+        const struct timespec zero = {0, 0};
+        sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return k;
+}
+
 static ssize_t sys_write(weft_stream_t *s, const void *buf, size_t n)
 {
     if (s->is_sock)
         return weft__send(s->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (WEFT__UNLIKELY(s->tp != NULL)) /* a transport (TLS): its streams are not is_sock */
         return s->tp->write(s, buf, n);
-    return write(s->fd, buf, n);
+    return pipe_write(s->fd, buf, n);
 }
 
 /* write_eof's shutdown(SHUT_WR), or the transport's (TLS: close_notify first). */
