@@ -14,7 +14,8 @@
  *
  * This file is long on purpose: the whole public API is one header (like uv.h), in banner
  * sections (errors, loop, time, runner, tasks, futures, fds, structured concurrency, sync,
- * queues, thread pool and DNS, networking), each call with its doc comment.
+ * queues, thread pool and DNS, networking, signals and subprocesses), each call with its doc
+ * comment.
  */
 #ifndef WEFT_H
 #define WEFT_H
@@ -252,7 +253,9 @@ typedef int (*weft_task_fn)(void *arg);
  * Ctrl+C: on the main thread, when SIGINT has its default action, the first SIGINT cancels the
  * main task (its cleanup runs, other tasks are cancelled at shutdown as usual) and weft_run()
  * then returns -EINTR (asyncio raises KeyboardInterrupt); if code had cancelled the main task
- * too, -ECANCELED. A second SIGINT kills the process. The previous disposition is restored.
+ * too, -ECANCELED. A second SIGINT kills the process (the default action, taken inside the signal
+ * handler: the loop may be stuck). Built on weft_signal_add(); a handler the program adds for
+ * SIGINT replaces this. The previous disposition is restored.
  */
 WEFT_EXTERN int weft_run(weft_task_fn main, void *arg);
 
