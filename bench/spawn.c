@@ -9,8 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <weft.h>
+
+/* CPU seconds used so far by this process and its reaped children (user + system). */
+static double cpu_seconds(void)
+{
+    struct rusage s, c;
+    getrusage(RUSAGE_SELF, &s);
+    getrusage(RUSAGE_CHILDREN, &c);
+    return (double)(s.ru_utime.tv_sec + s.ru_stime.tv_sec + c.ru_utime.tv_sec + c.ru_stime.tv_sec) +
+           (double)(s.ru_utime.tv_usec + s.ru_stime.tv_usec + c.ru_utime.tv_usec +
+                    c.ru_stime.tv_usec) / 1e6;
+}
 
 #define INFLIGHT 64
 
@@ -73,15 +85,17 @@ int main(int argc, char **argv)
         memset(mem, 1, heap);
     remaining = n;
     struct timespec a, b;
+    double cpu0 = cpu_seconds();
     clock_gettime(CLOCK_MONOTONIC, &a);
     int r = weft_run(main_task, NULL);
     clock_gettime(CLOCK_MONOTONIC, &b);
+    double cpu = (cpu_seconds() - cpu0) * 1e6 / n;
     if (r < 0) {
         fprintf(stderr, "weft-bench-spawn: %s\n", weft_strerror(r));
         return 1;
     }
     double us = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / 1e3 / n;
-    printf("weft %s heap=%s n=%d %.1f us/spawn\n", argv[1], argv[3], n, us);
+    printf("weft %s heap=%s n=%d wall %.1f cpu %.1f us/spawn\n", argv[1], argv[3], n, us, cpu);
     free(mem);
     return 0;
 }

@@ -8,7 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/resource.h>
 #include <time.h>
+
+/* CPU seconds used so far by this process and its reaped children (user + system). */
+static double cpu_seconds(void)
+{
+    struct rusage s, c;
+    getrusage(RUSAGE_SELF, &s);
+    getrusage(RUSAGE_CHILDREN, &c);
+    return (double)(s.ru_utime.tv_sec + s.ru_stime.tv_sec + c.ru_utime.tv_sec + c.ru_stime.tv_sec) +
+           (double)(s.ru_utime.tv_usec + s.ru_stime.tv_usec + c.ru_utime.tv_usec +
+                    c.ru_stime.tv_usec) / 1e6;
+}
 
 extern char **environ;
 
@@ -31,6 +43,7 @@ int main(int argc, char **argv)
     if (mem)
         memset(mem, 1, heap);
     struct timespec a, b;
+    double cpu0 = cpu_seconds();
     clock_gettime(CLOCK_MONOTONIC, &a);
     if (!par) {
         for (int i = 0; i < n; i++)
@@ -52,8 +65,9 @@ int main(int argc, char **argv)
         }
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
+    double cpu = (cpu_seconds() - cpu0) * 1e6 / n;
     double us = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / 1e3 / n;
-    printf("floor %s heap=%s n=%d %.1f us/spawn\n", argv[1], argv[3], n, us);
+    printf("floor %s heap=%s n=%d wall %.1f cpu %.1f us/spawn\n", argv[1], argv[3], n, us, cpu);
     free(mem);
     return 0;
 }

@@ -9,8 +9,20 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
+
+// cpuSeconds: CPU time used so far by this process and its reaped children (user + system).
+func cpuSeconds() float64 {
+	t := 0.0
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		syscall.Getrusage(who, &ru)
+		t += float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+	}
+	return t
+}
 
 func main() {
 	mode := os.Args[1]
@@ -29,6 +41,7 @@ func main() {
 	}
 	var left int64 = int64(n)
 	var wg sync.WaitGroup
+	cpu0 := cpuSeconds()
 	t0 := time.Now()
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -43,7 +56,8 @@ func main() {
 	}
 	wg.Wait()
 	us := float64(time.Since(t0).Nanoseconds()) / 1e3 / float64(n)
-	fmt.Printf("go %s heap=%d n=%d %.1f us/spawn\n", mode, heapMiB, n, us)
+	cpu := (cpuSeconds() - cpu0) * 1e6 / float64(n)
+	fmt.Printf("go %s heap=%d n=%d wall %.1f cpu %.1f us/spawn\n", mode, heapMiB, n, us, cpu)
 	if len(mem) > 0 && mem[0] != 1 {
 		panic("heap")
 	}
