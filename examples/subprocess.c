@@ -64,7 +64,7 @@ static int main_task(void *arg)
            (double)(weft_time(NULL) - t0) / 1e9);
 
     /* 2. A stuck child and a timeout: the run helper kills it before returning. */
-    weft_timeout_t to;
+    weft_timeout_t to = {0};
     weft_timeout_enter(&to, 0.5);
     struct job stuck = {.cmd = "sleep 30"};
     int r = weft_timeout_exit(&to, run_one(&stuck));

@@ -362,7 +362,7 @@ static int run_main(void *arg)
     weft_task_release(t);
     (void)grandchild;
     /* A timeout scope around the run helper. */
-    weft_timeout_t scope;
+    weft_timeout_t scope = {0};
     CHECK_EQ(weft_timeout_enter(&scope, 0.05), 0);
     int r = weft_proc_run(sl, NULL, NULL);
     CHECK_EQ(r, -ECANCELED);
