@@ -1513,7 +1513,8 @@ WEFT_EXTERN size_t weft_stream_write_buffered(const weft_stream_t *s);
 
 /*
  * Close the write direction once the queue is flushed (write_eof: shutdown(SHUT_WR)); the reader
- * keeps working. Returns 0 (also when already done), -ENOTCONN. Does not suspend.
+ * keeps working. On a pipe, which has no half-close, the stream is closed (weft_stream_close).
+ * Returns 0 (also when already done), -ENOTCONN. Does not suspend.
  */
 WEFT_EXTERN int weft_stream_write_eof(weft_stream_t *s);
 

@@ -111,7 +111,7 @@ static void *reaper_main(void *arg)
         size_t n = 1;
         bool by_pid = false;
         if (pfcap < norphans + 1) {
-            struct pollfd *np = realloc(pf, (norphans + 1) * 2 * sizeof(*np));
+            struct pollfd *np = weft__realloc(pf, (norphans + 1) * 2 * sizeof(*np));
             if (np != NULL) {
                 pf = np;
                 pfcap = (norphans + 1) * 2;
@@ -166,7 +166,7 @@ static void orphan_add(int pidfd, pid_t pid)
     }
     if (oevfd >= 0 && norphans == orphans_cap) {
         size_t cap = orphans_cap ? orphans_cap * 2 : 16;
-        struct orphan *no = realloc(orphans, cap * sizeof(*no));
+        struct orphan *no = weft__realloc(orphans, cap * sizeof(*no));
         if (no != NULL) {
             orphans = no;
             orphans_cap = cap;
