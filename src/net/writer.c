@@ -324,7 +324,7 @@ int weft_stream_write_eof(weft_stream_t *s)
     if (s->fd < 0)
         return -ENOTCONN;
     struct stat st;
-    if (!s->is_sock && fstat(s->fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+    if (!s->is_sock && s->tp == NULL && fstat(s->fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
         /* A pipe has no half-close: the end of its input is the close of its write end. */
         weft_stream_close(s);
         return 0;
