@@ -22,7 +22,8 @@
  *
  * This file is long on purpose: the whole public API is one header (like uv.h), in banner
  * sections (errors, loop, time, runner, tasks, futures, fds, structured concurrency, sync,
- * queues, thread pool and DNS, networking), each call with its doc comment.
+ * queues, thread pool and DNS, networking, signals and subprocesses), each call with its doc
+ * comment.
  */
 #ifndef WEFT_H
 #define WEFT_H
@@ -260,7 +261,9 @@ typedef int (*weft_task_fn)(void *arg);
  * Ctrl+C: on the main thread, when SIGINT has its default action, the first SIGINT cancels the
  * main task (its cleanup runs, other tasks are cancelled at shutdown as usual) and weft_run()
  * then returns -EINTR (asyncio raises KeyboardInterrupt); if code had cancelled the main task
- * too, -ECANCELED. A second SIGINT kills the process. The previous disposition is restored.
+ * too, -ECANCELED. A second SIGINT kills the process (the default action, taken inside the signal
+ * handler: the loop may be stuck). Built on weft_signal_add(); a handler the program adds for
+ * SIGINT replaces this. The previous disposition is restored.
  */
 WEFT_EXTERN int weft_run(weft_task_fn main, void *arg);
 
@@ -1525,7 +1528,8 @@ WEFT_EXTERN size_t weft_stream_write_buffered(const weft_stream_t *s);
 
 /*
  * Close the write direction once the queue is flushed (write_eof: shutdown(SHUT_WR)); the reader
- * keeps working. Returns 0 (also when already done), -ENOTCONN. Does not suspend.
+ * keeps working. On a pipe, which has no half-close, the stream is closed (weft_stream_close).
+ * Returns 0 (also when already done), -ENOTCONN. Does not suspend.
  */
 WEFT_EXTERN int weft_stream_write_eof(weft_stream_t *s);
 
@@ -1707,6 +1711,193 @@ WEFT_EXTERN size_t weft_server_connections(const weft_server_t *srv);
  * the last connection handler has returned. Does not suspend.
  */
 WEFT_EXTERN void weft_server_release(weft_server_t *srv);
+
+/* ============================================================================================
+ * Signals and subprocesses
+ * ========================================================================================== */
+
+/* (section: signals) */
+
+/*
+ * A signal handler run by the loop (asyncio's add_signal_handler): `sig` is the signal that came,
+ * `arg` what was registered. It runs as an ordinary loop callback, never inside the signal handler,
+ * so it may call any weft function that does not suspend (cancel a task, stop the loop, ...).
+ * Deliveries that come before it runs are merged into one call.
+ */
+typedef void (*weft_signal_fn)(int sig, void *arg);
+
+/*
+ * Run `fn(sig, arg)` on `loop` each time `sig` is delivered to the process (any thread). Adding a
+ * signal that already has a handler on this loop replaces it. Several loops (threads) may handle
+ * the same signal: each runs its own handler. The process's disposition for `sig` is saved when
+ * the first loop adds it and restored when the last one removes it (or closes). weft's own
+ * sigaction handler only sets a flag and wakes the loop (an eventfd write); for SIGCHLD it also
+ * calls the handler installed before it. Returns 0, -EINVAL (no such signal, or SIGKILL, SIGSTOP,
+ * or a fault signal: SIGSEGV, SIGBUS, SIGFPE, SIGILL; fn NULL), -ENOMEM, -EBUSY (more than 64
+ * loops handle signals at once). Must be called on the loop's thread. Does not suspend.
+ */
+WEFT_EXTERN int weft_signal_add(weft_loop_t *loop, int sig, weft_signal_fn fn, void *arg);
+
+/*
+ * Remove the handler of `sig` on `loop` (remove_signal_handler). Tasks waiting for the signal
+ * keep waiting. Returns 1 if there was one, 0 if not, -EINVAL. Does not suspend.
+ */
+WEFT_EXTERN int weft_signal_remove(weft_loop_t *loop, int sig);
+
+/*
+ * Wait until `sig` is delivered (a task's form of a signal handler). While tasks wait for it the
+ * loop catches `sig` as weft_signal_add() does (the disposition is restored when the last waiter
+ * leaves, unless a handler was added). Every waiter wakes at each delivery. Returns `sig`,
+ * -ETIMEDOUT, -ECANCELED, -EINVAL (as weft_signal_add), -ENOMEM, -EPERM. Suspends.
+ */
+WEFT_EXTERN int weft_signal_wait(int sig);
+WEFT_EXTERN int weft_signal_wait_dl(int sig, int64_t deadline);
+
+/* (section: subprocesses) */
+
+/*
+ * A child process (asyncio's Process). Children are started with posix_spawn (vfork-style: the
+ * cost does not grow with the parent's memory), with every fd above 2 closed in the child, and
+ * watched through a pidfd in the loop and reaped with waitid(P_PIDFD): weft never installs a
+ * SIGCHLD handler and never reaps a child it did not start. On kernels without pidfds (before
+ * 5.3, ENOSYS) a SIGCHLD handler chained to the one installed before it reaps with waitpid(pid),
+ * never waitpid(-1). Use a process on the loop that started it; after that loop closed it can
+ * only be queried and released.
+ */
+typedef struct weft_proc weft_proc_t;
+
+/* What each of the child's stdin, stdout and stderr is connected to. */
+enum weft_stdio {
+    WEFT_STDIO_INHERIT = 0, /* the parent's own fd 0, 1 or 2 */
+    WEFT_STDIO_DEVNULL = 1, /* /dev/null */
+    WEFT_STDIO_PIPE = 2,    /* a pipe to the parent: a weft stream (weft_proc_stdin, ...) */
+    WEFT_STDIO_FD = 3,      /* an fd of the caller's (stdin_fd, ...), borrowed for the call */
+    WEFT_STDIO_STDOUT = 4,  /* stderr only: the same as stdout (asyncio's STDOUT) */
+};
+
+/* Options of weft_proc_spawn(); zero-initialise and set what you need. */
+struct weft_proc_opts {
+    int stdin_mode;  /* enum weft_stdio; 0 = inherit */
+    int stdout_mode;
+    int stderr_mode;
+    int stdin_fd;    /* with WEFT_STDIO_FD */
+    int stdout_fd;
+    int stderr_fd;
+    const char *cwd;   /* the child's working directory, or NULL */
+    char *const *env;  /* the child's environment (NULL-terminated "K=V"), or NULL = ours */
+    bool new_pgroup;   /* the child leads a new process group (setpgid(0, 0)) */
+    bool new_session;  /* the child leads a new session (setsid(); implies a new group) */
+    struct weft_stream_opts stream; /* limit and write high-water of the pipes' streams */
+    double kill_grace; /* weft_proc_run: seconds from SIGTERM to SIGKILL; 0 = 5 s; < 0: none */
+};
+
+/*
+ * Start `argv[0]` with arguments `argv` (NULL-terminated; no shell). A name without '/' is
+ * searched in PATH. `opts` may be NULL (all three inherited). The child starts with an empty
+ * signal mask and SIGPIPE at its default action; caught signals are reset to their defaults
+ * (posix_spawn). On success *out is a process the caller owns (weft_proc_release).
+ * Returns 0 or: -ENOENT (no such program), -EACCES (not executable), -ENOEXEC, other errors of
+ * the exec or of a file action (a bad cwd: -ENOENT / -ENOTDIR), -EINVAL (argv empty, a bad mode
+ * or fd), -EMFILE, -ENOMEM, -EPERM (no loop on this thread). The failure is reported here, never
+ * as a child exiting with 127. Does not suspend (the parent is blocked only until the exec).
+ */
+WEFT_EXTERN int weft_proc_spawn(weft_proc_t **out, char *const argv[],
+                                const struct weft_proc_opts *opts);
+
+/* weft_proc_spawn() of `/bin/sh -c cmd` (create_subprocess_shell). Returns as weft_proc_spawn. */
+WEFT_EXTERN int weft_proc_spawn_shell(weft_proc_t **out, const char *cmd,
+                                      const struct weft_proc_opts *opts);
+
+/* The child's process id. */
+WEFT_EXTERN int weft_proc_pid(const weft_proc_t *p);
+
+/*
+ * The child's stdin (write to it; weft_stream_close() it to send end of file), stdout and stderr
+ * (read them) when they are pipes, else NULL. Borrowed: the process owns them and releases them
+ * in weft_proc_release() (weft_stream_retain() keeps one longer). Every stream call works on
+ * them; a write to the stdin of a child that is gone gives -EPIPE, never SIGPIPE.
+ */
+WEFT_EXTERN weft_stream_t *weft_proc_stdin(const weft_proc_t *p);
+WEFT_EXTERN weft_stream_t *weft_proc_stdout(const weft_proc_t *p);
+WEFT_EXTERN weft_stream_t *weft_proc_stderr(const weft_proc_t *p);
+
+/*
+ * Whether the child has exited (and was reaped), with its return code in *returncode (may be
+ * NULL): the exit status (0-255), or -N when signal N killed it (asyncio's returncode). A child
+ * reaped by someone else (SIGCHLD ignored, waitpid(-1) in the program) reports 255.
+ */
+WEFT_EXTERN bool weft_proc_returncode(const weft_proc_t *p, int *returncode);
+
+/*
+ * Wait for the child to exit and reap it (Process.wait); any number of tasks may wait. Returns 0
+ * with the return code in *returncode (may be NULL), or -ETIMEDOUT, -ECANCELED (the child keeps
+ * running, as in asyncio), -EINVAL, -EPERM. Waiting for a child that writes to a pipe nobody
+ * reads can wait forever: read its output, or use weft_proc_communicate(). Suspends.
+ */
+WEFT_EXTERN int weft_proc_wait(weft_proc_t *p, int *returncode);
+WEFT_EXTERN int weft_proc_wait_dl(weft_proc_t *p, int *returncode, int64_t deadline);
+
+/*
+ * Send signal `sig` to the child (send_signal; terminate = SIGTERM, kill = SIGKILL). Through the
+ * pidfd, so a child already exited gets nothing and no other process can receive it, and it
+ * returns 0 then. Returns 0, -EINVAL (bad signal), -EPERM. Does not suspend.
+ */
+WEFT_EXTERN int weft_proc_send_signal(weft_proc_t *p, int sig);
+WEFT_EXTERN int weft_proc_terminate(weft_proc_t *p);
+WEFT_EXTERN int weft_proc_kill(weft_proc_t *p);
+
+/*
+ * Drop the caller's reference. The pipes' streams are released (closed once their queued output
+ * is flushed). A child still running keeps running and is reaped in the background when it
+ * exits (no zombie; a small weft thread waits for such orphans). Does not suspend.
+ */
+WEFT_EXTERN void weft_proc_release(weft_proc_t *p);
+
+/*
+ * Input and results of weft_proc_communicate(). Zero-initialise, set the inputs, and free the
+ * outputs with weft_proc_io_free().
+ */
+struct weft_proc_io {
+    const void *input;    /* bytes for stdin (borrowed for the call), or NULL */
+    size_t input_len;
+    size_t out_limit;     /* the most bytes of stdout to keep; 0 = no limit */
+    size_t err_limit;     /* the same for stderr */
+    char *out;            /* result: stdout (NUL-terminated for convenience), or NULL */
+    size_t out_len;
+    char *err;            /* result: stderr, or NULL */
+    size_t err_len;
+    int returncode;       /* result: as weft_proc_returncode() */
+};
+
+/*
+ * Feed `io->input` to stdin and close it, read stdout and stderr to their end, all at once (so a
+ * child writing 100 MB while reading its input never deadlocks), then wait for the exit
+ * (Process.communicate). Pipes that are not there are skipped; a stdin pipe without input is just
+ * closed. A child that stops reading its input (-EPIPE) is not an error. Returns 0 with the
+ * results in `io`, or: WEFT_ELIMIT (an output passed its limit: what fit is kept, the child is left
+ * running with its pipe unread: kill it), -ETIMEDOUT, -ECANCELED (the child keeps running: the
+ * output read so far stays in `io`), a stream error, -EINVAL, -ENOMEM, -EPERM. Call it once per
+ * process. Suspends.
+ */
+WEFT_EXTERN int weft_proc_communicate(weft_proc_t *p, struct weft_proc_io *io);
+WEFT_EXTERN int weft_proc_communicate_dl(weft_proc_t *p, struct weft_proc_io *io,
+                                         int64_t deadline);
+
+/* Free the outputs of weft_proc_communicate() (io->out, io->err) and set them to NULL. */
+WEFT_EXTERN void weft_proc_io_free(struct weft_proc_io *io);
+
+/*
+ * Run a command to completion (Trio's run_process): spawn it, communicate (`io` may be NULL: just
+ * wait), and if that fails (cancellation, deadline, WEFT_ELIMIT) stop the child: SIGTERM to its
+ * process group (to the child alone unless opts->new_pgroup or new_session), up to
+ * opts->kill_grace seconds for it to exit, SIGKILL to the group, then reap it: the child never
+ * outlives the call. Returns 0 with io->returncode set, the spawn error, or communicate's error
+ * (-ECANCELED, -ETIMEDOUT, WEFT_ELIMIT: the child was stopped). Suspends.
+ */
+WEFT_EXTERN int weft_proc_run(char *const argv[], const struct weft_proc_opts *opts,
+                              struct weft_proc_io *io);
+WEFT_EXTERN int weft_proc_run_dl(char *const argv[], const struct weft_proc_opts *opts,
+                                 struct weft_proc_io *io, int64_t deadline);
 
 #ifdef __cplusplus
 }

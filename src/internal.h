@@ -532,7 +532,9 @@ struct weft_loop {
     struct weft__list ts_queue;
     atomic_int ts_pending;
     atomic_int polling;
-    atomic_int sigint;      /* weft_run's SIGINT handler fired: cancel main_task */
+    atomic_ullong sigpending; /* signals delivered, not yet dispatched: bit sig - 1 (signal.c) */
+    struct weft__sigs *sigs; /* signal handlers and waiters (signal.c), or NULL */
+    struct weft__list procs; /* children started here (process.c) */
     weft_task_t *main_task; /* weft_run's main task, or NULL */
     /* errors */
     weft_error_handler_fn on_error;
@@ -694,6 +696,18 @@ void weft__fd_fini(weft_loop_t *loop);
  * restored. Same contract as write(). Three extra system calls: for pipes, ttys and files.
  */
 ssize_t weft__write_nosigpipe(int fd, const void *buf, size_t n);
+/* ---- signals (proc/signal.c) and children (proc/process.c) ---- */
+/* Signals the loop's sigaction handler flagged (sigpending): queue their dispatch. Called from
+ * the loop's cross-thread drain, outside any signal handler. */
+void weft__signal_dispatch(weft_loop_t *loop);
+/* A weft-internal handler of `sig` beside the application's (one per loop and signal), e.g.
+ * process.c's SIGCHLD reaping; NULL removes it. `second_kills`: a second delivery while it is
+ * registered takes the default action at once, inside the signal handler (weft_run's Ctrl+C). */
+int weft__signal_internal(weft_loop_t *loop, int sig, weft_signal_fn fn, void *arg,
+                          bool second_kills);
+/* At loop close: restore dispositions, forget the loop (signal.c); detach children (process.c). */
+void weft__signal_loop_fini(weft_loop_t *loop);
+void weft__proc_loop_fini(weft_loop_t *loop);
 void weft__report(weft_loop_t *loop, const char *message, int err, weft_task_t *task);
 
 #endif /* WEFT_INTERNAL_H */

@@ -53,7 +53,8 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     weft__stackpool_init(&l->stacks, ss);
     atomic_init(&l->ts_pending, 0);
     atomic_init(&l->polling, 0);
-    atomic_init(&l->sigint, 0);
+    atomic_init(&l->sigpending, 0);
+    weft__list_init(&l->procs);
     pthread_mutex_init(&l->ts_lock, NULL);
     l->backend = &weft__backend_epoll;
     int err = l->backend->init(l);
@@ -175,8 +176,6 @@ void weft__post_threadsafe(weft_loop_t *loop, struct weft__handle *h)
 
 static void drain_threadsafe(weft_loop_t *l)
 {
-    if (atomic_exchange(&l->sigint, 0) && l->main_task != NULL)
-        weft_task_cancel(l->main_task, "interrupted (SIGINT)");
     pthread_mutex_lock(&l->ts_lock);
     atomic_store_explicit(&l->ts_pending, 0, memory_order_relaxed);
     while (!weft__list_empty(&l->ts_queue)) {
@@ -185,6 +184,10 @@ static void drain_threadsafe(weft_loop_t *l)
         weft__list_append(&l->ready, n);
     }
     pthread_mutex_unlock(&l->ts_lock);
+    /* After ts_pending is cleared: a signal flagged later sets it again (signal.c). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&l->sigpending, memory_order_relaxed))
+        weft__signal_dispatch(l);
 }
 
 /* ---- one iteration ---- */
@@ -358,6 +361,8 @@ int weft_loop_close(weft_loop_t *loop)
         drop_queue(&loop->ts_queue);
         pthread_mutex_unlock(&loop->ts_lock);
     }
+    weft__signal_loop_fini(loop);
+    weft__proc_loop_fini(loop);
     weft__heap_fini(&loop->timers);
     weft__fd_fini(loop);
     loop->backend->fini(loop);

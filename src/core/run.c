@@ -15,45 +15,30 @@
 /*
  * Ctrl+C, as asyncio.run does it since 3.11: while weft_run() runs on the main thread and SIGINT
  * has its default action, the first SIGINT cancels the main task (so its cleanup runs); a second
- * one kills the process the default way. The handler only sets flags and wakes the loop.
+ * one kills the process the default way. Built on the loop's signal handlers (proc/signal.c): the
+ * first runs as a loop callback, the second acts inside the signal handler, since the loop may be
+ * stuck. A weft_signal_add(SIGINT) by the program replaces it.
  */
-static weft_loop_t *_Atomic sigint_loop;
-static volatile sig_atomic_t sigint_count;
+static int sigint_count; /* cancels of the main task by Ctrl+C */
 
-static void on_sigint(int sig)
+static void on_sigint(int sig, void *arg)
 {
-    weft_loop_t *l = atomic_load(&sigint_loop);
-    if (++sigint_count > 1 || l == NULL) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    atomic_store(&l->sigint, 1);
-    atomic_store(&l->ts_pending, 1);
-    if (atomic_load(&l->polling))
-        l->backend->wake(l);
+    (void)sig;
+    weft_loop_t *l = arg;
+    if (l->main_task != NULL && weft_task_cancel(l->main_task, "interrupted (SIGINT)"))
+        sigint_count++;
 }
 
-static bool sigint_install(weft_loop_t *l, struct sigaction *old)
+static bool sigint_install(weft_loop_t *l)
 {
+    struct sigaction old;
     if (getpid() != (pid_t)syscall(SYS_gettid))
         return false;
-    if (sigaction(SIGINT, NULL, old) < 0 || (old->sa_flags & SA_SIGINFO) ||
-        old->sa_handler != SIG_DFL)
+    if (sigaction(SIGINT, NULL, &old) < 0 || (old.sa_flags & SA_SIGINFO) ||
+        old.sa_handler != SIG_DFL)
         return false;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
     sigint_count = 0;
-    atomic_store(&sigint_loop, l);
-    return sigaction(SIGINT, &sa, NULL) == 0;
-}
-
-static void sigint_restore(const struct sigaction *old)
-{
-    sigaction(SIGINT, old, NULL);
-    atomic_store(&sigint_loop, NULL);
+    return weft__signal_internal(l, SIGINT, on_sigint, l, true) == 0;
 }
 
 static void stop_loop(weft_future_t *f, void *arg)
@@ -120,8 +105,7 @@ int weft_run_opts(weft_task_fn main, void *arg, const struct weft_loop_opts *opt
         return err;
     }
     l->main_task = t;
-    struct sigaction old_sigint;
-    bool catching = sigint_install(l, &old_sigint);
+    bool catching = sigint_install(l);
     while (!weft_task_done(t))
         weft_loop_run(l);
     int result = weft_task_result(t);
@@ -132,7 +116,7 @@ int weft_run_opts(weft_task_fn main, void *arg, const struct weft_loop_opts *opt
     weft_task_release(t);
     shutdown_tasks(l);
     if (catching)
-        sigint_restore(&old_sigint);
+        weft_signal_remove(l, SIGINT);
     weft_loop_close(l);
     return result;
 }

@@ -7,8 +7,10 @@
 #include "net/net.h"
 #include "net/transport.h"
 
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static inline size_t queued(const weft_stream_t *s)
@@ -316,6 +318,12 @@ int weft_stream_write_eof(weft_stream_t *s)
         return 0;
     if (s->fd < 0)
         return -ENOTCONN;
+    struct stat st;
+    if (!s->is_sock && s->tp == NULL && fstat(s->fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+        /* A pipe has no half-close: the end of its input is the close of its write end. */
+        weft_stream_close(s);
+        return 0;
+    }
     s->eof_req = 1;
     if (!s->flushing && s->cerr == 0) {
         s->eof_done = 1;
