@@ -185,8 +185,12 @@ static int req_start(weft_curl_client_t *c, const struct weft_curl_request *q, b
     SET(CURLOPT_HEADERDATA, r);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_ACCEPT_ENCODING, "");   /* every decoding curl has (gzip, deflate, br, zstd) */
-    SET(CURLOPT_PIPEWAIT, 1L);          /* wait for a connection that may multiplex (HTTP/2) */
+    SET(CURLOPT_ACCEPT_ENCODING, ""); /* every decoding curl has (gzip, deflate, br, zstd) */
+    /* Over TLS (where HTTP/2 comes through ALPN) wait for a connection that may multiplex
+     * rather than opening one per request. Never for plain HTTP: there a waiting transfer would
+     * sit until another one ends. */
+    if (!q->http1_only && strncasecmp(q->url, "https:", 6) == 0)
+        SET(CURLOPT_PIPEWAIT, 1L);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(r->max > INT64_MAX ? INT64_MAX : r->max));
     SET(CURLOPT_SSL_VERIFYPEER, q->insecure ? 0L : 1L);
     SET(CURLOPT_SSL_VERIFYHOST, q->insecure ? 0L : 2L);
@@ -441,8 +445,8 @@ int weft_curl_open_dl(weft_curl_client_t *c, const struct weft_curl_request *req
     if (err < 0)
         return err;
     err = wait_for(r, deadline);
-    if (err == 0 && r->done)
-        err = weft__curl_map_error(r);
+    if (err == 0 && r->done && !r->headers_ready)
+        err = weft__curl_map_error(r); /* else the reads return the body, then the error */
     if (err < 0) {
         describe(info, r, err);
         req_free(r);
