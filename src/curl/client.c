@@ -177,6 +177,8 @@ int weft_curl_client_new(weft_curl_client_t **out, const struct weft_curl_client
         return -ENOMEM;
     c->loop = loop;
     c->refs = 1;
+    const char *v = getenv("WEFT_CURL_VERBOSE");
+    c->verbose = v != NULL && *v != '\0' && strcmp(v, "0") != 0;
     c->max_body = opts->max_body ? opts->max_body : 64u << 20;
     c->max_header = opts->max_header_bytes ? opts->max_header_bytes : 64u << 10;
     weft_timer_init(&c->timer);

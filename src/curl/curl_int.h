@@ -20,6 +20,7 @@ struct weft_curl_client {
     weft_timer_t timer; /* curl's timer (CURLMOPT_TIMERFUNCTION) */
     int refs;           /* the owner and the driver task */
     bool closed;        /* weft_curl_client_free() was called */
+    bool verbose;       /* WEFT_CURL_VERBOSE is set: every transfer traces to stderr */
     bool driver_gone;   /* the driver task ended (cancelled at loop shutdown) */
     size_t active;      /* transfers not freed yet */
     size_t max_body;

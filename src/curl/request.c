@@ -183,6 +183,8 @@ static int req_start(weft_curl_client_t *c, const struct weft_curl_request *q, b
     SET(CURLOPT_WRITEDATA, r);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, r);
+    if (c->verbose)
+        SET(CURLOPT_VERBOSE, 1L); /* WEFT_CURL_VERBOSE=1: libcurl's trace on stderr */
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_ACCEPT_ENCODING, ""); /* every decoding curl has (gzip, deflate, br, zstd) */

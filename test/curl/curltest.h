@@ -77,7 +77,11 @@ static inline pid_t ct_spawn(char *const argv[], int in, int out)
 static inline bool ct_run(char *const argv[])
 {
     int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    int err = dup(2);
+    dup2(devnull, 2); /* openssl's chatter */
     pid_t pid = ct_spawn(argv, -1, devnull);
+    dup2(err, 2);
+    close(err);
     close(devnull);
     int st;
     CHECK_EQ(waitpid(pid, &st, 0), pid);
