@@ -127,8 +127,8 @@ int main(int argc, char **argv)
         size_t lcap = 0;
         ssize_t len;
         while ((len = getline(&line, &lcap, stdin)) > 0) {
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
-                               line[len - 1] == ' '))
+            while (len > 0 &&
+                   (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' '))
                 line[--len] = '\0';
             if (len == 0 || line[0] == '#')
                 continue;

@@ -52,7 +52,8 @@ struct weft_curl_client_opts {
  * Returns 0, -EPERM (no loop on this thread), -ENOMEM, -EMFILE (no fd for its epoll set),
  * WEFT_CURL_EOTHER (libcurl failed to initialise). Does not suspend.
  */
-WEFT_EXTERN int weft_curl_client_new(weft_curl_client_t **out, const struct weft_curl_client_opts *opts);
+WEFT_EXTERN int weft_curl_client_new(weft_curl_client_t **out,
+                                     const struct weft_curl_client_opts *opts);
 
 /*
  * Close the client's connections and free it. Requests still running must have returned first:
@@ -80,33 +81,33 @@ struct weft_curl_request {
     const char *method;         /* NULL: GET, or POST when a body is given; "HEAD" sends no body */
     const char *const *headers; /* "Name: value" lines (curl's rules: "Name:" removes one) */
     size_t nheaders;
-    const void *body;           /* a body in memory, body_len bytes ... */
+    const void *body; /* a body in memory, body_len bytes ... */
     size_t body_len;
     weft_curl_read_fn body_read; /* ... or read from this function (body NULL) */
     void *body_arg;
-    int64_t body_size;          /* with body_read: its length, or -1 (unknown: chunked) */
-    size_t max_body;            /* maximum response body; 0 = the client's (over it: -EFBIG) */
-    bool follow_redirects;      /* follow 3xx Location (off by default) */
-    long max_redirects;         /* with follow_redirects; 0 = 10 (over it: WEFT_CURL_EREDIRECTS) */
-    bool insecure;              /* do NOT verify the TLS certificate and host name */
-    const char *ca_file;        /* PEM CA bundle to verify with; NULL = the system's */
-    bool http1_only;            /* never HTTP/2 (by default HTTP/2 when the server offers it) */
+    int64_t body_size;     /* with body_read: its length, or -1 (unknown: chunked) */
+    size_t max_body;       /* maximum response body; 0 = the client's (over it: -EFBIG) */
+    bool follow_redirects; /* follow 3xx Location (off by default) */
+    long max_redirects;    /* with follow_redirects; 0 = 10 (over it: WEFT_CURL_EREDIRECTS) */
+    bool insecure;         /* do NOT verify the TLS certificate and host name */
+    const char *ca_file;   /* PEM CA bundle to verify with; NULL = the system's */
+    bool http1_only;       /* never HTTP/2 (by default HTTP/2 when the server offers it) */
 };
 
 /* A response: owned by the caller after a successful request; free with weft_curl_response_free. */
 struct weft_curl_response {
-    int status;              /* HTTP status code, e.g. 200 */
-    int http_version;        /* 10, 11, 20 */
-    char *headers;           /* the final response's header block: "HTTP/1.1 200 OK\r\nName: ..."
-                              * NUL-terminated */
+    int status;       /* HTTP status code, e.g. 200 */
+    int http_version; /* 10, 11, 20 */
+    char *headers;    /* the final response's header block: "HTTP/1.1 200 OK\r\nName: ..."
+                       * NUL-terminated */
     size_t headers_len;
-    char *body;              /* the body (decoded when the server compressed it), NUL-terminated
-                              * (the NUL is not counted), never NULL after success */
+    char *body; /* the body (decoded when the server compressed it), NUL-terminated
+                 * (the NUL is not counted), never NULL after success */
     size_t body_len;
-    long redirects;          /* redirects followed */
-    long new_connections;    /* connections this request opened (0: it reused one) */
-    int curl_code;           /* the CURLcode of a failure (also filled when the call fails) */
-    char error[256];         /* libcurl's description of a failure, or "" */
+    long redirects;       /* redirects followed */
+    long new_connections; /* connections this request opened (0: it reused one) */
+    int curl_code;        /* the CURLcode of a failure (also filled when the call fails) */
+    char error[256];      /* libcurl's description of a failure, or "" */
 };
 
 /*
@@ -124,9 +125,9 @@ struct weft_curl_response {
  * client at once: its connection is closed, or kept for reuse when libcurl can (HTTP/2).
  */
 WEFT_EXTERN int weft_curl_request(weft_curl_client_t *c, const struct weft_curl_request *req,
-                      struct weft_curl_response *resp);
+                                  struct weft_curl_response *resp);
 WEFT_EXTERN int weft_curl_request_dl(weft_curl_client_t *c, const struct weft_curl_request *req,
-                         struct weft_curl_response *resp, int64_t deadline);
+                                     struct weft_curl_response *resp, int64_t deadline);
 
 /* Free what a response owns (headers, body) and zero it. NULL is ignored. */
 WEFT_EXTERN void weft_curl_response_free(struct weft_curl_response *resp);
@@ -135,8 +136,8 @@ WEFT_EXTERN void weft_curl_response_free(struct weft_curl_response *resp);
  * Find header `name` (case-insensitive) in a header block (`headers`, as in a response) and
  * return a pointer to its value (not NUL-terminated) with its length in *len, or NULL.
  */
-WEFT_EXTERN const char *weft_curl_header_find(const char *headers, size_t headers_len, const char *name,
-                                  size_t *len);
+WEFT_EXTERN const char *weft_curl_header_find(const char *headers, size_t headers_len,
+                                              const char *name, size_t *len);
 
 /* ---- streaming a response body ---- */
 
@@ -151,10 +152,10 @@ typedef struct weft_curl_stream weft_curl_stream_t;
  * weft_curl_request() (`info` may be NULL; when given, curl_code and error are filled on failure).
  */
 WEFT_EXTERN int weft_curl_open(weft_curl_client_t *c, const struct weft_curl_request *req,
-                   weft_curl_stream_t **out, struct weft_curl_response *info);
+                               weft_curl_stream_t **out, struct weft_curl_response *info);
 WEFT_EXTERN int weft_curl_open_dl(weft_curl_client_t *c, const struct weft_curl_request *req,
-                      weft_curl_stream_t **out, struct weft_curl_response *info,
-                      int64_t deadline);
+                                  weft_curl_stream_t **out, struct weft_curl_response *info,
+                                  int64_t deadline);
 
 /* The HTTP status of an open stream. */
 WEFT_EXTERN int weft_curl_stream_status(const weft_curl_stream_t *s);
@@ -168,7 +169,8 @@ WEFT_EXTERN const char *weft_curl_stream_headers(const weft_curl_stream_t *s, si
  * -ETIMEDOUT stop the transfer). Suspends while nothing is buffered.
  */
 WEFT_EXTERN ssize_t weft_curl_stream_read(weft_curl_stream_t *s, void *buf, size_t n);
-WEFT_EXTERN ssize_t weft_curl_stream_read_dl(weft_curl_stream_t *s, void *buf, size_t n, int64_t deadline);
+WEFT_EXTERN ssize_t weft_curl_stream_read_dl(weft_curl_stream_t *s, void *buf, size_t n,
+                                             int64_t deadline);
 
 /* Stop the transfer if it still runs and free the stream. NULL is ignored. Does not suspend. */
 WEFT_EXTERN void weft_curl_stream_close(weft_curl_stream_t *s);

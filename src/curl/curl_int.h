@@ -34,23 +34,23 @@ struct weft_curl_stream {
     weft_curl_client_t *c;
     CURL *easy;
     struct curl_slist *hdrs;
-    weft_event_t ev;     /* set on completion (and, for a stream, on headers and body data) */
-    bool in_multi;       /* added to the multi handle and not removed yet */
-    bool done;           /* curl reported CURLMSG_DONE */
-    bool streaming;      /* weft_curl_open(): body read piece by piece */
-    bool headers_ready;  /* streaming: the final response's headers are complete */
-    bool paused;         /* streaming: the write callback paused the transfer */
-    bool too_big;        /* the body went over max */
-    bool hdr_too_big;    /* the header block went over max_header */
-    bool follow;         /* redirects are followed */
-    int code;            /* CURLcode at completion */
-    int sticky;          /* streaming: the error every later read returns */
-    int read_err;        /* the error the body_read function returned */
+    weft_event_t ev;    /* set on completion (and, for a stream, on headers and body data) */
+    bool in_multi;      /* added to the multi handle and not removed yet */
+    bool done;          /* curl reported CURLMSG_DONE */
+    bool streaming;     /* weft_curl_open(): body read piece by piece */
+    bool headers_ready; /* streaming: the final response's headers are complete */
+    bool paused;        /* streaming: the write callback paused the transfer */
+    bool too_big;       /* the body went over max */
+    bool hdr_too_big;   /* the header block went over max_header */
+    bool follow;        /* redirects are followed */
+    int code;           /* CURLcode at completion */
+    int sticky;         /* streaming: the error every later read returns */
+    int read_err;       /* the error the body_read function returned */
     weft_curl_read_fn body_read;
     void *body_arg;
-    char *body;          /* body bytes [off, len) not yet handed to the reader */
+    char *body; /* body bytes [off, len) not yet handed to the reader */
     size_t off, len, cap;
-    size_t total;        /* body bytes received in all */
+    size_t total; /* body bytes received in all */
     size_t max;
     char *hdr;
     size_t hlen, hcap, hmax;

@@ -141,7 +141,7 @@ static int check_caller(weft_curl_client_t *c)
 
 #define SET(opt, val)                                                                              \
     do {                                                                                           \
-        if (curl_easy_setopt(e, opt, val) != CURLE_OK)                                            \
+        if (curl_easy_setopt(e, opt, val) != CURLE_OK)                                             \
             goto bad;                                                                              \
     } while (0)
 
@@ -198,8 +198,8 @@ static int req_start(weft_curl_client_t *c, const struct weft_curl_request *q, b
     SET(CURLOPT_SSL_VERIFYHOST, q->insecure ? 0L : 2L);
     if (q->ca_file != NULL)
         SET(CURLOPT_CAINFO, q->ca_file);
-    SET(CURLOPT_HTTP_VERSION, q->http1_only ? (long)CURL_HTTP_VERSION_1_1
-                                            : (long)CURL_HTTP_VERSION_2TLS);
+    SET(CURLOPT_HTTP_VERSION,
+        q->http1_only ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
     if (q->follow_redirects) {
         SET(CURLOPT_FOLLOWLOCATION, 1L);
         SET(CURLOPT_MAXREDIRS, q->max_redirects > 0 ? q->max_redirects : 10L);
@@ -312,8 +312,8 @@ static void describe(struct weft_curl_response *info, struct weft_curl_stream *r
         return;
     info->curl_code = r->code;
     const char *msg = r->errbuf[0] ? r->errbuf
-                      : r->code ? curl_easy_strerror((CURLcode)r->code)
-                                : weft_curl_strerror(err);
+                      : r->code    ? curl_easy_strerror((CURLcode)r->code)
+                                   : weft_curl_strerror(err);
     snprintf(info->error, sizeof(info->error), "%s", msg);
 }
 

@@ -137,8 +137,8 @@ static int body_main(void *arg)
     weft_curl_client_t *c = client(0);
     struct weft_curl_response r;
     const char *hdrs[] = {"X-Test: hello", "Content-Type: text/plain"};
-    struct weft_curl_request q = {.url = url("/echo"), .body = "ping body", .body_len = 9,
-                                  .headers = hdrs, .nheaders = 2};
+    struct weft_curl_request q = {
+        .url = url("/echo"), .body = "ping body", .body_len = 9, .headers = hdrs, .nheaders = 2};
     CHECK_EQ(weft_curl_request(c, &q, &r), 0);
     CHECK_EQ(r.status, 200);
     CHECK_STR(r.body, "ping body");
@@ -161,8 +161,8 @@ static int body_main(void *arg)
     for (size_t i = 0; i < sizeof(big); i++)
         big[i] = (char)('a' + i % 26);
     struct src s = {big, sizeof(big), 0, 0};
-    struct weft_curl_request q2 = {.url = url("/echo"), .body_read = src_read, .body_arg = &s,
-                                   .body_size = -1};
+    struct weft_curl_request q2 = {
+        .url = url("/echo"), .body_read = src_read, .body_arg = &s, .body_size = -1};
     CHECK_EQ(weft_curl_request(c, &q2, &r), 0);
     CHECK_EQ(r.body_len, sizeof(big));
     CHECK(memcmp(r.body, big, sizeof(big)) == 0);
@@ -578,5 +578,67 @@ static void misuse(void)
     CHECK_EQ(weft_curl_client_free(NULL), 0);
 }
 
+/* ---- examples/fetch_urls ---- */
+
+/* Run fetch_urls with `argv` (and `input` on its stdin); its stdout goes to `out`. */
+static int run_fetch_urls(char **argv, const char *input, char *out, size_t cap)
+{
+    int in[2], o[2];
+    CHECK_EQ(pipe2(in, O_CLOEXEC), 0);
+    CHECK_EQ(pipe2(o, O_CLOEXEC), 0);
+    pid_t pid = ct_spawn(argv, in[0], o[1]);
+    close(in[0]);
+    close(o[1]);
+    if (input != NULL)
+        CHECK_EQ(write(in[1], input, strlen(input)), (ssize_t)strlen(input));
+    close(in[1]);
+    size_t n = 0;
+    ssize_t k;
+    while (n < cap - 1 && (k = read(o[0], out + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    out[n] = '\0';
+    close(o[0]);
+    int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void fetch_urls(void)
+{
+    char exe[4096], prog[4200];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    CHECK(n > 0);
+    exe[n] = '\0';
+    snprintf(prog, sizeof(prog), "%s/../../examples/fetch_urls", dirname(exe));
+    if (access(prog, X_OK) != 0) {
+        fprintf(stderr, "fetch_urls not built: case skipped\n");
+        return;
+    }
+    need_py();
+    static char out[8192];
+    char *ok[] = {prog, "-c", "2", "-t", "5", url("/bytes?n=1024"), url("/nothing"), NULL};
+    CHECK_EQ(run_fetch_urls(ok, NULL, out, sizeof(out)), 0);
+    CHECK(strstr(out, "200 1024 ") != NULL);
+    CHECK(strstr(out, "404 ") != NULL);
+    CHECK(strstr(out, "TOTAL 2 urls, 2 responses, 0 errors") != NULL);
+
+    /* URLs on stdin; a failure and a timeout do not stop the others, and make the status 1. */
+    char input[1024];
+    char refused[128];
+    ct_url(refused, sizeof(refused), "http", ct_free_port(), "/");
+    snprintf(input, sizeof(input), "%s\n%s\n%s\n%s\n", url("/bytes?n=5"), refused, url("/stall"),
+             url("/redirect?n=1"));
+    char *in[] = {prog, "-t", "0.5", NULL};
+    CHECK_EQ(run_fetch_urls(in, input, out, sizeof(out)), 1);
+    CHECK(strstr(out, "200 5 ") != NULL);
+    CHECK(strstr(out, "ERR ECONNREFUSED ") != NULL);
+    CHECK(strstr(out, "ERR ETIMEDOUT ") != NULL);
+    CHECK(strstr(out, "302 0 ") != NULL);
+    CHECK(strstr(out, "TOTAL 4 urls, 2 responses, 2 errors") != NULL);
+
+    char *bad[] = {prog, "-c", "0", NULL};
+    CHECK_EQ(run_fetch_urls(bad, NULL, out, sizeof(out)), 2);
+}
+
 TEST_MAIN(basic, bodies, errors, limits, redirects, per_host_limit, cancel_in_flight, streams,
-          misuse)
+          misuse, fetch_urls)

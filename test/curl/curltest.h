@@ -93,7 +93,8 @@ static inline bool ct_wait_port(int port)
 {
     for (int i = 0; i < 1000; i++) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int r = connect(fd, (struct sockaddr *)&a, sizeof(a));
         close(fd);
@@ -222,15 +223,18 @@ static inline void ct_nginx_start(struct ct_nginx *n)
 
     /* A throwaway CA and a server certificate for localhost / 127.0.0.1 it signs (P-256). */
     ct_write_file(n->dir, "ext.cnf", "subjectAltName=DNS:localhost,IP:127.0.0.1\n", 43);
-    char *ca[] = {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                  "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj",
-                  "/CN=weft test CA", NULL};
+    char *ca[] = {
+        "req",    "-x509",   "-newkey",          "ec",   "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", "ca.key",           "-out", "ca.crt",   "-days",
+        "2",      "-subj",   "/CN=weft test CA", NULL};
     ct_openssl(n->dir, ca);
-    char *csr[] = {"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                   "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost", NULL};
+    char *csr[] = {"req",    "-newkey",       "ec",      "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                   "-nodes", "-keyout",       "srv.key", "-out",     "srv.csr",
+                   "-subj",  "/CN=localhost", NULL};
     ct_openssl(n->dir, csr);
-    char *sign[] = {"x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                    "-CAcreateserial", "-out", "srv.crt", "-days", "2", "-extfile", "ext.cnf",
+    char *sign[] = {"x509",    "-req",   "-in",    "srv.csr",         "-CA",
+                    "ca.crt",  "-CAkey", "ca.key", "-CAcreateserial", "-out",
+                    "srv.crt", "-days",  "2",      "-extfile",        "ext.cnf",
                     NULL};
     ct_openssl(n->dir, sign);
     snprintf(n->ca, sizeof(n->ca), "%s/ca.crt", n->dir);
@@ -238,28 +242,28 @@ static inline void ct_nginx_start(struct ct_nginx *n)
     n->port = ct_free_port();
     n->tls_port = ct_free_port();
     char conf[4096];
-    int len = snprintf(
-        conf, sizeof(conf),
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid %s/nginx.pid;\n"
-        "error_log %s/error.log warn;\n"
-        "events { worker_connections 4096; }\n"
-        "http {\n"
-        "  access_log off;\n"
-        "  client_body_temp_path %s/t1; proxy_temp_path %s/t2; fastcgi_temp_path %s/t3;\n"
-        "  uwsgi_temp_path %s/t4; scgi_temp_path %s/t5;\n"
-        "  keepalive_requests 1000000;\n"
-        "  default_type application/octet-stream;\n"
-        "  http2_max_concurrent_streams 256;\n"
-        "  server {\n"
-        "    listen 127.0.0.1:%d;\n"
-        "    listen 127.0.0.1:%d ssl http2;\n"
-        "    ssl_certificate %s/srv.crt;\n    ssl_certificate_key %s/srv.key;\n"
-        "    root %s;\n"
-        "    location /slow/ { limit_rate 2k; alias %s/; }\n"
-        "  }\n"
-        "}\n",
-        n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->port, n->tls_port, n->dir,
-        n->dir, www, www);
+    int len =
+        snprintf(conf, sizeof(conf),
+                 "daemon off;\nmaster_process off;\nworker_processes 1;\npid %s/nginx.pid;\n"
+                 "error_log %s/error.log warn;\n"
+                 "events { worker_connections 4096; }\n"
+                 "http {\n"
+                 "  access_log off;\n"
+                 "  client_body_temp_path %s/t1; proxy_temp_path %s/t2; fastcgi_temp_path %s/t3;\n"
+                 "  uwsgi_temp_path %s/t4; scgi_temp_path %s/t5;\n"
+                 "  keepalive_requests 1000000;\n"
+                 "  default_type application/octet-stream;\n"
+                 "  http2_max_concurrent_streams 256;\n"
+                 "  server {\n"
+                 "    listen 127.0.0.1:%d;\n"
+                 "    listen 127.0.0.1:%d ssl http2;\n"
+                 "    ssl_certificate %s/srv.crt;\n    ssl_certificate_key %s/srv.key;\n"
+                 "    root %s;\n"
+                 "    location /slow/ { limit_rate 2k; alias %s/; }\n"
+                 "  }\n"
+                 "}\n",
+                 n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->port, n->tls_port,
+                 n->dir, n->dir, www, www);
     CHECK(len > 0 && (size_t)len < sizeof(conf));
     ct_write_file(n->dir, "nginx.conf", conf, (size_t)len);
     char cpath[300], elog[300];

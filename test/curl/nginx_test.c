@@ -30,8 +30,7 @@ static char *url(const char *scheme, const char *path)
     static char buf[8][256];
     static int i;
     char *b = buf[i++ % 8];
-    ct_url(b, sizeof(buf[0]), scheme, strcmp(scheme, "https") == 0 ? ngx.tls_port : ngx.port,
-           path);
+    ct_url(b, sizeof(buf[0]), scheme, strcmp(scheme, "https") == 0 ? ngx.tls_port : ngx.port, path);
     return b;
 }
 
