@@ -89,14 +89,15 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 
 /*
  * The driver: wait until a socket of the set is ready, give each ready socket to curl, collect
- * finished transfers, and go round again; after a round with events it yields once, so that a
- * socket curl keeps busy (a fast body) cannot starve the loop, then looks again (the set is
- * level-triggered: what curl left unread shows up again).
+ * finished transfers, and look at the set again at once (it is level-triggered: what curl left
+ * unread shows up again) until it is quiet. After a few busy rounds in a row it yields once, so
+ * that sockets curl keeps busy (a fast body) cannot starve the loop.
  */
 static int driver(void *arg)
 {
     weft_curl_client_t *c = arg;
     struct epoll_event evs[64];
+    int busy = 0;
     for (;;) {
         if (c->closed)
             break;
@@ -114,10 +115,14 @@ static int driver(void *arg)
                 curl_multi_socket_action(c->multi, evs[i].data.fd, mask, &running);
             }
             collect_done(c);
-            if (weft_yield() == -ECANCELED)
-                break;
+            if (++busy >= 4) {
+                busy = 0;
+                if (weft_yield() == -ECANCELED)
+                    break;
+            }
             continue;
         }
+        busy = 0;
         int r = weft_wait_fd(c->epfd, WEFT_READABLE);
         if (r == -ECANCELED || r == -EBADF)
             break;
@@ -134,21 +139,42 @@ void weft__curl_client_unref(weft_curl_client_t *c)
     free(c);
 }
 
-CURL *weft__curl_easy_get(weft_curl_client_t *c)
+/* A transfer object: a recycled one (its easy handle and options kept) or a new one. */
+struct weft_curl_stream *weft__curl_req_get(weft_curl_client_t *c)
 {
-    if (c->nspare > 0)
-        return c->spare[--c->nspare];
-    return curl_easy_init();
+    struct weft_curl_stream *r;
+    if (c->nspare > 0) {
+        r = c->spare[--c->nspare];
+        CURL *e = r->easy;
+        int kind = r->kind;
+        size_t set_max = r->set_max;
+        memset(r, 0, sizeof(*r));
+        r->easy = e;
+        r->kind = kind;
+        r->set_max = set_max;
+        return r;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r != NULL) {
+        r->easy = curl_easy_init();
+        r->kind = -1; /* a fresh handle: nothing to reset */
+    }
+    if (r != NULL && r->easy == NULL) {
+        free(r);
+        r = NULL;
+    }
+    return r;
 }
 
-void weft__curl_easy_put(weft_curl_client_t *c, CURL *e)
+/* Recycle a finished transfer (out of the multi handle, its buffers freed). */
+void weft__curl_req_put(weft_curl_client_t *c, struct weft_curl_stream *r)
 {
-    if (c->nspare < WC_SPARE_EASY && !c->closed) {
-        curl_easy_reset(e);
-        c->spare[c->nspare++] = e;
+    if (c->nspare < WC_SPARE && !c->closed) {
+        c->spare[c->nspare++] = r;
         return;
     }
-    curl_easy_cleanup(e);
+    curl_easy_cleanup(r->easy);
+    free(r);
 }
 
 bool weft_curl_async_dns(void)
@@ -229,8 +255,10 @@ int weft_curl_client_free(weft_curl_client_t *c)
     if (c->active > 0)
         return -EBUSY;
     c->closed = true;
-    for (int i = 0; i < c->nspare; i++)
-        curl_easy_cleanup(c->spare[i]);
+    for (int i = 0; i < c->nspare; i++) {
+        curl_easy_cleanup(c->spare[i]->easy);
+        free(c->spare[i]);
+    }
     c->nspare = 0;
     curl_multi_cleanup(c->multi); /* closes the pooled connections */
     c->multi = NULL;

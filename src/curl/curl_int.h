@@ -10,8 +10,8 @@
 
 #include <curl/curl.h>
 
-#define WC_SPARE_EASY 32          /* reset easy handles kept for the next requests */
-#define WC_WINDOW     (64 * 1024) /* body bytes a stream buffers before pausing curl */
+#define WC_SPARE  32 /* finished transfers (with their easy handles) kept for the next requests */
+#define WC_WINDOW (64 * 1024) /* body bytes a stream buffers before pausing curl */
 
 struct weft_curl_client {
     CURLM *multi;
@@ -26,13 +26,18 @@ struct weft_curl_client {
     size_t max_body;
     size_t max_header;
     int nspare;
-    CURL *spare[WC_SPARE_EASY];
+    struct weft_curl_stream *spare[WC_SPARE];
 };
 
 /* One transfer: weft_curl_request()'s, or the state behind a weft_curl_stream_t. */
 struct weft_curl_stream {
-    weft_curl_client_t *c;
+    /* Kept when a finished transfer is recycled: */
     CURL *easy;
+    int kind;       /* the easy handle's options: 0 = reset before reuse, else a plain
+                     * GET's set (1 http, 2 https) that the next plain GET keeps */
+    size_t set_max; /* its CURLOPT_MAXFILESIZE */
+    /* Cleared for every transfer: */
+    weft_curl_client_t *c;
     struct curl_slist *hdrs;
     weft_event_t ev;    /* set on completion (and, for a stream, on headers and body data) */
     bool in_multi;      /* added to the multi handle and not removed yet */
@@ -59,8 +64,8 @@ struct weft_curl_stream {
 
 /* client.c */
 void weft__curl_client_unref(weft_curl_client_t *c);
-CURL *weft__curl_easy_get(weft_curl_client_t *c);
-void weft__curl_easy_put(weft_curl_client_t *c, CURL *e);
+struct weft_curl_stream *weft__curl_req_get(weft_curl_client_t *c);
+void weft__curl_req_put(weft_curl_client_t *c, struct weft_curl_stream *r);
 
 /* request.c */
 int weft__curl_map_error(struct weft_curl_stream *r);

@@ -13,14 +13,15 @@
 #include <string.h>
 #include <strings.h>
 
-/* Grow *buf to hold `need` bytes (plus a NUL), doubling; false when out of memory. */
-static bool grow(char **buf, size_t *cap, size_t need)
+/* Grow *buf to hold `need` bytes plus a NUL: at least `first` bytes the first time, then at
+ * least double. False when out of memory. */
+static bool grow(char **buf, size_t *cap, size_t need, size_t first)
 {
     if (need + 1 <= *cap)
         return true;
-    size_t n = *cap ? *cap : 1024;
-    while (n < need + 1)
-        n *= 2;
+    size_t n = *cap ? *cap * 2 : first;
+    if (n < need + 1)
+        n = need + 1;
     char *p = realloc(*buf, n);
     if (p == NULL)
         return false;
@@ -55,7 +56,15 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
         r->too_big = true;
         return 0;
     }
-    if (!grow(&r->body, &r->cap, r->len + n))
+    if (r->cap == 0 && !r->streaming) {
+        /* One allocation of the announced size (a compressed body grows past it). */
+        curl_off_t cl = -1;
+        curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+        size_t first = cl >= (curl_off_t)n && (size_t)cl <= r->max ? (size_t)cl + 1 : 1024;
+        if (!grow(&r->body, &r->cap, n, first))
+            return 0;
+    }
+    if (!grow(&r->body, &r->cap, r->len + n, 1024))
         return 0;
     memcpy(r->body + r->len, p, n);
     r->len += n;
@@ -82,7 +91,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
         r->hdr_too_big = true;
         return 0;
     }
-    if (!grow(&r->hdr, &r->hcap, r->hlen + n))
+    if (!grow(&r->hdr, &r->hcap, r->hlen + n, 512))
         return 0;
     memcpy(r->hdr + r->hlen, p, n);
     r->hlen += n;
@@ -119,13 +128,11 @@ static void req_free(struct weft_curl_stream *r)
     weft_curl_client_t *c = r->c;
     if (r->in_multi)
         curl_multi_remove_handle(c->multi, r->easy);
-    if (r->easy != NULL)
-        weft__curl_easy_put(c, r->easy);
     curl_slist_free_all(r->hdrs);
     free(r->body);
     free(r->hdr);
-    free(r);
     c->active--;
+    weft__curl_req_put(c, r);
 }
 
 static int check_caller(weft_curl_client_t *c)
@@ -151,7 +158,7 @@ static int req_start(weft_curl_client_t *c, const struct weft_curl_request *q, b
 {
     if (q == NULL || q->url == NULL || (q->body != NULL && q->body_read != NULL))
         return -EINVAL;
-    struct weft_curl_stream *r = calloc(1, sizeof(*r));
+    struct weft_curl_stream *r = weft__curl_req_get(c);
     if (r == NULL)
         return -ENOMEM;
     r->c = c;
@@ -161,11 +168,6 @@ static int req_start(weft_curl_client_t *c, const struct weft_curl_request *q, b
     r->follow = q->follow_redirects;
     r->max = q->max_body ? q->max_body : c->max_body;
     r->hmax = c->max_header;
-    r->easy = weft__curl_easy_get(c);
-    if (r->easy == NULL) {
-        req_free(r);
-        return -ENOMEM;
-    }
     for (size_t i = 0; i < q->nheaders; i++) {
         struct curl_slist *l = curl_slist_append(r->hdrs, q->headers[i]);
         if (l == NULL) {
@@ -175,6 +177,25 @@ static int req_start(weft_curl_client_t *c, const struct weft_curl_request *q, b
         r->hdrs = l;
     }
     CURL *e = r->easy;
+    bool https = strncasecmp(q->url, "https:", 6) == 0;
+    /* A plain GET (the common case) on an easy handle whose last transfer was one too keeps
+     * every option: only the URL (and the size limit) change. Anything else starts afresh. */
+    int kind = q->method == NULL && q->body == NULL && q->body_read == NULL && q->nheaders == 0 &&
+                       !q->follow_redirects && !q->insecure && q->ca_file == NULL &&
+                       !q->http1_only && !c->verbose
+                   ? 1 + https
+                   : 0;
+    if (kind != 0 && kind == r->kind) {
+        SET(CURLOPT_URL, q->url);
+        if (r->set_max != r->max)
+            SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(r->max > INT64_MAX ? INT64_MAX : r->max));
+        r->set_max = r->max;
+        goto add;
+    }
+    if (r->kind != -1)
+        curl_easy_reset(e); /* a recycled handle: forget its last transfer's options */
+    r->kind = kind;
+    r->set_max = r->max;
     SET(CURLOPT_URL, q->url);
     SET(CURLOPT_PRIVATE, (char *)r);
     SET(CURLOPT_NOSIGNAL, 1L);
@@ -191,7 +212,7 @@ static int req_start(weft_curl_client_t *c, const struct weft_curl_request *q, b
     /* Over TLS (where HTTP/2 comes through ALPN) wait for a connection that may multiplex
      * rather than opening one per request. Never for plain HTTP: there a waiting transfer would
      * sit until another one ends. */
-    if (!q->http1_only && strncasecmp(q->url, "https:", 6) == 0)
+    if (!q->http1_only && https)
         SET(CURLOPT_PIPEWAIT, 1L);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(r->max > INT64_MAX ? INT64_MAX : r->max));
     SET(CURLOPT_SSL_VERIFYPEER, q->insecure ? 0L : 1L);
@@ -233,6 +254,7 @@ static int req_start(weft_curl_client_t *c, const struct weft_curl_request *q, b
     }
     if (r->hdrs != NULL)
         SET(CURLOPT_HTTPHEADER, r->hdrs);
+add:
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
         req_free(r);
         return -ENOMEM;
@@ -241,6 +263,7 @@ static int req_start(weft_curl_client_t *c, const struct weft_curl_request *q, b
     *out = r;
     return 0;
 bad:
+    r->kind = 0; /* half set up: reset before the next use */
     req_free(r);
     return -EINVAL;
 }
@@ -371,7 +394,7 @@ int weft_curl_request_dl(weft_curl_client_t *c, const struct weft_curl_request *
         return err;
     }
     fill_info(resp, r);
-    if (!grow(&r->body, &r->cap, r->len) || !grow(&r->hdr, &r->hcap, r->hlen)) {
+    if (!grow(&r->body, &r->cap, r->len, 1) || !grow(&r->hdr, &r->hcap, r->hlen, 1)) {
         req_free(r);
         return -ENOMEM;
     }
