@@ -2,7 +2,8 @@
  * weft-curl against Python's http.server (py_server.py, started here): requests and responses,
  * bodies in and out, gzip, errors (refused, unknown host, closed mid-response), deadlines and
  * timeout scopes on a stalled body, the body limit against an endless and a 10 GiB body,
- * redirects and redirect loops, the per-host limit, cancellation of requests in flight, streams.
+ * redirects and redirect loops, the per-host limit, cancellation of requests in flight, streams;
+ * then examples/fetch_urls, and weft's own HTTP server (examples/http_hello) as the server.
  */
 #include "curltest.h"
 
@@ -640,5 +641,53 @@ static void fetch_urls(void)
     CHECK_EQ(run_fetch_urls(bad, NULL, out, sizeof(out)), 2);
 }
 
+/* ---- weft's own HTTP server (examples/http_hello) ---- */
+
+static int hello_port;
+
+static int hello_main(void *arg)
+{
+    (void)arg;
+    struct many m = {.c = client(4)};
+    char u[128];
+    ct_url(u, sizeof(u), "http", hello_port, "/hello");
+    m.u = u;
+    CHECK_EQ(run_many(&m, 200), 0);
+    CHECK_EQ(m.ok, 200);
+    CHECK(m.connects >= 1 && m.connects <= 4); /* keep-alive */
+    struct weft_curl_response r;
+    CHECK_EQ(get(m.c, u, &r), 0);
+    CHECK_STR(r.body, "Hello, World!\n");
+    CHECK_EQ(r.new_connections, 0);
+    weft_curl_response_free(&r);
+    CHECK_EQ(weft_curl_client_free(m.c), 0);
+    return 0;
+}
+
+static void weft_server(void)
+{
+    char exe[4096], prog[4200];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    CHECK(n > 0);
+    exe[n] = '\0';
+    snprintf(prog, sizeof(prog), "%s/../../examples/http_hello", dirname(exe));
+    if (access(prog, X_OK) != 0) {
+        fprintf(stderr, "http_hello not built: case skipped\n");
+        return;
+    }
+    hello_port = ct_free_port();
+    char ps[16];
+    snprintf(ps, sizeof(ps), "%d", hello_port);
+    char *argv[] = {prog, ps, NULL};
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    pid_t pid = ct_spawn(argv, -1, devnull);
+    close(devnull);
+    CHECK(ct_wait_port(hello_port));
+    CHECK_EQ(weft_run(hello_main, NULL), 0);
+    kill(pid, SIGTERM);
+    int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+}
+
 TEST_MAIN(basic, bodies, errors, limits, redirects, per_host_limit, cancel_in_flight, streams,
-          misuse, fetch_urls)
+          misuse, fetch_urls, weft_server)
