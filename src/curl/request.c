@@ -199,6 +199,9 @@ static int req_start(weft_curl_client_t *c, const struct weft_curl_request *q, b
     SET(CURLOPT_URL, q->url);
     SET(CURLOPT_PRIVATE, (char *)r);
     SET(CURLOPT_NOSIGNAL, 1L);
+    /* Cancelling a transfer while its name is being resolved must not join the resolver thread
+     * (libcurl 7.88 waits for getaddrinfo() there otherwise): let the thread finish alone. */
+    SET(CURLOPT_QUICK_EXIT, 1L);
     SET(CURLOPT_ERRORBUFFER, r->errbuf);
     SET(CURLOPT_WRITEFUNCTION, on_write);
     SET(CURLOPT_WRITEDATA, r);
