@@ -173,10 +173,11 @@ static inline void ct_url(char *buf, size_t cap, const char *scheme, int port, c
 
 struct ct_nginx {
     pid_t pid;
-    char dir[256]; /* temp dir: config, certificates, logs, pid, the files served */
-    int port;      /* plain HTTP/1.1 */
-    int tls_port;  /* TLS, HTTP/2 offered through ALPN */
-    char ca[300];  /* the throwaway CA's certificate (PEM) */
+    char dir[256];      /* temp dir: config, certificates, logs, pid, the files served */
+    int port;           /* plain HTTP/1.1 */
+    int tls_port;       /* TLS, HTTP/2 offered through ALPN */
+    char ca[300];       /* the throwaway CA's certificate (PEM) */
+    char other_ca[300]; /* a CA that signed nothing the server has */
 };
 
 static inline void ct_write_file(const char *dir, const char *name, const char *data, size_t n)
@@ -238,6 +239,15 @@ static inline void ct_nginx_start(struct ct_nginx *n)
                     NULL};
     ct_openssl(n->dir, sign);
     snprintf(n->ca, sizeof(n->ca), "%s/ca.crt", n->dir);
+    /* Another CA that signed nothing here: verifying with it fails, as with the system's. */
+    char *other[] = {"req",    "-x509",     "-newkey",
+                     "ec",     "-pkeyopt",  "ec_paramgen_curve:prime256v1",
+                     "-nodes", "-keyout",   "other.key",
+                     "-out",   "other.crt", "-days",
+                     "2",      "-subj",     "/CN=weft other CA",
+                     NULL};
+    ct_openssl(n->dir, other);
+    snprintf(n->other_ca, sizeof(n->other_ca), "%s/other.crt", n->dir);
 
     n->port = ct_free_port();
     n->tls_port = ct_free_port();
