@@ -589,8 +589,17 @@ static void linger_close(struct conn *c)
     }
 }
 
+/* The peer went away: nothing worth reporting. */
+static bool peer_gone(int err)
+{
+    return err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN || err == -ESHUTDOWN ||
+           err == -ECONNABORTED;
+}
+
 static void report(const char *msg, int err)
 {
+    if (peer_gone(err))
+        return;
     struct weft_error_info info = {.message = msg, .error = err, .task = weft_current_task()};
     weft_loop_report(weft_loop_current(), &info);
 }
