@@ -26,7 +26,7 @@ pkgs_of() {
     modules)
       echo "libpq-dev postgresql" # pg: libpq, and the server its tests start
       echo "libssl-dev openssl"   # tls: OpenSSL 3, and the openssl command (the tests' PKI)
-      echo "curl wrk python3 python3-aiohttp libhttp-parser-dev clang" # http: its tests' clients, the differential test's reference parser, the fuzzer's compiler
+      echo "curl wrk python3 python3-aiohttp libhttp-parser-dev clang" # http: test clients, libhttp-parser (differential test), clang (fuzzer)
       ;;
     clang) echo clang ;;
     all)   echo "$(pkgs_of build) $(pkgs_of test) $(pkgs_of cross) $(pkgs_of bench) $(pkgs_of modules)" ;;
