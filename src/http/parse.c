@@ -108,37 +108,19 @@ static void rebase(struct weft_http_parser *p, struct weft_http_head *h, const c
     }
 }
 
-/* Parse a list of Content-Length values ("5", "5, 5"): all equal, digits only. */
+/* Content-Length: 1*DIGIT, once. A repeated field or a list ("5, 5"), which RFC 9110 8.6 lets a
+ * recipient either merge or reject, is rejected: two parsers must never disagree on it. */
 static int parse_cl(const char *v, size_t n, int64_t *out)
 {
-    int64_t val = -1;
-    size_t i = 0;
-    for (;;) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t'))
-            i++;
-        if (i == n || v[i] < '0' || v[i] > '9')
-            return -400;
-        int64_t x = 0;
-        while (i < n && v[i] >= '0' && v[i] <= '9') {
-            if (x > (INT64_MAX - 9) / 10)
-                return -400; /* overflow */
-            x = x * 10 + (v[i] - '0');
-            i++;
-        }
-        if (val >= 0 && x != val)
-            return -400;
-        val = x;
-        while (i < n && (v[i] == ' ' || v[i] == '\t'))
-            i++;
-        if (i == n)
-            break;
-        if (v[i] != ',')
-            return -400;
-        i++;
+    if (*out >= 0 || n == 0)
+        return -400;
+    int64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9' || x > (INT64_MAX - 9) / 10)
+            return -400; /* not a digit, or an overflow */
+        x = x * 10 + (v[i] - '0');
     }
-    if (*out >= 0 && *out != val)
-        return -400; /* differing duplicate Content-Length */
-    *out = val;
+    *out = x;
     return 0;
 }
 

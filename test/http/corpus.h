@@ -23,6 +23,8 @@ static const struct bad_request bad_corpus[] = {
     {"te_and_cl", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 0, 400},
     {"cl_differing_dup", "POST / HTTP/1.1\r\n" H "Content-Length: 5\r\nContent-Length: 6\r\n\r\n", 0, 400},
     {"cl_differing_list", "POST / HTTP/1.1\r\n" H "Content-Length: 5, 6\r\n\r\n", 0, 400},
+    {"cl_same_dup", "POST / HTTP/1.1\r\n" H "Content-Length: 5\r\nContent-Length: 5\r\n\r\n", 0, 400},
+    {"cl_same_list", "POST / HTTP/1.1\r\n" H "Content-Length: 5, 5\r\n\r\n", 0, 400},
     {"cl_plus", "POST / HTTP/1.1\r\n" H "Content-Length: +5\r\n\r\n", 0, 400},
     {"cl_negative", "POST / HTTP/1.1\r\n" H "Content-Length: -1\r\n\r\n", 0, 400},
     {"cl_hex", "POST / HTTP/1.1\r\n" H "Content-Length: 0x5\r\n\r\n", 0, 400},
