@@ -521,7 +521,8 @@ ssize_t weft_http_body_read(weft_http_request_t *req, void *buf, size_t n)
             return r;
     }
     size_t k = req->piece_len < n ? req->piece_len : n;
-    memcpy(buf, req->piece, k);
+    if (k > 0)
+        memcpy(buf, req->piece, k);
     req->piece += k;
     req->piece_len -= k;
     return (ssize_t)k;
@@ -623,8 +624,6 @@ static ssize_t read_head(struct conn *c, weft_http_request_t *req, struct weft_h
         dl = weft_deadline_in(hs->header_to);
     c->reading = true;
     struct weft_http_parser p;
-    p.lim = hs->opts.limits;
-    p.lim.max_target = 0;
     weft_http_parser_init(&p, &hs->opts.limits);
     req->head.headers = hdrs;
     for (;;) {
@@ -759,7 +758,9 @@ static int conn_main(weft_stream_t *s, void *arg)
         if (cancelled)
             break;
         if (req.close_after || !finish_body(&req) || will_close(&req)) {
-            if (req.err_status != 0)
+            /* Unread request bytes at close() make the kernel send a reset, which can destroy
+             * the answer in flight: read and drop them for a while first. */
+            if (req.err_status != 0 || !req.body_done)
                 linger_close(&c);
             break;
         }

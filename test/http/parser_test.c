@@ -229,7 +229,8 @@ static ssize_t dechunk(const char *in, size_t n, size_t step, char *out, size_t 
             ssize_t used = weft_http_chunked_decode(&c, buf, have, &d, &dl);
             if (used < 0)
                 return used;
-            memcpy(out + *outlen, d, dl);
+            if (dl > 0)
+                memcpy(out + *outlen, d, dl);
             *outlen += dl;
             memmove(buf, buf + used, have - (size_t)used);
             have -= (size_t)used;
