@@ -158,7 +158,7 @@ static int slowloris_main(void *arg)
             weft_sleep(0); /* let the server accept */
     }
     /* All accepted and waiting for their heads before the clock starts. */
-    for (int i = 0; i < 1000 && kconns < (size_t)SLOW; i++)
+    for (int i = 0; i < 3000 && kconns < (size_t)SLOW; i++)
         weft_sleep(0.01);
     CHECK(kconns >= (size_t)SLOW);
     dripping = true;
@@ -202,7 +202,7 @@ static int slowloris_main(void *arg)
 static void test_slowloris(void)
 {
     CHECK(raise_fd_limit() >= (size_t)(2 * SLOW + 100));
-    struct weft_http_server_opts o = {.header_timeout = 3.0, .backlog = 4096};
+    struct weft_http_server_opts o = {.header_timeout = 8.0, .backlog = 4096};
     kserver_start(&o);
     int r = weft_run(slowloris_main, NULL);
     kserver_stop();
