@@ -41,6 +41,30 @@ static inline bool is_fvchar(unsigned char c)
     return c >= 0x20 ? c != 0x7f : c == '\t';
 }
 
+/* Whether all of v[0..n) are field-value bytes: eight at a time while no byte is below 0x20
+ * or DEL (the usual case), byte by byte where one is (HTAB is allowed). */
+static bool valid_value(const char *v, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, v + i, 8);
+        uint64_t ctl = (x - ones * 0x20) & ~x & high;   /* a byte < 0x20 */
+        uint64_t y = x ^ (ones * 0x7f);
+        uint64_t del = (y - ones) & ~y & high;          /* a byte == 0x7f */
+        if ((ctl | del) != 0) {
+            for (size_t k = i; k < i + 8; k++)
+                if (!is_fvchar((unsigned char)v[k]))
+                    return false;
+        }
+    }
+    for (; i < n; i++)
+        if (!is_fvchar((unsigned char)v[i]))
+            return false;
+    return true;
+}
+
 static inline char lower(char c)
 {
     return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
@@ -269,9 +293,8 @@ static int parse_field(struct weft_http_head *h, facts_t *f, const char *l, size
     while (i < n && (l[i] == ' ' || l[i] == '\t'))
         i++;
     size_t v0 = i, ve = n;
-    for (size_t k = i; k < n; k++)
-        if (!is_fvchar((unsigned char)l[k]))
-            return -400; /* CTL, NUL, bare CR */
+    if (!valid_value(l + i, n - i))
+        return -400; /* CTL, NUL, bare CR */
     while (ve > v0 && (l[ve - 1] == ' ' || l[ve - 1] == '\t'))
         ve--;
     if (h->nheaders >= cap)
@@ -284,13 +307,13 @@ static int parse_field(struct weft_http_head *h, facts_t *f, const char *l, size
 
     switch (lower(l[0])) {
     case 'c':
-        if (caseeq(l, nl, "content-length"))
+        if (nl == 14 && caseeq(l, nl, "content-length"))
             return parse_cl(v, vn, &h->content_length);
-        if (caseeq(l, nl, "connection"))
+        if (nl == 10 && caseeq(l, nl, "connection"))
             return each_elem(v, vn, conn_elem, f);
         break;
     case 't':
-        if (caseeq(l, nl, "transfer-encoding")) {
+        if (nl == 17 && caseeq(l, nl, "transfer-encoding")) {
             f->te = true;
             if (vn == 0)
                 f->te_bad = true;
@@ -298,7 +321,7 @@ static int parse_field(struct weft_http_head *h, facts_t *f, const char *l, size
         }
         break;
     case 'h':
-        if (caseeq(l, nl, "host")) {
+        if (nl == 4 && caseeq(l, nl, "host")) {
             if (++f->hosts > 1)
                 return -400;
             for (size_t k = 0; k < vn; k++)
@@ -307,11 +330,11 @@ static int parse_field(struct weft_http_head *h, facts_t *f, const char *l, size
         }
         break;
     case 'e':
-        if (caseeq(l, nl, "expect"))
+        if (nl == 6 && caseeq(l, nl, "expect"))
             f->expect = caseeq(v, vn, "100-continue") && f->expect == 0 ? 1 : -1;
         break;
     case 'u':
-        if (caseeq(l, nl, "upgrade"))
+        if (nl == 7 && caseeq(l, nl, "upgrade"))
             f->has_upgrade = true;
         break;
     default:
@@ -387,8 +410,8 @@ ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
             return -400; /* a bare LF where CRLF is required */
         const char *l = buf + pos;
         size_t n = e - 1 - pos;
-        if (memchr(l, '\r', n) != NULL || memchr(l, '\0', n) != NULL)
-            return -400; /* a bare CR or a NUL inside the line */
+        /* A bare CR or a NUL inside the line is refused by the checks of its parts (tokens,
+         * target bytes, field-value bytes): none admits either. */
         size_t next = e + 1;
         if (p->state == S_LINE) {
             if (n == 0) {
