@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* tchar (RFC 9110 5.6.2): 1 for a token byte (parse.c). */
+extern const unsigned char weft__http_tchar[256] __attribute__((visibility("hidden")));
+
 /* A growable byte buffer (malloc'd). */
 struct hbuf {
     char *p;
@@ -49,6 +52,8 @@ struct weft_http_server {
     struct weft_http_server_opts opts;
     size_t max_body;
     double header_to, keepalive_to, body_to, write_to;
+    char server_line[128]; /* "Server: name\r\n", or empty */
+    size_t server_len;
     struct hlist conns; /* struct conn.link */
     size_t nconns;
 };
@@ -98,13 +103,13 @@ struct weft_http_request {
     bool started, ended, chunked_out;
     bool close_after; /* the connection closes after this response */
     bool abort;       /* the response cannot be completed: drop the connection */
-    /* router */
+    size_t nparams;
+    /* router (last: a new request resets everything before it) */
     struct {
         const char *name;
         size_t nlen;
         struct weft_http_str value;
     } params[WEFT_HTTP_MAX_PARAMS];
-    size_t nparams;
 };
 
 #endif /* WEFT_HTTP_INTERNAL_H */

@@ -14,8 +14,9 @@
 
 #define MAX_METHOD 32 /* a longer method is not one this server could know */
 
-/* tchar (RFC 9110 5.6.2). */
-static const unsigned char tchar[256] = {
+/* tchar (RFC 9110 5.6.2); the server checks response header names with it too. */
+#define tchar weft__http_tchar
+const unsigned char weft__http_tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
     ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
     ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
@@ -29,6 +30,9 @@ static const unsigned char tchar[256] = {
     ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
     ['y'] = 1, ['z'] = 1,
 };
+
+/* Bytes that cannot appear in a Host value (an authority): whitespace, list and path bytes. */
+static const unsigned char host_bad[256] = {[' '] = 1, ['\t'] = 1, [','] = 1, ['/'] = 1, ['@'] = 1};
 
 static inline bool is_vchar(unsigned char c)
 {
@@ -325,7 +329,7 @@ static int parse_field(struct weft_http_head *h, facts_t *f, const char *l, size
             if (++f->hosts > 1)
                 return -400;
             for (size_t k = 0; k < vn; k++)
-                if (v[k] == ' ' || v[k] == '\t' || v[k] == ',' || v[k] == '/' || v[k] == '@')
+                if (host_bad[(unsigned char)v[k]])
                     return -400;
         }
         break;

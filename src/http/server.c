@@ -30,18 +30,22 @@
 /* ---- the Date header, formatted once a second ---- */
 
 static __thread time_t date_sec;
-static __thread char date_buf[40];
+static __thread char date_line[48]; /* "Date: ...\r\n" */
+static __thread size_t date_len;
 
-static const char *http_date(void)
+/* The Date header line, formatted once a second. */
+static const char *http_date_line(size_t *len)
 {
     time_t now = time(NULL);
     if (now != date_sec) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        strftime(date_buf, sizeof(date_buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        date_len = strftime(date_line, sizeof(date_line), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n",
+                            &tm);
         date_sec = now;
     }
-    return date_buf;
+    *len = date_len;
+    return date_line;
 }
 
 /* ---- a growable byte buffer ---- */
@@ -73,22 +77,6 @@ static int buf_add(struct hbuf *b, const void *d, size_t n)
         memcpy(b->p + b->len, d, n);
     b->len += n;
     return 0;
-}
-
-static int buf_adds(struct hbuf *b, const char *s)
-{
-    return buf_add(b, s, strlen(s));
-}
-
-static int buf_addu(struct hbuf *b, uint64_t v)
-{
-    char t[24];
-    int n = 0;
-    do {
-        t[sizeof(t) - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    return buf_add(b, t + sizeof(t) - n, (size_t)n);
 }
 
 static void buf_free(struct hbuf *b)
@@ -154,33 +142,62 @@ static int build_head(weft_http_request_t *req, int status, int64_t clen, bool c
     if (clen < 0 && !chunked)
         req->close_after = true; /* the end of the body is the end of the connection */
     bool close = will_close(req);
-    int r = buf_adds(o, "HTTP/1.1 ");
-    r |= buf_addu(o, (uint64_t)status);
-    r |= buf_adds(o, " ");
-    r |= buf_adds(o, weft_http_reason(status));
-    r |= buf_adds(o, "\r\nDate: ");
-    r |= buf_adds(o, http_date());
-    r |= buf_adds(o, "\r\n");
-    if (c->hs->opts.server_name != NULL) {
-        r |= buf_adds(o, "Server: ");
-        r |= buf_adds(o, c->hs->opts.server_name);
-        r |= buf_adds(o, "\r\n");
-    }
-    r |= buf_add(o, req->hdrs.p, req->hdrs.len);
-    if (clen >= 0 && !(status >= 100 && status < 200) && status != 204) {
-        r |= buf_adds(o, "Content-Length: ");
-        r |= buf_addu(o, (uint64_t)clen);
-        r |= buf_adds(o, "\r\n");
-    } else if (chunked) {
-        r |= buf_adds(o, "Transfer-Encoding: chunked\r\n");
-    }
-    if (close)
-        r |= buf_adds(o, "Connection: close\r\n");
-    else if (req->head.minor == 0)
-        r |= buf_adds(o, "Connection: keep-alive\r\n");
-    r |= buf_adds(o, "\r\n");
-    if (r != 0)
+    const char *reason = weft_http_reason(status);
+    size_t rlen = strlen(reason);
+    size_t dlen;
+    const char *date = http_date_line(&dlen);
+    /* One reservation for everything but the server name and the added headers. */
+    if (buf_reserve(o, 160 + rlen + dlen + c->hs->server_len + req->hdrs.len) < 0)
         return -ENOMEM;
+    char *p = o->p;
+    memcpy(p, "HTTP/1.1 ", 9);
+    p[9] = (char)('0' + status / 100);
+    p[10] = (char)('0' + status / 10 % 10);
+    p[11] = (char)('0' + status % 10);
+    p[12] = ' ';
+    p += 13;
+    memcpy(p, reason, rlen);
+    p += rlen;
+    *p++ = '\r';
+    *p++ = '\n';
+    memcpy(p, date, dlen);
+    p += dlen;
+    if (c->hs->server_len > 0) {
+        memcpy(p, c->hs->server_line, c->hs->server_len);
+        p += c->hs->server_len;
+    }
+    if (req->hdrs.len > 0) {
+        memcpy(p, req->hdrs.p, req->hdrs.len);
+        p += req->hdrs.len;
+    }
+    if (clen >= 0 && !(status >= 100 && status < 200) && status != 204) {
+        memcpy(p, "Content-Length: ", 16);
+        p += 16;
+        char t[24];
+        int n = 0;
+        uint64_t v = (uint64_t)clen;
+        do {
+            t[sizeof(t) - 1 - n++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0);
+        memcpy(p, t + sizeof(t) - n, (size_t)n);
+        p += n;
+        *p++ = '\r';
+        *p++ = '\n';
+    } else if (chunked) {
+        memcpy(p, "Transfer-Encoding: chunked\r\n", 28);
+        p += 28;
+    }
+    if (close) {
+        memcpy(p, "Connection: close\r\n", 19);
+        p += 19;
+    } else if (req->head.minor == 0) {
+        memcpy(p, "Connection: keep-alive\r\n", 24);
+        p += 24;
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    o->len = (size_t)(p - o->p);
     req->close_after = close;
     req->status = status;
     req->started = true;
@@ -193,21 +210,24 @@ int weft_http_header_add(weft_http_request_t *req, const char *name, const char 
         return -EINVAL;
     if (req->started)
         return -EALREADY;
-    for (const char *p = name; *p; p++)
-        if (*p == '\r' || *p == '\n' || *p == ':' || *p == ' ' || *p == '\t')
-            return -EINVAL;
-    for (const char *p = value; *p; p++)
-        if (*p == '\r' || *p == '\n')
-            return -EINVAL;
-    size_t old = req->hdrs.len;
-    int r = buf_adds(&req->hdrs, name);
-    r |= buf_adds(&req->hdrs, ": ");
-    r |= buf_adds(&req->hdrs, value);
-    r |= buf_adds(&req->hdrs, "\r\n");
-    if (r != 0) {
-        req->hdrs.len = old;
+    size_t nl = 0;
+    while (weft__http_tchar[(unsigned char)name[nl]])
+        nl++;
+    if (name[nl] != '\0')
+        return -EINVAL; /* not a token */
+    size_t vl = strcspn(value, "\r\n");
+    if (value[vl] != '\0')
+        return -EINVAL;
+    if (buf_reserve(&req->hdrs, nl + vl + 4) < 0)
         return -ENOMEM;
-    }
+    char *p = req->hdrs.p + req->hdrs.len;
+    memcpy(p, name, nl);
+    p[nl] = ':';
+    p[nl + 1] = ' ';
+    memcpy(p + nl + 2, value, vl);
+    p[nl + 2 + vl] = '\r';
+    p[nl + 3 + vl] = '\n';
+    req->hdrs.len += nl + vl + 4;
     return 0;
 }
 
@@ -673,7 +693,7 @@ static void req_reset(weft_http_request_t *req)
 {
     struct hbuf hdrs = req->hdrs, owned = req->owned;
     struct conn *c = req->c;
-    memset(req, 0, sizeof(*req));
+    memset(req, 0, offsetof(struct weft_http_request, params)); /* params: nparams says */
     hdrs.len = 0;
     owned.len = 0;
     req->hdrs = hdrs;
@@ -808,6 +828,16 @@ int weft_http_server_start(weft_http_server_t **out, weft_http_handler_fn handle
     hs->keepalive_to = opt_or(hs->opts.keepalive_timeout, DEF_KEEPALIVE_TO);
     hs->body_to = opt_or(hs->opts.body_timeout, DEF_BODY_TO);
     hs->write_to = opt_or(hs->opts.write_timeout, DEF_WRITE_TO);
+    if (hs->opts.server_name != NULL) {
+        int n = snprintf(hs->server_line, sizeof(hs->server_line), "Server: %s\r\n",
+                         hs->opts.server_name);
+        if (n < 0 || (size_t)n >= sizeof(hs->server_line) ||
+            strpbrk(hs->opts.server_name, "\r\n") != NULL) {
+            free(hs);
+            return -EINVAL;
+        }
+        hs->server_len = (size_t)n;
+    }
     hs->handler = handler;
     hs->arg = arg;
     hs->refs = 1;
