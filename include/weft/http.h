@@ -204,8 +204,9 @@ WEFT_EXTERN int weft_http_server_shutdown(weft_http_server_t *srv, double grace)
 /* Wait until the server is shut down (or closed) and every connection ended. Suspends. */
 WEFT_EXTERN int weft_http_server_wait_closed(weft_http_server_t *srv);
 
-/* Close (as shutdown with grace 0 would, without waiting) and drop the caller's reference. The
- * memory goes once the last connection ended. Does not suspend. */
+/* Stop accepting, close the idle connections, and drop the caller's reference, without waiting:
+ * requests in flight still run, and still use `arg`; call weft_http_server_shutdown() first to
+ * know when they are done. The memory goes once the last connection ended. Does not suspend. */
 WEFT_EXTERN void weft_http_server_release(weft_http_server_t *srv);
 
 /* ---- requests ---- */
