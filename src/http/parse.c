@@ -45,28 +45,33 @@ static inline bool is_fvchar(unsigned char c)
     return c >= 0x20 ? c != 0x7f : c == '\t';
 }
 
-/* Whether all of v[0..n) are field-value bytes: eight at a time while no byte is below 0x20
- * or DEL (the usual case), byte by byte where one is (HTAB is allowed). */
-static bool valid_value(const char *v, size_t n)
+/* The first byte at or after b[i] (before `end`) that may not appear inside a field line: a
+ * control byte other than HTAB, or DEL (a CR ends the line; anything else is an error). Eight
+ * bytes at a time while none is below 0x20 or DEL. */
+static size_t scan_stop(const char *b, size_t i, size_t end)
 {
     const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
+    while (i + 8 <= end) {
         uint64_t x;
-        memcpy(&x, v + i, 8);
-        uint64_t ctl = (x - ones * 0x20) & ~x & high;   /* a byte < 0x20 */
+        memcpy(&x, b + i, 8);
+        uint64_t ctl = (x - ones * 0x20) & ~x & high;
         uint64_t y = x ^ (ones * 0x7f);
-        uint64_t del = (y - ones) & ~y & high;          /* a byte == 0x7f */
+        uint64_t del = (y - ones) & ~y & high;
         if ((ctl | del) != 0) {
-            for (size_t k = i; k < i + 8; k++)
-                if (!is_fvchar((unsigned char)v[k]))
-                    return false;
+            for (size_t k = i; k < i + 8; k++) {
+                unsigned char c = (unsigned char)b[k];
+                if ((c < 0x20 && c != '\t') || c == 0x7f)
+                    return k;
+            }
         }
+        i += 8;
     }
-    for (; i < n; i++)
-        if (!is_fvchar((unsigned char)v[i]))
-            return false;
-    return true;
+    for (; i < end; i++) {
+        unsigned char c = (unsigned char)b[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return i;
+    }
+    return end;
 }
 
 static inline char lower(char c)
@@ -283,6 +288,7 @@ static int parse_request_line(struct weft_http_head *h, const char *l, size_t n,
 }
 
 /* One header field line (RFC 9112 5): field-name ":" OWS field-value OWS. */
+/* The line's bytes were checked by scan_stop already: no control byte but HTAB, no DEL. */
 static int parse_field(struct weft_http_head *h, facts_t *f, const char *l, size_t n,
                        size_t cap)
 {
@@ -297,8 +303,6 @@ static int parse_field(struct weft_http_head *h, facts_t *f, const char *l, size
     while (i < n && (l[i] == ' ' || l[i] == '\t'))
         i++;
     size_t v0 = i, ve = n;
-    if (!valid_value(l + i, n - i))
-        return -400; /* CTL, NUL, bare CR */
     while (ve > v0 && (l[ve - 1] == ' ' || l[ve - 1] == '\t'))
         ve--;
     if (h->nheaders >= cap)
@@ -395,18 +399,52 @@ ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
 
     size_t pos = p->pos;
     for (;;) {
+        if (p->state == S_HEADERS) {
+            /* One pass finds the line's end and checks its bytes: bytes before p->scan were
+             * checked by an earlier call. The scan stops at the header section's limit. */
+            size_t bound = p->line_start + p->lim.max_header_bytes;
+            size_t end = len < bound ? len : bound;
+            size_t from = p->scan > pos ? p->scan : pos;
+            size_t k = scan_stop(buf, from, end);
+            if (k == end) {
+                p->scan = end;
+                p->pos = pos;
+                return len >= bound ? -431 : 0; /* no line end within the limit: never fits */
+            }
+            if (buf[k] != '\r')
+                return -400; /* a bare LF, NUL, another control byte or DEL */
+            if (k + 1 == len) {
+                p->scan = k; /* the CR's LF has not come yet */
+                p->pos = pos;
+                return 0;
+            }
+            if (buf[k + 1] != '\n')
+                return -400; /* a bare CR */
+            size_t next = k + 2;
+            if (next - p->line_start > p->lim.max_header_bytes)
+                return -431;
+            if (k == pos) {
+                int r = finish(h, f);
+                p->pos = next;
+                return r < 0 ? r : (ssize_t)next;
+            }
+            int r = parse_field(h, f, buf + pos, k - pos, cap);
+            if (r < 0)
+                return r;
+            pos = next;
+            p->scan = next;
+            continue;
+        }
         size_t from = p->scan > pos ? p->scan : pos;
         const char *nlp = from < len ? memchr(buf + from, '\n', len - from) : NULL;
         if (nlp == NULL) {
             p->scan = len;
             p->pos = pos;
             /* An unfinished line already over its limit is refused now, not at its end. */
-            if (p->state == S_LINE && len - pos > p->lim.max_target + MAX_METHOD + 16) {
+            if (len - pos > p->lim.max_target + MAX_METHOD + 16) {
                 const char *sp = memchr(buf + pos, ' ', len - pos);
                 return sp == NULL ? -400 : -414;
             }
-            if (p->state == S_HEADERS && len - p->line_start > p->lim.max_header_bytes)
-                return -431;
             return 0;
         }
         size_t e = (size_t)(nlp - buf); /* the LF */
@@ -414,35 +452,23 @@ ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
             return -400; /* a bare LF where CRLF is required */
         const char *l = buf + pos;
         size_t n = e - 1 - pos;
-        /* A bare CR or a NUL inside the line is refused by the checks of its parts (tokens,
-         * target bytes, field-value bytes): none admits either. */
+        /* A bare CR or a NUL inside the request line is refused by the checks of its parts
+         * (method token, target bytes, version): none admits either. */
         size_t next = e + 1;
-        if (p->state == S_LINE) {
-            if (n == 0) {
-                /* Empty lines before the request line are ignored (RFC 9112 2.2), a few. */
-                if (next > 64)
-                    return -400;
-                pos = next;
-                continue;
-            }
-            int r = parse_request_line(h, l, n, &p->lim);
-            if (r < 0)
-                return r;
-            p->state = S_HEADERS;
-            p->line_start = next; /* the header section starts here */
-        } else {
-            if (next - p->line_start > p->lim.max_header_bytes)
-                return -431;
-            if (n == 0) {
-                int r = finish(h, f);
-                p->pos = next;
-                return r < 0 ? r : (ssize_t)next;
-            }
-            int r = parse_field(h, f, l, n, cap);
-            if (r < 0)
-                return r;
+        if (n == 0) {
+            /* Empty lines before the request line are ignored (RFC 9112 2.2), a few. */
+            if (next > 64)
+                return -400;
+            pos = next;
+            continue;
         }
+        int r = parse_request_line(h, l, n, &p->lim);
+        if (r < 0)
+            return r;
+        p->state = S_HEADERS;
+        p->line_start = next; /* the header section starts here */
         pos = next;
+        p->scan = next;
     }
 }
 
