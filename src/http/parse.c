@@ -66,6 +66,17 @@ static size_t scan_stop(const char *b, size_t i, size_t end)
         }
         i += 8;
     }
+    if (i < end && end >= 8) {
+        /* The last few bytes: one word ending at `end` (the bytes before i were read
+         * already); if none of it is a stop byte, neither are the few. */
+        uint64_t x;
+        memcpy(&x, b + end - 8, 8);
+        uint64_t ctl = (x - ones * 0x20) & ~x & high;
+        uint64_t y = x ^ (ones * 0x7f);
+        uint64_t del = (y - ones) & ~y & high;
+        if ((ctl | del) == 0)
+            return end;
+    }
     for (; i < end; i++) {
         unsigned char c = (unsigned char)b[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f)
