@@ -169,9 +169,11 @@ struct weft_http_server_opts {
     int backlog;              /* listen() backlog [1024] */
     bool reuse_port;          /* SO_REUSEPORT */
     size_t stack_size;        /* connection task stack [the loop's default] */
-    /* HTTPS seam: a TLS context from the TLS module (include/weft/tls.h) where it is built.
-     * Not supported yet by this build: a non-NULL value makes weft_http_server_start() fail with
-     * -EPROTONOSUPPORT. */
+    /* HTTPS: a server context of the TLS module (weft_tls_ctx_t *, include/weft/tls.h), when
+     * libweft-http was built with that module (weft-http.pc then requires weft-tls): each
+     * connection makes its handshake first (weft_tls_server_start). Borrowed: the server takes
+     * its own reference. In a build without the TLS module, a non-NULL value makes
+     * weft_http_server_start() fail with -EPROTONOSUPPORT. NULL: plain HTTP. */
     void *tls;
 };
 

@@ -7,6 +7,10 @@
  */
 #include "http_internal.h"
 
+#ifdef WEFT_HTTP_WITH_TLS
+#include <weft/tls.h>
+#endif
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,7 +341,8 @@ int weft_http_respond_file(weft_http_request_t *req, int status, int fd, off_t o
             req->close_after = true;
         return r;
     }
-    int sfd = weft_stream_fd(c->s);
+    /* sendfile writes to the socket itself: not under TLS, whose bytes go through the stream. */
+    int sfd = c->hs->opts.tls == NULL ? weft_stream_fd(c->s) : -1;
     int64_t dl = weft_deadline_in(c->hs->write_to);
     char tmp[16384];
     while (len > 0) {
@@ -807,8 +812,10 @@ int weft_http_server_start(weft_http_server_t **out, weft_http_handler_fn handle
     *out = NULL;
     if (handler == NULL)
         return -EINVAL;
+#ifndef WEFT_HTTP_WITH_TLS
     if (opts != NULL && opts->tls != NULL)
-        return -EPROTONOSUPPORT; /* the TLS seam: see docs/http-server.md */
+        return -EPROTONOSUPPORT; /* built without the TLS module: see docs/http-server.md */
+#endif
     weft_http_server_t *hs = calloc(1, sizeof(*hs));
     if (hs == NULL)
         return -ENOMEM;
@@ -850,7 +857,14 @@ int weft_http_server_start(weft_http_server_t **out, weft_http_handler_fn handle
     so.reuse_port = hs->opts.reuse_port;
     so.stack_size = hs->opts.stack_size;
     so.max_clients = hs->opts.max_connections ? hs->opts.max_connections : DEF_MAX_CONNS;
-    int r = weft_server_start(&hs->srv, conn_main, hs, host, port, &so);
+    int r;
+#ifdef WEFT_HTTP_WITH_TLS
+    if (hs->opts.tls != NULL)
+        r = weft_tls_server_start(&hs->srv, (weft_tls_ctx_t *)hs->opts.tls, conn_main, hs, host,
+                                  port, &so);
+    else
+#endif
+        r = weft_server_start(&hs->srv, conn_main, hs, host, port, &so);
     if (r < 0) {
         free(hs);
         return r;
