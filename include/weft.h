@@ -1469,6 +1469,23 @@ WEFT_EXTERN int weft_stream_read_all_dl(weft_stream_t *s, const char **data, siz
                                         int64_t deadline);
 
 /*
+ * Wait until at least `min` bytes are buffered, then point *data / *len at ALL the buffered bytes
+ * without consuming them (a zero-copy view for incremental parsers: look, then
+ * weft_stream_consume() what was parsed). The view stays valid until the next reader call on `s`
+ * (consume excepted) or its release. `min` is not bounded by the limit: the caller bounds it.
+ * Returns 0, WEFT_EOF when the stream ended with fewer than `min` bytes (the view then holds
+ * what there is), the stream's error, -EBUSY, -ETIMEDOUT, -ECANCELED (nothing consumed; *len is
+ * 0), -EINVAL. Suspends (only while fewer than `min` bytes are buffered).
+ */
+WEFT_EXTERN int weft_stream_peek(weft_stream_t *s, size_t min, const char **data, size_t *len);
+WEFT_EXTERN int weft_stream_peek_dl(weft_stream_t *s, size_t min, const char **data, size_t *len,
+                                    int64_t deadline);
+
+/* Drop the first `n` buffered bytes (after weft_stream_peek). Returns 0, or -EINVAL when fewer
+ * than `n` are buffered. Does not suspend. */
+WEFT_EXTERN int weft_stream_consume(weft_stream_t *s, size_t n);
+
+/*
  * The bytes buffered in the reader (not consumed), and with `data` non-NULL a pointer to them
  * (valid as for readuntil). Does not read from the fd.
  */
@@ -1634,6 +1651,8 @@ struct weft_server_opts {
     void (*arg_free)(void *arg); /* if set: called with the handler's `arg` once the server is
                                   * freed (released and its last handler returned); only after
                                   * a successful start (on failure `arg` stays the caller's) */
+    size_t max_clients;        /* 0 = no limit; with that many handlers running the server
+                                * stops accepting: new connections wait in the backlog */
 };
 
 /*

@@ -27,6 +27,7 @@ pkgs_of() {
       echo "libpq-dev postgresql" # pg: libpq, and the server its tests start
       echo "libssl-dev openssl"   # tls: OpenSSL 3, and the openssl command (the tests' PKI)
       echo "libcurl4-openssl-dev nginx" # curl: libcurl, and nginx for its tests (+ openssl, python3)
+      echo "curl wrk python3 python3-aiohttp libhttp-parser-dev clang" # http: test clients, libhttp-parser (differential test), clang (fuzzer)
       ;;
     clang) echo clang ;;
     all)   echo "$(pkgs_of build) $(pkgs_of test) $(pkgs_of cross) $(pkgs_of bench) $(pkgs_of modules)" ;;

@@ -18,15 +18,17 @@ cd "$ROOT"
 #                                    valgrind memcheck
 #   arm64     build-arm64/  Release  core tests, built with -g, cross-built for aarch64, run under
 #                                    qemu-user (modules off: their dependencies are not cross-built)
+#   fuzz      build-fuzz/   clang    the HTTP parser's libFuzzer target for WEFT_FUZZ_SECONDS (30)
+#                                    on one core, from its seed corpus (scripts/fuzz-http.sh)
 # The two Release stages make sure optimised code (inline asm clobbers, UB the optimiser exploits)
 # is tested too. Each test has its own time limit (60 s unless its CMakeLists.txt says otherwise),
 # sized for a loaded 2-core machine in the debug stage and scaled per stage by how much slower the
 # stage runs code: asan 2x, tsan 4x, valgrind 8x, arm64 8x.
-# Knobs: WEFT_STAGES, WEFT_NO_DEPS=1 (skip scripts/deps.sh), WEFT_JOBS (2), WEFT_TIMEOUT_SCALE
+# Knobs: WEFT_STAGES, WEFT_FUZZ_SECONDS (30), WEFT_NO_DEPS=1 (skip scripts/deps.sh), WEFT_JOBS (2), WEFT_TIMEOUT_SCALE
 # (an extra factor on every limit, e.g. 2 on a slow machine), WEFT_CMAKE_ARGS (extra configure
 # arguments for every stage). The valgrind and arm64 stages export WEFT_SKIP_SLOW=1: tests too
 # slow under emulation (the million-task scale test) skip themselves there.
-ALL_STAGES="debug asan tsan valgrind arm64"
+ALL_STAGES="debug asan tsan valgrind arm64 fuzz"
 STAGES=${WEFT_STAGES:-$ALL_STAGES}
 JOBS=${WEFT_JOBS:-2}
 TIMEOUT_SCALE=${WEFT_TIMEOUT_SCALE:-1}
@@ -117,6 +119,12 @@ stage_arm64() {
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-g -DWEFT_CORE_TESTS_ONLY=ON
 }
 
+stage_fuzz() {
+  # About 40 s in all (build and a 30 s run): a small step within CI's budget. Longer runs by
+  # hand: scripts/fuzz-http.sh 600.
+  scripts/fuzz-http.sh "${WEFT_FUZZ_SECONDS:-30}"
+}
+
 banner() {
   echo
   echo "======================================================================"
@@ -134,6 +142,16 @@ passed=0 failed=0 n=0 total=$(wc -w <<< "$STAGES")
 notes=()
 for s in $STAGES; do
   n=$((n + 1))
+  if [ "$s" = fuzz ] && ! command -v clang >/dev/null; then
+    if [ "$IN_CI" = 1 ]; then
+      banner "stage $n/$total: fuzz -- FAILED: missing clang (required under CI; scripts/deps.sh modules)"
+      failed=$((failed + 1)); notes+=("fuzz FAILED (missing clang)")
+    else
+      banner "stage $n/$total: fuzz -- SKIPPED: missing clang (install with: scripts/deps.sh modules)"
+      notes+=("fuzz SKIPPED (missing clang)")
+    fi
+    continue
+  fi
   if [ "$s" = arm64 ]; then
     miss=$(arm64_missing)
     if [ -n "$miss" ]; then

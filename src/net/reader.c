@@ -720,3 +720,50 @@ void weft__stream_wake_reader(weft_stream_t *s)
 {
     wake_reader(s, 0);
 }
+
+int weft_stream_peek_dl(weft_stream_t *s, size_t min, const char **data, size_t *len,
+                        int64_t deadline)
+{
+    if (data == NULL || len == NULL)
+        return -EINVAL;
+    *data = NULL;
+    *len = 0;
+    if (s == NULL)
+        return -EINVAL;
+    if (s->rerr != 0)
+        return s->rerr;
+    bool held = false;
+    int r = 0;
+    while (buffered(s) < min) {
+        if (s->eof) {
+            r = WEFT_EOF;
+            break;
+        }
+        if (s->rpos > 0 && s->rpos == s->rend)
+            s->rpos = s->rend = 0;
+        ssize_t f = fill(s, min, deadline, &held);
+        if (f < 0) {
+            r = (int)f;
+            break;
+        }
+    }
+    if (r == 0 || r == WEFT_EOF) {
+        *data = s->rbuf != NULL ? s->rbuf + s->rpos : "";
+        *len = buffered(s);
+    }
+    done(s, held);
+    return r;
+}
+
+int weft_stream_peek(weft_stream_t *s, size_t min, const char **data, size_t *len)
+{
+    return weft_stream_peek_dl(s, min, data, len, WEFT_NO_DEADLINE);
+}
+
+int weft_stream_consume(weft_stream_t *s, size_t n)
+{
+    if (s == NULL || n > buffered(s))
+        return -EINVAL;
+    consume(s, n);
+    return 0;
+}

@@ -33,6 +33,7 @@ struct weft_server {
     struct weft__list conns;   /* streams whose handler runs (weft_stream.slink) */
     struct weft__list closers; /* wait_closed() callers */
     struct weft__list forever; /* the serve_forever() caller */
+    struct weft__list slots;   /* accept tasks waiting below max_clients */
     weft_task_t *forever_task;
     char *unix_path; /* a socket file to remove on close, or NULL */
     dev_t unix_dev;
@@ -67,6 +68,8 @@ static void conn_end(weft_stream_t *s)
     s->server = NULL;
     weft_stream_release(s);
     srv->nconns--;
+    if (srv->opts.max_clients > 0)
+        weft__nwaiters_wake_all(&srv->slots, 0);
     maybe_wake_closers(srv);
     server_unref(srv);
 }
@@ -124,6 +127,13 @@ static int accept_main(void *arg)
     struct listener *L = arg;
     weft_server_t *srv = L->srv;
     while (L->fd >= 0) {
+        if (srv->opts.max_clients > 0 && srv->nconns >= srv->opts.max_clients) {
+            /* At the limit: leave new connections in the backlog until a handler returns. */
+            int r = weft__nwaiters_park(&srv->slots, weft_current_task(), srv, WEFT_NO_DEADLINE);
+            if (r < 0 && L->fd >= 0)
+                break;
+            continue;
+        }
         int fd = accept4(L->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             start_conn(L, fd);
@@ -186,6 +196,7 @@ static int server_new(weft_server_t **out, weft_stream_handler_fn handler, void 
     weft__list_init(&srv->conns);
     weft__list_init(&srv->closers);
     weft__list_init(&srv->forever);
+    weft__list_init(&srv->slots);
     *out = srv;
     return 0;
 }
@@ -386,6 +397,7 @@ void weft_server_close(weft_server_t *srv)
         st.st_ino == srv->unix_ino)
         unlink(srv->unix_path);
     weft__nwaiters_wake_all(&srv->forever, 0);
+    weft__nwaiters_wake_all(&srv->slots, 0);
     maybe_wake_closers(srv);
 }
 

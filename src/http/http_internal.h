@@ -1,0 +1,115 @@
+/*
+ * The HTTP module's private declarations: the server, a connection, a request.
+ */
+#ifndef WEFT_HTTP_INTERNAL_H
+#define WEFT_HTTP_INTERNAL_H
+
+#include <weft/http.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* tchar (RFC 9110 5.6.2): 1 for a token byte (parse.c). */
+extern const unsigned char weft__http_tchar[256] __attribute__((visibility("hidden")));
+
+/* A growable byte buffer (malloc'd). */
+struct hbuf {
+    char *p;
+    size_t len, cap;
+};
+
+/* A doubly linked list node. */
+struct hlist {
+    struct hlist *next, *prev;
+};
+
+static inline void weft__http_list_init(struct hlist *l)
+{
+    l->next = l->prev = l;
+}
+
+static inline void weft__http_list_add(struct hlist *l, struct hlist *n)
+{
+    n->prev = l->prev;
+    n->next = l;
+    l->prev->next = n;
+    l->prev = n;
+}
+
+static inline void weft__http_list_remove(struct hlist *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = n;
+}
+
+struct weft_http_server {
+    uint32_t refs;
+    bool shutting;
+    weft_server_t *srv;
+    weft_http_handler_fn handler;
+    void *arg;
+    struct weft_http_server_opts opts;
+    size_t max_body;
+    double header_to, keepalive_to, body_to, write_to;
+    char server_line[128]; /* "Server: name\r\n", or empty */
+    size_t server_len;
+    struct hlist conns; /* struct conn.link */
+    size_t nconns;
+};
+
+/* One connection (on its task's stack). */
+struct conn {
+    struct hlist link;
+    weft_http_server_t *hs;
+    weft_stream_t *s;
+    weft_task_t *task;
+    int64_t first_dl; /* the first request's head deadline (from the accept) */
+    size_t nreq;
+    bool idle;        /* waiting for a request's first byte */
+    bool reading;     /* reading a request head */
+    struct hbuf out;      /* the response head being built */
+    struct hbuf headcopy; /* the request head, once a body read must move it */
+};
+
+static inline struct conn *weft__http_conn_of(struct hlist *n)
+{
+    return (struct conn *)(void *)((char *)n - offsetof(struct conn, link));
+}
+
+#define WEFT_HTTP_MAX_PARAMS 16
+
+struct weft_http_request {
+    struct weft_http_head head;
+    struct conn *c;
+    const char *head_ptr; /* the head's bytes (stream buffer, or headcopy once kept) */
+    size_t head_len;
+    bool head_kept;
+    bool is_head;
+    /* body */
+    uint64_t body_left; /* Content-Length bytes left */
+    size_t body_total;  /* chunked bytes so far */
+    struct weft_http_chunked chunk;
+    bool body_done;
+    bool continue_sent;
+    int body_err;   /* the body's failure, once it failed */
+    int err_status; /* the status that failure calls for (400, 408, 413), or 0 */
+    const char *piece; /* body_read's rest of the last piece */
+    size_t piece_len;
+    struct hbuf owned; /* body_all's copy */
+    /* response */
+    struct hbuf hdrs; /* added headers, "Name: value\r\n" each */
+    int status;
+    bool started, ended, chunked_out;
+    bool close_after; /* the connection closes after this response */
+    bool abort;       /* the response cannot be completed: drop the connection */
+    size_t nparams;
+    /* router (last: a new request resets everything before it) */
+    struct {
+        const char *name;
+        size_t nlen;
+        struct weft_http_str value;
+    } params[WEFT_HTTP_MAX_PARAMS];
+};
+
+#endif /* WEFT_HTTP_INTERNAL_H */

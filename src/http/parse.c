@@ -1,0 +1,691 @@
+/*
+ * The HTTP/1.1 request parser (RFC 9112) and the chunked decoder: incremental (each call looks
+ * only at the lines completed since the last one), zero-copy (slices of the caller's buffer) and
+ * strict: whatever could let two parsers disagree on where a request ends is refused with 400.
+ * No allocation, no loop: the fuzzer and the differential test build this file alone.
+ */
+#include <weft/http.h>
+
+#include <errno.h>
+#include <string.h>
+
+#define S_LINE    0 /* the request line (or empty lines before it) */
+#define S_HEADERS 1
+
+#define MAX_METHOD 32 /* a longer method is not one this server could know */
+
+/* tchar (RFC 9110 5.6.2); the server checks response header names with it too. */
+#define tchar weft__http_tchar
+const unsigned char weft__http_tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+/* Bytes that cannot appear in a Host value (an authority): whitespace, list and path bytes. */
+static const unsigned char host_bad[256] = {[' '] = 1, ['\t'] = 1, [','] = 1, ['/'] = 1, ['@'] = 1};
+
+static inline bool is_vchar(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f;
+}
+
+/* field-value bytes: VCHAR, SP, HTAB, obs-text. */
+static inline bool is_fvchar(unsigned char c)
+{
+    return c >= 0x20 ? c != 0x7f : c == '\t';
+}
+
+/* The first byte at or after b[i] (before `end`) that may not appear inside a field line: a
+ * control byte other than HTAB, or DEL (a CR ends the line; anything else is an error). Eight
+ * bytes at a time while none is below 0x20 or DEL. */
+static size_t scan_stop(const char *b, size_t i, size_t end)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    while (i + 8 <= end) {
+        uint64_t x;
+        memcpy(&x, b + i, 8);
+        uint64_t ctl = (x - ones * 0x20) & ~x & high;
+        uint64_t y = x ^ (ones * 0x7f);
+        uint64_t del = (y - ones) & ~y & high;
+        if ((ctl | del) != 0) {
+            for (size_t k = i; k < i + 8; k++) {
+                unsigned char c = (unsigned char)b[k];
+                if ((c < 0x20 && c != '\t') || c == 0x7f)
+                    return k;
+            }
+        }
+        i += 8;
+    }
+    if (i < end && end >= 8) {
+        /* The last few bytes: one word ending at `end` (the bytes before i were read
+         * already); if none of it is a stop byte, neither are the few. */
+        uint64_t x;
+        memcpy(&x, b + end - 8, 8);
+        uint64_t ctl = (x - ones * 0x20) & ~x & high;
+        uint64_t y = x ^ (ones * 0x7f);
+        uint64_t del = (y - ones) & ~y & high;
+        if ((ctl | del) == 0)
+            return end;
+    }
+    for (; i < end; i++) {
+        unsigned char c = (unsigned char)b[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return i;
+    }
+    return end;
+}
+
+static inline char lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+static bool caseeq(const char *a, size_t n, const char *lit)
+{
+    size_t i = 0;
+    for (; i < n && lit[i] != '\0'; i++)
+        if (lower(a[i]) != lit[i])
+            return false;
+    return i == n && lit[i] == '\0';
+}
+
+bool weft_http_str_eq(struct weft_http_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.n == n && (n == 0 || memcmp(s.p, lit, n) == 0);
+}
+
+bool weft_http_str_caseeq(struct weft_http_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (s.n != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower(s.p[i]) != lower(lit[i]))
+            return false;
+    return true;
+}
+
+void weft_http_parser_init(struct weft_http_parser *p, const struct weft_http_limits *lim)
+{
+    memset(p, 0, sizeof(*p));
+    if (lim != NULL)
+        p->lim = *lim;
+    if (p->lim.max_target == 0)
+        p->lim.max_target = WEFT_HTTP_MAX_TARGET;
+    if (p->lim.max_header_bytes == 0)
+        p->lim.max_header_bytes = WEFT_HTTP_MAX_HEADER_BYTES;
+    if (p->lim.max_headers == 0)
+        p->lim.max_headers = WEFT_HTTP_MAX_HEADERS;
+}
+
+/* The buffer moved since the last call (a stream's buffer grows or is compacted): move every
+ * slice taken from the old one by the same offset. Slices outside it (literals) stay. */
+static void rebase_str(struct weft_http_str *s, uintptr_t old, size_t oldlen, const char *nb)
+{
+    uintptr_t a = (uintptr_t)s->p;
+    if (s->p != NULL && a >= old && a <= old + oldlen)
+        s->p = nb + (a - old);
+}
+
+static void rebase(struct weft_http_parser *p, struct weft_http_head *h, const char *nb)
+{
+    uintptr_t old = (uintptr_t)p->base;
+    size_t oldlen = p->pos; /* every slice lies in the lines parsed so far */
+    rebase_str(&h->method, old, oldlen, nb);
+    rebase_str(&h->target, old, oldlen, nb);
+    rebase_str(&h->path, old, oldlen, nb);
+    rebase_str(&h->query, old, oldlen, nb);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        rebase_str(&h->headers[i].name, old, oldlen, nb);
+        rebase_str(&h->headers[i].value, old, oldlen, nb);
+    }
+}
+
+/* Content-Length: 1*DIGIT, once. A repeated field or a list ("5, 5"), which RFC 9110 8.6 lets a
+ * recipient either merge or reject, is rejected: two parsers must never disagree on it. */
+static int parse_cl(const char *v, size_t n, int64_t *out)
+{
+    if (*out >= 0 || n == 0)
+        return -400;
+    int64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9' || x > (INT64_MAX - 9) / 10)
+            return -400; /* not a digit, or an overflow */
+        x = x * 10 + (v[i] - '0');
+    }
+    *out = x;
+    return 0;
+}
+
+typedef __typeof__(((struct weft_http_parser *)0)->f) facts_t;
+/* Split a comma-separated list and call fn on each non-empty element (OWS trimmed). */
+static int each_elem(const char *v, size_t n, int (*fn)(const char *, size_t, void *), void *arg)
+{
+    size_t i = 0;
+    while (i <= n) {
+        size_t j = i;
+        while (j < n && v[j] != ',')
+            j++;
+        size_t a = i, b = j;
+        while (a < b && (v[a] == ' ' || v[a] == '\t'))
+            a++;
+        while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+            b--;
+        if (b > a) {
+            int r = fn(v + a, b - a, arg);
+            if (r < 0)
+                return r;
+        }
+        i = j + 1;
+    }
+    return 0;
+}
+
+static bool all_tchar(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!tchar[(unsigned char)v[i]])
+            return false;
+    return n > 0;
+}
+
+static int te_elem(const char *v, size_t n, void *arg)
+{
+    facts_t *f = arg;
+    if (f->te_chunked)
+        f->te_bad = true; /* something after chunked (or chunked twice) */
+    if (!all_tchar(v, n))
+        f->te_bad = true; /* parameters or junk: refuse rather than guess */
+    else if (caseeq(v, n, "chunked"))
+        f->te_chunked = true;
+    else
+        f->te_other = true;
+    return 0;
+}
+
+static int conn_elem(const char *v, size_t n, void *arg)
+{
+    facts_t *f = arg;
+    if (caseeq(v, n, "close"))
+        f->conn_close = true;
+    else if (caseeq(v, n, "keep-alive"))
+        f->conn_keep = true;
+    else if (caseeq(v, n, "upgrade"))
+        f->conn_upgrade = true;
+    return 0;
+}
+
+/* The request line: method SP request-target SP HTTP-version (RFC 9112 3). */
+static int parse_request_line(struct weft_http_head *h, const char *l, size_t n,
+                              const struct weft_http_limits *lim)
+{
+    size_t i = 0;
+    while (i < n && tchar[(unsigned char)l[i]])
+        i++;
+    if (i == 0 || i > MAX_METHOD || i == n || l[i] != ' ')
+        return -400;
+    h->method = (struct weft_http_str){l, i};
+    size_t t0 = ++i;
+    while (i < n && is_vchar((unsigned char)l[i]))
+        i++;
+    if (i - t0 > lim->max_target)
+        return -414;
+    if (i == t0 || i == n || l[i] != ' ')
+        return -400; /* no target, a second space, a control or non-ASCII byte */
+    h->target = (struct weft_http_str){l + t0, i - t0};
+    i++;
+    if (n - i != 8 || memcmp(l + i, "HTTP/", 5) != 0 || l[i + 6] != '.')
+        return -400;
+    char maj = l[i + 5], min = l[i + 7];
+    if (maj < '0' || maj > '9' || min < '0' || min > '9')
+        return -400;
+    if (maj != '1')
+        return -505;
+    h->minor = min == '0' ? 0 : 1; /* 1.x with x > 1: treated as 1.1 (RFC 9110 2.5) */
+
+    /* The target's form (RFC 9112 3.2). */
+    const char *t = h->target.p;
+    size_t tn = h->target.n;
+    bool connect = weft_http_str_eq(h->method, "CONNECT");
+    size_t ps = 0, pe;
+    if (connect) {
+        if (t[0] == '/' || t[0] == '*')
+            return -400;
+        h->path = h->target; /* authority-form */
+        return 0;
+    }
+    if (t[0] == '/') {
+        ps = 0;
+    } else if (tn == 1 && t[0] == '*') {
+        if (!weft_http_str_eq(h->method, "OPTIONS"))
+            return -400;
+        h->path = h->target;
+        return 0;
+    } else {
+        /* absolute-form: scheme "://" authority path-abempty [ "?" query ] */
+        size_t k = 0;
+        while (k < tn && ((t[k] >= 'a' && t[k] <= 'z') || (t[k] >= 'A' && t[k] <= 'Z') ||
+                          (k > 0 && ((t[k] >= '0' && t[k] <= '9') || t[k] == '+' ||
+                                     t[k] == '-' || t[k] == '.'))))
+            k++;
+        if (k == 0 || tn - k < 3 || memcmp(t + k, "://", 3) != 0)
+            return -400;
+        k += 3;
+        while (k < tn && t[k] != '/' && t[k] != '?')
+            k++;
+        ps = k;
+    }
+    pe = ps;
+    while (pe < tn && t[pe] != '?')
+        pe++;
+    if (pe == ps)
+        h->path = (struct weft_http_str){"/", 1}; /* "http://host" means "/" */
+    else
+        h->path = (struct weft_http_str){t + ps, pe - ps};
+    if (pe < tn)
+        h->query = (struct weft_http_str){t + pe + 1, tn - pe - 1};
+    return 0;
+}
+
+/* One header field line (RFC 9112 5): field-name ":" OWS field-value OWS. */
+/* The line's bytes were checked by scan_stop already: no control byte but HTAB, no DEL. */
+static int parse_field(struct weft_http_head *h, facts_t *f, const char *l, size_t n,
+                       size_t cap)
+{
+    if (n > 0 && (l[0] == ' ' || l[0] == '\t'))
+        return -400; /* obsolete line folding */
+    size_t i = 0;
+    while (i < n && tchar[(unsigned char)l[i]])
+        i++;
+    if (i == 0 || i == n || l[i] != ':')
+        return -400; /* empty name, whitespace before the colon, a bad name byte */
+    size_t nl = i++;
+    while (i < n && (l[i] == ' ' || l[i] == '\t'))
+        i++;
+    size_t v0 = i, ve = n;
+    while (ve > v0 && (l[ve - 1] == ' ' || l[ve - 1] == '\t'))
+        ve--;
+    if (h->nheaders >= cap)
+        return -431;
+    struct weft_http_header *hd = &h->headers[h->nheaders++];
+    hd->name = (struct weft_http_str){l, nl};
+    hd->value = (struct weft_http_str){l + v0, ve - v0};
+    const char *v = l + v0;
+    size_t vn = ve - v0;
+
+    switch (lower(l[0])) {
+    case 'c':
+        if (nl == 14 && caseeq(l, nl, "content-length"))
+            return parse_cl(v, vn, &h->content_length);
+        if (nl == 10 && caseeq(l, nl, "connection"))
+            return each_elem(v, vn, conn_elem, f);
+        break;
+    case 't':
+        if (nl == 17 && caseeq(l, nl, "transfer-encoding")) {
+            f->te = true;
+            if (vn == 0)
+                f->te_bad = true;
+            return each_elem(v, vn, te_elem, f);
+        }
+        break;
+    case 'h':
+        if (nl == 4 && caseeq(l, nl, "host")) {
+            if (++f->hosts > 1)
+                return -400;
+            for (size_t k = 0; k < vn; k++)
+                if (host_bad[(unsigned char)v[k]])
+                    return -400;
+        }
+        break;
+    case 'e':
+        if (nl == 6 && caseeq(l, nl, "expect"))
+            f->expect = caseeq(v, vn, "100-continue") && f->expect == 0 ? 1 : -1;
+        break;
+    case 'u':
+        if (nl == 7 && caseeq(l, nl, "upgrade"))
+            f->has_upgrade = true;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* The empty line was reached: decide framing and persistence (RFC 9112 6.3, 9.3). */
+static int finish(struct weft_http_head *h, facts_t *f)
+{
+    if (h->minor == 1 && f->hosts == 0)
+        return -400;
+    if (f->te) {
+        if (h->minor == 0)
+            return -400; /* Transfer-Encoding in HTTP/1.0: faulty framing */
+        if (h->content_length >= 0)
+            return -400; /* both: the classic smuggling vector */
+        if (f->te_bad)
+            return -400;
+        if (!f->te_chunked)
+            return -400; /* chunked must be the final coding */
+        if (f->te_other)
+            return -501; /* gzip, chunked: a coding this server does not decode */
+        h->chunked = true;
+    }
+    if (f->expect < 0)
+        return -417;
+    h->expect_continue = f->expect == 1 && h->minor == 1;
+    h->keep_alive = h->minor == 1 ? !f->conn_close : (f->conn_keep && !f->conn_close);
+    h->upgrade = f->conn_upgrade && f->has_upgrade;
+    return 0;
+}
+
+ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
+                        struct weft_http_head *h, size_t cap)
+{
+    if (p->lim.max_target == 0)
+        weft_http_parser_init(p, NULL);
+    if (p->state == S_LINE) {
+        /* Nothing of this request was parsed yet: start its head afresh. */
+        struct weft_http_header *hs = h->headers;
+        memset(h, 0, sizeof(*h));
+        h->headers = hs;
+        h->content_length = -1;
+        memset(&p->f, 0, sizeof(p->f));
+    } else if (p->base != buf) {
+        rebase(p, h, buf);
+    }
+    p->base = buf;
+    if (cap > p->lim.max_headers)
+        cap = p->lim.max_headers;
+    facts_t *f = &p->f;
+
+    size_t pos = p->pos;
+    for (;;) {
+        if (p->state == S_HEADERS) {
+            /* One pass finds the line's end and checks its bytes: bytes before p->scan were
+             * checked by an earlier call. The scan stops at the header section's limit. */
+            size_t bound = p->line_start + p->lim.max_header_bytes;
+            size_t end = len < bound ? len : bound;
+            size_t from = p->scan > pos ? p->scan : pos;
+            size_t k = scan_stop(buf, from, end);
+            if (k == end) {
+                p->scan = end;
+                p->pos = pos;
+                return len >= bound ? -431 : 0; /* no line end within the limit: never fits */
+            }
+            if (buf[k] != '\r')
+                return -400; /* a bare LF, NUL, another control byte or DEL */
+            if (k + 1 == len) {
+                p->scan = k; /* the CR's LF has not come yet */
+                p->pos = pos;
+                return 0;
+            }
+            if (buf[k + 1] != '\n')
+                return -400; /* a bare CR */
+            size_t next = k + 2;
+            if (next - p->line_start > p->lim.max_header_bytes)
+                return -431;
+            if (k == pos) {
+                int r = finish(h, f);
+                p->pos = next;
+                return r < 0 ? r : (ssize_t)next;
+            }
+            int r = parse_field(h, f, buf + pos, k - pos, cap);
+            if (r < 0)
+                return r;
+            pos = next;
+            p->scan = next;
+            continue;
+        }
+        size_t from = p->scan > pos ? p->scan : pos;
+        const char *nlp = from < len ? memchr(buf + from, '\n', len - from) : NULL;
+        if (nlp == NULL) {
+            p->scan = len;
+            p->pos = pos;
+            /* An unfinished line already over its limit is refused now, not at its end. */
+            if (len - pos > p->lim.max_target + MAX_METHOD + 16) {
+                const char *sp = memchr(buf + pos, ' ', len - pos);
+                return sp == NULL ? -400 : -414;
+            }
+            return 0;
+        }
+        size_t e = (size_t)(nlp - buf); /* the LF */
+        if (e == pos || buf[e - 1] != '\r')
+            return -400; /* a bare LF where CRLF is required */
+        const char *l = buf + pos;
+        size_t n = e - 1 - pos;
+        /* A bare CR or a NUL inside the request line is refused by the checks of its parts
+         * (method token, target bytes, version): none admits either. */
+        size_t next = e + 1;
+        if (n == 0) {
+            /* Empty lines before the request line are ignored (RFC 9112 2.2), a few. */
+            if (next > 64)
+                return -400;
+            pos = next;
+            continue;
+        }
+        int r = parse_request_line(h, l, n, &p->lim);
+        if (r < 0)
+            return r;
+        p->state = S_HEADERS;
+        p->line_start = next; /* the header section starts here */
+        pos = next;
+        p->scan = next;
+    }
+}
+
+/* ---- chunked transfer coding (RFC 9112 7.1) ---- */
+
+enum {
+    C_SIZE0,    /* the first hex digit of a chunk size */
+    C_SIZE,     /* more hex digits */
+    C_SIZE_WS,  /* whitespace after the size (only before an extension) */
+    C_EXT,      /* a chunk extension, up to CR */
+    C_SIZE_LF,  /* LF after the size line's CR */
+    C_DATA,     /* chunk data */
+    C_DATA_CR,  /* CR after the data */
+    C_DATA_LF,  /* LF after it */
+    C_TR_START, /* the start of a trailer line (or the final empty line) */
+    C_TR_LINE,  /* in a trailer line */
+    C_TR_LF,    /* LF ending a trailer line */
+    C_END_LF,   /* LF of the final empty line */
+    C_DONE,
+};
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = lower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+ssize_t weft_http_chunked_decode(struct weft_http_chunked *c, const char *buf, size_t len,
+                                 const char **data, size_t *dlen)
+{
+    *data = NULL;
+    *dlen = 0;
+    size_t max = c->max_trailer ? c->max_trailer : WEFT_HTTP_MAX_HEADER_BYTES;
+    size_t i = 0;
+    while (i < len && c->state != C_DONE) {
+        char ch = buf[i];
+        switch (c->state) {
+        case C_DATA: {
+            size_t k = len - i;
+            if (k > c->remaining)
+                k = (size_t)c->remaining;
+            *data = buf + i;
+            *dlen = k;
+            c->remaining -= k;
+            if (c->remaining == 0)
+                c->state = C_DATA_CR;
+            return (ssize_t)(i + k);
+        }
+        case C_SIZE0:
+        case C_SIZE: {
+            int v = hexval(ch);
+            if (v >= 0) {
+                if (c->remaining > (UINT64_MAX >> 8))
+                    return -400; /* chunk size overflow */
+                c->remaining = c->remaining * 16 + (uint64_t)v;
+                c->state = C_SIZE;
+                c->trailer_bytes = 0;
+                break;
+            }
+            if (c->state == C_SIZE0)
+                return -400;
+            if (ch == '\r')
+                c->state = C_SIZE_LF;
+            else if (ch == ';')
+                c->state = C_EXT;
+            else if (ch == ' ' || ch == '\t')
+                c->state = C_SIZE_WS;
+            else
+                return -400;
+            break;
+        }
+        case C_SIZE_WS:
+            if (ch == ';')
+                c->state = C_EXT;
+            else if (ch != ' ' && ch != '\t')
+                return -400;
+            break;
+        case C_EXT:
+            if (++c->trailer_bytes > max)
+                return -431;
+            if (ch == '\r')
+                c->state = C_SIZE_LF;
+            else if (!is_fvchar((unsigned char)ch))
+                return -400;
+            break;
+        case C_SIZE_LF:
+            if (ch != '\n')
+                return -400;
+            c->trailer_bytes = 0;
+            c->state = c->remaining > 0 ? C_DATA : C_TR_START;
+            break;
+        case C_DATA_CR:
+            if (ch != '\r')
+                return -400;
+            c->state = C_DATA_LF;
+            break;
+        case C_DATA_LF:
+            if (ch != '\n')
+                return -400;
+            c->state = C_SIZE0;
+            break;
+        case C_TR_START:
+            if (ch == '\r') {
+                c->state = C_END_LF;
+                break;
+            }
+            if (ch == ' ' || ch == '\t' || ch == ':' || !tchar[(unsigned char)ch])
+                return -400; /* folding, or not a field name */
+            c->state = C_TR_LINE;
+            if (++c->trailer_bytes > max)
+                return -431;
+            break;
+        case C_TR_LINE:
+            if (++c->trailer_bytes > max)
+                return -431;
+            if (ch == '\r')
+                c->state = C_TR_LF;
+            else if (!is_fvchar((unsigned char)ch))
+                return -400;
+            break;
+        case C_TR_LF:
+            if (ch != '\n')
+                return -400;
+            c->state = C_TR_START;
+            break;
+        case C_END_LF:
+            if (ch != '\n')
+                return -400;
+            c->state = C_DONE;
+            c->done = true;
+            break;
+        default:
+            return -400;
+        }
+        i++;
+    }
+    return (ssize_t)i;
+}
+
+/* ---- helpers ---- */
+
+ssize_t weft_http_pct_decode(const char *src, size_t n, char *dst, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = src[i];
+        if (ch == '%') {
+            if (n - i < 3)
+                return -EINVAL;
+            int a = hexval(src[i + 1]), b = hexval(src[i + 2]);
+            if (a < 0 || b < 0)
+                return -EINVAL;
+            ch = (char)(a * 16 + b);
+            i += 2;
+        }
+        if (ch == '\0')
+            return -EINVAL;
+        if (o + 1 >= cap)
+            return -ENOSPC;
+        dst[o++] = ch;
+    }
+    if (cap == 0)
+        return -ENOSPC;
+    dst[o] = '\0';
+    return (ssize_t)o;
+}
+
+const char *weft_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "";
+    }
+}

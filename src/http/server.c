@@ -1,0 +1,943 @@
+/*
+ * The HTTP/1.1 server: one weft task per connection (weft_server_start's handler) that loops over
+ * the connection's requests: read a head (zero-copy, parsed in the stream's buffer with
+ * weft_stream_peek), call the handler, finish the response and the body, decide whether the
+ * connection stays open. One task per connection rather than per request: requests of a
+ * connection are answered in order anyway (pipelining), and the hot path spawns nothing.
+ */
+#include "http_internal.h"
+
+#ifdef WEFT_HTTP_WITH_TLS
+#include <weft/tls.h>
+#endif
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEF_MAX_BODY     (1024 * 1024)
+#define DEF_HEADER_TO    10.0
+#define DEF_KEEPALIVE_TO 5.0
+#define DEF_BODY_TO      30.0
+#define DEF_WRITE_TO     30.0
+#define DEF_MAX_CONNS    10000
+#define DEF_BACKLOG      1024
+#define DISCARD_MAX      (64 * 1024) /* unread body bytes we read and drop to keep a connection */
+#define LINGER_MAX       (256 * 1024)
+#define LINGER_SECONDS   2.0
+#define SMALL_BODY       (16 * 1024) /* bodies up to this go out in one write with the head */
+
+/* ---- the Date header, formatted once a second ---- */
+
+static __thread time_t date_sec;
+static __thread char date_line[48]; /* "Date: ...\r\n" */
+static __thread size_t date_len;
+
+/* The Date header line, formatted once a second. */
+static const char *http_date_line(size_t *len)
+{
+    time_t now = time(NULL);
+    if (now != date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        date_len = strftime(date_line, sizeof(date_line), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n",
+                            &tm);
+        date_sec = now;
+    }
+    *len = date_len;
+    return date_line;
+}
+
+/* ---- a growable byte buffer ---- */
+
+static int buf_reserve(struct hbuf *b, size_t more)
+{
+    if (b->cap - b->len >= more)
+        return 0;
+    size_t cap = b->cap ? b->cap : 512;
+    while (cap - b->len < more) {
+        if (cap > SIZE_MAX / 2)
+            return -ENOMEM;
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (p == NULL)
+        return -ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_add(struct hbuf *b, const void *d, size_t n)
+{
+    int r = buf_reserve(b, n);
+    if (r < 0)
+        return r;
+    if (n > 0)
+        memcpy(b->p + b->len, d, n);
+    b->len += n;
+    return 0;
+}
+
+static void buf_free(struct hbuf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ---- the server object ---- */
+
+static void hs_unref(weft_http_server_t *hs)
+{
+    if (--hs->refs > 0)
+        return;
+    weft_server_release(hs->srv);
+    free(hs);
+}
+
+static double opt_or(double v, double def)
+{
+    return v > 0 ? v : def;
+}
+
+/* ---- writing ---- */
+
+/* Write `n` bytes and apply backpressure within the write timeout. */
+static int out_write(struct conn *c, const void *d, size_t n)
+{
+    int r = weft_stream_write(c->s, d, n);
+    if (r < 0)
+        return r;
+    if (weft_stream_write_buffered(c->s) > 0) {
+        r = weft_stream_drain_dl(c->s, weft_deadline_in(c->hs->write_to));
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* The request's connection will close after this response. */
+static bool will_close(weft_http_request_t *req)
+{
+    struct conn *c = req->c;
+    return req->close_after || !req->head.keep_alive || c->hs->shutting ||
+           (c->hs->opts.max_requests > 0 && c->nreq >= c->hs->opts.max_requests);
+}
+
+static bool bodiless_status(int status)
+{
+    return (status >= 100 && status < 200) || status == 204 || status == 304;
+}
+
+/* Build the response head into c->out (which is emptied first). `clen` < 0: no Content-Length
+ * (chunked when `chunked`, else delimited by close). */
+static int build_head(weft_http_request_t *req, int status, int64_t clen, bool chunked)
+{
+    struct conn *c = req->c;
+    struct hbuf *o = &c->out;
+    o->len = 0;
+    if (status < 100 || status > 999)
+        return -EINVAL;
+    if (clen < 0 && !chunked)
+        req->close_after = true; /* the end of the body is the end of the connection */
+    bool close = will_close(req);
+    const char *reason = weft_http_reason(status);
+    size_t rlen = strlen(reason);
+    size_t dlen;
+    const char *date = http_date_line(&dlen);
+    /* One reservation for everything but the server name and the added headers. */
+    if (buf_reserve(o, 160 + rlen + dlen + c->hs->server_len + req->hdrs.len) < 0)
+        return -ENOMEM;
+    char *p = o->p;
+    memcpy(p, "HTTP/1.1 ", 9);
+    p[9] = (char)('0' + status / 100);
+    p[10] = (char)('0' + status / 10 % 10);
+    p[11] = (char)('0' + status % 10);
+    p[12] = ' ';
+    p += 13;
+    memcpy(p, reason, rlen);
+    p += rlen;
+    *p++ = '\r';
+    *p++ = '\n';
+    memcpy(p, date, dlen);
+    p += dlen;
+    if (c->hs->server_len > 0) {
+        memcpy(p, c->hs->server_line, c->hs->server_len);
+        p += c->hs->server_len;
+    }
+    if (req->hdrs.len > 0) {
+        memcpy(p, req->hdrs.p, req->hdrs.len);
+        p += req->hdrs.len;
+    }
+    if (clen >= 0 && !(status >= 100 && status < 200) && status != 204) {
+        memcpy(p, "Content-Length: ", 16);
+        p += 16;
+        char t[24];
+        int n = 0;
+        uint64_t v = (uint64_t)clen;
+        do {
+            t[sizeof(t) - 1 - n++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0);
+        memcpy(p, t + sizeof(t) - n, (size_t)n);
+        p += n;
+        *p++ = '\r';
+        *p++ = '\n';
+    } else if (chunked) {
+        memcpy(p, "Transfer-Encoding: chunked\r\n", 28);
+        p += 28;
+    }
+    if (close) {
+        memcpy(p, "Connection: close\r\n", 19);
+        p += 19;
+    } else if (req->head.minor == 0) {
+        memcpy(p, "Connection: keep-alive\r\n", 24);
+        p += 24;
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    o->len = (size_t)(p - o->p);
+    req->close_after = close;
+    req->status = status;
+    req->started = true;
+    return 0;
+}
+
+int weft_http_header_add(weft_http_request_t *req, const char *name, const char *value)
+{
+    if (req == NULL || name == NULL || value == NULL || name[0] == '\0')
+        return -EINVAL;
+    if (req->started)
+        return -EALREADY;
+    size_t nl = 0;
+    while (weft__http_tchar[(unsigned char)name[nl]])
+        nl++;
+    if (name[nl] != '\0')
+        return -EINVAL; /* not a token */
+    size_t vl = strcspn(value, "\r\n");
+    if (value[vl] != '\0')
+        return -EINVAL;
+    if (buf_reserve(&req->hdrs, nl + vl + 4) < 0)
+        return -ENOMEM;
+    char *p = req->hdrs.p + req->hdrs.len;
+    memcpy(p, name, nl);
+    p[nl] = ':';
+    p[nl + 1] = ' ';
+    memcpy(p + nl + 2, value, vl);
+    p[nl + 2 + vl] = '\r';
+    p[nl + 3 + vl] = '\n';
+    req->hdrs.len += nl + vl + 4;
+    return 0;
+}
+
+static int respond_impl(weft_http_request_t *req, int status, const void *body, size_t len)
+{
+    if (req->started)
+        return -EALREADY;
+    int r = build_head(req, status, (int64_t)len, false);
+    if (r < 0)
+        return r;
+    req->ended = true;
+    struct conn *c = req->c;
+    bool send_body = !req->is_head && !bodiless_status(status) && len > 0;
+    if (send_body && len <= SMALL_BODY) {
+        if (buf_add(&c->out, body, len) < 0)
+            return -ENOMEM;
+        return out_write(c, c->out.p, c->out.len);
+    }
+    r = out_write(c, c->out.p, c->out.len);
+    if (r < 0 || !send_body)
+        return r;
+    return out_write(c, body, len);
+}
+
+int weft_http_respond(weft_http_request_t *req, int status, const void *body, size_t len)
+{
+    if (req == NULL || (body == NULL && len > 0))
+        return -EINVAL;
+    int r = respond_impl(req, status, body, len);
+    if (r < 0 && r != -EALREADY && r != -EINVAL)
+        req->close_after = true;
+    return r;
+}
+
+int weft_http_respond_start(weft_http_request_t *req, int status)
+{
+    if (req == NULL)
+        return -EINVAL;
+    if (req->started)
+        return -EALREADY;
+    bool chunked = req->head.minor == 1;
+    int r = build_head(req, status, -1, chunked);
+    if (r < 0)
+        return r;
+    req->chunked_out = chunked;
+    r = out_write(req->c, req->c->out.p, req->c->out.len);
+    if (r < 0)
+        req->close_after = true;
+    return r;
+}
+
+int weft_http_respond_chunk(weft_http_request_t *req, const void *data, size_t len)
+{
+    if (req == NULL || (data == NULL && len > 0))
+        return -EINVAL;
+    if (!req->started || req->ended)
+        return -EINVAL;
+    if (len == 0 || req->is_head || bodiless_status(req->status))
+        return 0;
+    struct conn *c = req->c;
+    int r;
+    if (req->chunked_out) {
+        char sz[24];
+        int n = snprintf(sz, sizeof(sz), "%zx\r\n", len);
+        r = weft_stream_write(c->s, sz, (size_t)n);
+        if (r == 0)
+            r = weft_stream_write(c->s, data, len);
+        if (r == 0)
+            r = out_write(c, "\r\n", 2);
+    } else {
+        r = out_write(c, data, len);
+    }
+    if (r < 0)
+        req->close_after = true;
+    return r;
+}
+
+int weft_http_respond_end(weft_http_request_t *req)
+{
+    if (req == NULL || !req->started)
+        return -EINVAL;
+    if (req->ended)
+        return 0;
+    req->ended = true;
+    if (!req->chunked_out || req->is_head || bodiless_status(req->status))
+        return 0;
+    int r = out_write(req->c, "0\r\n\r\n", 5);
+    if (r < 0)
+        req->close_after = true;
+    return r;
+}
+
+int weft_http_respond_file(weft_http_request_t *req, int status, int fd, off_t offset, size_t len)
+{
+    if (req == NULL || fd < 0 || offset < 0)
+        return -EINVAL;
+    if (req->started)
+        return -EALREADY;
+    int r = build_head(req, status, (int64_t)len, false);
+    if (r < 0)
+        return r;
+    req->ended = true;
+    struct conn *c = req->c;
+    r = out_write(c, c->out.p, c->out.len);
+    if (r < 0 || req->is_head || bodiless_status(status)) {
+        if (r < 0)
+            req->close_after = true;
+        return r;
+    }
+    /* sendfile writes to the socket itself: not under TLS, whose bytes go through the stream. */
+    int sfd = c->hs->opts.tls == NULL ? weft_stream_fd(c->s) : -1;
+    int64_t dl = weft_deadline_in(c->hs->write_to);
+    char tmp[16384];
+    while (len > 0) {
+        if (weft_stream_write_buffered(c->s) == 0 && sfd >= 0) {
+            /* Nothing queued: the file goes straight from the page cache to the socket. */
+            ssize_t n = sendfile(sfd, fd, &offset, len);
+            if (n > 0) {
+                len -= (size_t)n;
+                dl = weft_deadline_in(c->hs->write_to);
+                continue;
+            }
+            if (n == 0) {
+                r = -EIO; /* the file is shorter than promised */
+                break;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                r = weft_wait_fd_dl(sfd, WEFT_WRITABLE, dl);
+                if (r < 0)
+                    break;
+                continue;
+            }
+            if (errno != EINVAL && errno != ENOSYS) {
+                r = -errno;
+                break;
+            }
+        }
+        /* Something is queued (or no sendfile for this file): copy through the stream. */
+        size_t k = len < sizeof(tmp) ? len : sizeof(tmp);
+        ssize_t n = pread(fd, tmp, k, offset);
+        if (n <= 0) {
+            r = n == 0 ? -EIO : -errno;
+            break;
+        }
+        offset += n;
+        len -= (size_t)n;
+        r = out_write(c, tmp, (size_t)n);
+        if (r < 0)
+            break;
+        r = 0;
+    }
+    if (r < 0) {
+        req->close_after = true;
+        req->abort = true; /* the promised length cannot be kept */
+    }
+    return r < 0 ? r : 0;
+}
+
+bool weft_http_response_started(const weft_http_request_t *req)
+{
+    return req != NULL && req->started;
+}
+
+/* ---- requests ---- */
+
+const struct weft_http_head *weft_http_request_head(const weft_http_request_t *req)
+{
+    return req != NULL ? &req->head : NULL;
+}
+
+bool weft_http_request_header(const weft_http_request_t *req, const char *name, size_t index,
+                              struct weft_http_str *value)
+{
+    if (req == NULL || name == NULL)
+        return false;
+    for (size_t i = 0; i < req->head.nheaders; i++) {
+        if (weft_http_str_caseeq(req->head.headers[i].name, name) && index-- == 0) {
+            if (value != NULL)
+                *value = req->head.headers[i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+weft_stream_t *weft_http_request_stream(const weft_http_request_t *req)
+{
+    return req != NULL ? req->c->s : NULL;
+}
+
+/* Before the first body read: the head's slices point into the stream's buffer, which a read
+ * may compact or move, so copy the head out (only requests with a body pay this). */
+static int keep_head(weft_http_request_t *req)
+{
+    if (req->head_kept)
+        return 0;
+    struct conn *c = req->c;
+    c->headcopy.len = 0;
+    if (buf_add(&c->headcopy, req->head_ptr, req->head_len) < 0)
+        return -ENOMEM;
+    uintptr_t old = (uintptr_t)req->head_ptr;
+    const char *nb = c->headcopy.p;
+#define MOVE(s)                                                                                    \
+    do {                                                                                           \
+        uintptr_t a_ = (uintptr_t)(s).p;                                                           \
+        if ((s).p != NULL && a_ >= old && a_ <= old + req->head_len)                               \
+            (s).p = nb + (a_ - old);                                                               \
+    } while (0)
+    MOVE(req->head.method);
+    MOVE(req->head.target);
+    MOVE(req->head.path);
+    MOVE(req->head.query);
+    for (size_t i = 0; i < req->head.nheaders; i++) {
+        MOVE(req->head.headers[i].name);
+        MOVE(req->head.headers[i].value);
+    }
+    for (size_t i = 0; i < req->nparams; i++)
+        MOVE(req->params[i].value);
+#undef MOVE
+    req->head_ptr = nb;
+    req->head_kept = true;
+    return 0;
+}
+
+static int body_fail(weft_http_request_t *req, int err, int status)
+{
+    req->body_err = err;
+    req->err_status = status;
+    req->close_after = true;
+    return err;
+}
+
+int weft_http_body_next(weft_http_request_t *req, const char **data, size_t *len)
+{
+    if (req == NULL || data == NULL || len == NULL)
+        return -EINVAL;
+    *data = NULL;
+    *len = 0;
+    if (req->body_err < 0)
+        return req->body_err;
+    if (req->body_done)
+        return 0;
+    struct conn *c = req->c;
+    int r = keep_head(req);
+    if (r < 0)
+        return r;
+    if (req->head.expect_continue && !req->continue_sent && !req->started) {
+        req->continue_sent = true;
+        r = weft_stream_write(c->s, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        if (r < 0)
+            return body_fail(req, r, 0);
+    }
+    int64_t dl = weft_deadline_in(c->hs->body_to);
+    const char *d;
+    size_t n;
+    if (!req->head.chunked) {
+        r = weft_stream_peek_dl(c->s, 1, &d, &n, dl);
+        if (r == WEFT_EOF)
+            return body_fail(req, -EPROTO, 400); /* the body ended early */
+        if (r < 0)
+            return body_fail(req, r, r == -ETIMEDOUT ? 408 : 0);
+        size_t k = n < req->body_left ? n : (size_t)req->body_left;
+        weft_stream_consume(c->s, k); /* the bytes stay put until the next reader call */
+        req->body_left -= k;
+        if (req->body_left == 0)
+            req->body_done = true;
+        *data = d;
+        *len = k;
+        return 0;
+    }
+    size_t min = 1;
+    for (;;) {
+        r = weft_stream_peek_dl(c->s, min, &d, &n, dl);
+        if (r == WEFT_EOF)
+            return body_fail(req, -EPROTO, 400);
+        if (r < 0)
+            return body_fail(req, r, r == -ETIMEDOUT ? 408 : 0);
+        const char *piece;
+        size_t plen;
+        ssize_t used = weft_http_chunked_decode(&req->chunk, d, n, &piece, &plen);
+        if (used < 0)
+            return body_fail(req, -EPROTO, (int)-used);
+        weft_stream_consume(c->s, (size_t)used);
+        if (plen > 0) {
+            req->body_total += plen;
+            if (req->body_total > c->hs->max_body)
+                return body_fail(req, -EFBIG, 413);
+            *data = piece;
+            *len = plen;
+            return 0;
+        }
+        if (req->chunk.done) {
+            req->body_done = true;
+            return 0;
+        }
+        min = n - (size_t)used + 1;
+    }
+}
+
+ssize_t weft_http_body_read(weft_http_request_t *req, void *buf, size_t n)
+{
+    if (req == NULL || (buf == NULL && n > 0))
+        return -EINVAL;
+    if (n == 0)
+        return 0;
+    /* Copy what is left of the last piece first. */
+    if (req->piece_len == 0) {
+        int r = weft_http_body_next(req, &req->piece, &req->piece_len);
+        if (r < 0)
+            return r;
+    }
+    size_t k = req->piece_len < n ? req->piece_len : n;
+    if (k > 0)
+        memcpy(buf, req->piece, k);
+    req->piece += k;
+    req->piece_len -= k;
+    return (ssize_t)k;
+}
+
+int weft_http_body_all(weft_http_request_t *req, const char **data, size_t *len)
+{
+    if (req == NULL || data == NULL || len == NULL)
+        return -EINVAL;
+    req->owned.len = 0;
+    if (req->piece_len > 0) {
+        if (buf_add(&req->owned, req->piece, req->piece_len) < 0)
+            return -ENOMEM;
+        req->piece_len = 0;
+    }
+    for (;;) {
+        const char *d;
+        size_t n;
+        int r = weft_http_body_next(req, &d, &n);
+        if (r < 0)
+            return r;
+        if (n == 0)
+            break;
+        if (buf_add(&req->owned, d, n) < 0)
+            return -ENOMEM;
+    }
+    if (buf_reserve(&req->owned, 1) < 0)
+        return -ENOMEM;
+    req->owned.p[req->owned.len] = '\0'; /* handy for text bodies; not counted */
+    *data = req->owned.p;
+    *len = req->owned.len;
+    return 0;
+}
+
+/* ---- the connection loop ---- */
+
+/* Answer an error status on a connection that will close. */
+static void error_response(struct conn *c, weft_http_request_t *req, int status)
+{
+    static const char *const body = "";
+    req->close_after = true;
+    req->hdrs.len = 0;
+    weft_http_header_add(req, "Content-Type", "text/plain");
+    char msg[64];
+    int n = snprintf(msg, sizeof(msg), "%d %s\n", status, weft_http_reason(status));
+    (void)body;
+    respond_impl(req, status, msg, (size_t)n);
+    (void)c;
+}
+
+/* Close after an error answer: stop writing once flushed, then read and drop what the client
+ * still sends for a while, so that our answer is not destroyed by a reset (a close with unread
+ * data makes the kernel send RST). */
+static void linger_close(struct conn *c)
+{
+    weft_stream_write_eof(c->s);
+    int64_t dl = weft_deadline_in(LINGER_SECONDS);
+    size_t total = 0;
+    char tmp[4096];
+    while (total < LINGER_MAX) {
+        ssize_t n = weft_stream_read_dl(c->s, tmp, sizeof(tmp), dl);
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+    }
+}
+
+/* The peer went away: nothing worth reporting. */
+static bool peer_gone(int err)
+{
+    return err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN || err == -ESHUTDOWN ||
+           err == -ECONNABORTED;
+}
+
+static void report(const char *msg, int err)
+{
+    if (peer_gone(err))
+        return;
+    struct weft_error_info info = {.message = msg, .error = err, .task = weft_current_task()};
+    weft_loop_report(weft_loop_current(), &info);
+}
+
+/* Read one request head. Returns the head's length, 0 for "close quietly", or -status. */
+static ssize_t read_head(struct conn *c, weft_http_request_t *req, struct weft_http_header *hdrs,
+                         size_t cap, const char **headp)
+{
+    weft_http_server_t *hs = c->hs;
+    /* Wait for the first byte: the idle (keep-alive) timeout, or for the first request of a
+     * connection the header timeout from the accept. */
+    int64_t dl = c->nreq == 0 ? c->first_dl : weft_deadline_in(hs->keepalive_to);
+    const char *d;
+    size_t n;
+    c->idle = true;
+    int r = weft_stream_peek_dl(c->s, 1, &d, &n, dl);
+    c->idle = false;
+    if (r < 0 || hs->shutting)
+        return 0; /* idle timeout, end of stream, shutdown, an error: close without a word */
+    if (c->nreq > 0)
+        dl = weft_deadline_in(hs->header_to);
+    c->reading = true;
+    struct weft_http_parser p;
+    weft_http_parser_init(&p, &hs->opts.limits);
+    req->head.headers = hdrs;
+    for (;;) {
+        ssize_t h = weft_http_parse(&p, d, n, &req->head, cap);
+        if (h != 0) {
+            c->reading = false;
+            *headp = d;
+            return h;
+        }
+        r = weft_stream_peek_dl(c->s, n + 1, &d, &n, dl);
+        if (r == -ETIMEDOUT) {
+            c->reading = false;
+            return -408;
+        }
+        if (r < 0 || hs->shutting) {
+            c->reading = false;
+            return 0; /* the client went away mid-head (or we shut down): nothing to answer */
+        }
+    }
+}
+
+/* Drop what is left of the request body, if that is cheap; false if the connection must close. */
+static bool finish_body(weft_http_request_t *req)
+{
+    if (req->body_done)
+        return true;
+    if (req->body_err < 0 || req->close_after)
+        return false;
+    if (req->head.expect_continue && !req->continue_sent)
+        return false; /* the client may or may not send it: do not guess */
+    if (!req->head.chunked && req->body_left > DISCARD_MAX)
+        return false;
+    size_t dropped = 0;
+    const char *d;
+    size_t n;
+    while (!req->body_done) {
+        if (weft_http_body_next(req, &d, &n) < 0)
+            return false;
+        dropped += n;
+        if (dropped > DISCARD_MAX)
+            return false;
+    }
+    return true;
+}
+
+static void req_reset(weft_http_request_t *req)
+{
+    struct hbuf hdrs = req->hdrs, owned = req->owned;
+    struct conn *c = req->c;
+    memset(req, 0, offsetof(struct weft_http_request, params)); /* params: nparams says */
+    hdrs.len = 0;
+    owned.len = 0;
+    req->hdrs = hdrs;
+    req->owned = owned;
+    req->c = c;
+}
+
+static int conn_main(weft_stream_t *s, void *arg)
+{
+    weft_http_server_t *hs = arg;
+    struct conn c = {.hs = hs, .s = s, .task = weft_current_task()};
+    c.first_dl = weft_deadline_in(hs->header_to);
+    hs->refs++;
+    weft__http_list_add(&hs->conns, &c.link);
+    hs->nconns++;
+
+    size_t cap = hs->opts.limits.max_headers;
+    struct weft_http_header *hdrs = malloc(cap * sizeof(*hdrs));
+    weft_http_request_t req;
+    memset(&req, 0, sizeof(req));
+    req.c = &c;
+    int result = 0;
+
+    while (hdrs != NULL && !hs->shutting) {
+        req_reset(&req);
+        const char *headp = NULL;
+        ssize_t h = read_head(&c, &req, hdrs, cap, &headp);
+        if (h == 0)
+            break;
+        c.nreq++;
+        if (h < 0) {
+            req.head.minor = 1;
+            req.head.keep_alive = false;
+            error_response(&c, &req, (int)-h);
+            linger_close(&c);
+            break;
+        }
+        weft_stream_consume(s, (size_t)h);
+        req.head_ptr = headp;
+        req.head_len = (size_t)h;
+        req.is_head = weft_http_str_eq(req.head.method, "HEAD");
+        if (req.head.chunked) {
+            req.chunk.max_trailer = hs->opts.limits.max_header_bytes;
+        } else if (req.head.content_length > 0) {
+            req.body_left = (uint64_t)req.head.content_length;
+        } else {
+            req.body_done = true;
+        }
+        if (req.head.content_length > (int64_t)hs->max_body) {
+            /* Refused before reading it (with Expect, the client never sends it). */
+            error_response(&c, &req, 413);
+            linger_close(&c);
+            break;
+        }
+
+        int r = hs->handler(&req, hs->arg);
+        bool cancelled = weft_task_cancelling(c.task) > 0;
+        if (!req.started) {
+            int status = req.err_status > 0 ? req.err_status : 500;
+            if (r < 0 && req.err_status == 0)
+                report("HTTP handler failed", r);
+            else if (r >= 0 && req.err_status == 0)
+                report("HTTP handler returned without a response", -EPROTO);
+            req.close_after = req.close_after || r < 0 || cancelled;
+            req.hdrs.len = 0;
+            error_response(&c, &req, status);
+        } else if (!req.ended) {
+            if (r < 0 || cancelled) {
+                report("HTTP handler failed after its response began", r < 0 ? r : -ECANCELED);
+                req.abort = true;
+            } else {
+                weft_http_respond_end(&req);
+            }
+        } else if (r < 0 && r != -ECANCELED) {
+            report("HTTP handler failed after responding", r);
+        }
+        if (req.abort) {
+            weft_stream_abort(s);
+            result = 0;
+            break;
+        }
+        if (cancelled)
+            break;
+        if (req.close_after || !finish_body(&req) || will_close(&req)) {
+            /* Unread request bytes at close() make the kernel send a reset, which can destroy
+             * the answer in flight: read and drop them for a while first. */
+            if (req.err_status != 0 || !req.body_done)
+                linger_close(&c);
+            break;
+        }
+    }
+
+    free(hdrs);
+    buf_free(&req.hdrs);
+    buf_free(&req.owned);
+    buf_free(&c.out);
+    buf_free(&c.headcopy);
+    weft__http_list_remove(&c.link);
+    hs->nconns--;
+    hs_unref(hs);
+    return result;
+}
+
+/* ---- starting and stopping ---- */
+
+int weft_http_server_start(weft_http_server_t **out, weft_http_handler_fn handler, void *arg,
+                           const char *host, int port, const struct weft_http_server_opts *opts)
+{
+    if (out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    if (handler == NULL)
+        return -EINVAL;
+#ifndef WEFT_HTTP_WITH_TLS
+    if (opts != NULL && opts->tls != NULL)
+        return -EPROTONOSUPPORT; /* built without the TLS module: see docs/http-server.md */
+#endif
+    weft_http_server_t *hs = calloc(1, sizeof(*hs));
+    if (hs == NULL)
+        return -ENOMEM;
+    if (opts != NULL)
+        hs->opts = *opts;
+    struct weft_http_limits *lim = &hs->opts.limits;
+    if (lim->max_target == 0)
+        lim->max_target = WEFT_HTTP_MAX_TARGET;
+    if (lim->max_header_bytes == 0)
+        lim->max_header_bytes = WEFT_HTTP_MAX_HEADER_BYTES;
+    if (lim->max_headers == 0)
+        lim->max_headers = WEFT_HTTP_MAX_HEADERS;
+    if (lim->max_headers > 1000)
+        lim->max_headers = 1000; /* the array lives on the connection's stack */
+    hs->max_body = hs->opts.max_body ? hs->opts.max_body : DEF_MAX_BODY;
+    hs->header_to = opt_or(hs->opts.header_timeout, DEF_HEADER_TO);
+    hs->keepalive_to = opt_or(hs->opts.keepalive_timeout, DEF_KEEPALIVE_TO);
+    hs->body_to = opt_or(hs->opts.body_timeout, DEF_BODY_TO);
+    hs->write_to = opt_or(hs->opts.write_timeout, DEF_WRITE_TO);
+    if (hs->opts.server_name != NULL) {
+        int n = snprintf(hs->server_line, sizeof(hs->server_line), "Server: %s\r\n",
+                         hs->opts.server_name);
+        if (n < 0 || (size_t)n >= sizeof(hs->server_line) ||
+            strpbrk(hs->opts.server_name, "\r\n") != NULL) {
+            free(hs);
+            return -EINVAL;
+        }
+        hs->server_len = (size_t)n;
+    }
+    hs->handler = handler;
+    hs->arg = arg;
+    hs->refs = 1;
+    weft__http_list_init(&hs->conns);
+
+    struct weft_server_opts so = {0};
+    /* The head must fit the stream's limit-bound read-ahead (peek asks up to the head's size). */
+    so.stream.limit = lim->max_target + lim->max_header_bytes + 1024;
+    so.backlog = hs->opts.backlog > 0 ? hs->opts.backlog : DEF_BACKLOG;
+    so.reuse_port = hs->opts.reuse_port;
+    so.stack_size = hs->opts.stack_size;
+    so.max_clients = hs->opts.max_connections ? hs->opts.max_connections : DEF_MAX_CONNS;
+    int r;
+#ifdef WEFT_HTTP_WITH_TLS
+    if (hs->opts.tls != NULL)
+        r = weft_tls_server_start(&hs->srv, (weft_tls_ctx_t *)hs->opts.tls, conn_main, hs, host,
+                                  port, &so);
+    else
+#endif
+        r = weft_server_start(&hs->srv, conn_main, hs, host, port, &so);
+    if (r < 0) {
+        free(hs);
+        return r;
+    }
+    *out = hs;
+    return 0;
+}
+
+int weft_http_server_port(const weft_http_server_t *hs)
+{
+    return hs != NULL ? weft_server_port(hs->srv) : -EINVAL;
+}
+
+size_t weft_http_server_connections(const weft_http_server_t *hs)
+{
+    return hs != NULL ? hs->nconns : 0;
+}
+
+/* Stop accepting and close the connections that wait for a request (not those in one). */
+static void begin_shutdown(weft_http_server_t *hs)
+{
+    hs->shutting = true;
+    weft_server_close(hs->srv);
+    for (struct hlist *n = hs->conns.next; n != &hs->conns; n = n->next) {
+        struct conn *c = weft__http_conn_of(n);
+        if (c->idle || c->reading)
+            weft_stream_close(c->s); /* its read wakes with the end of the stream */
+    }
+}
+
+static int cancel_all(weft_http_server_t *hs)
+{
+    int n = 0;
+    for (struct hlist *l = hs->conns.next; l != &hs->conns; l = l->next) {
+        struct conn *c = weft__http_conn_of(l);
+        if (weft_task_cancel(c->task, "HTTP server shutdown"))
+            n++;
+    }
+    return n;
+}
+
+int weft_http_server_shutdown(weft_http_server_t *hs, double grace)
+{
+    if (hs == NULL)
+        return -EINVAL;
+    hs->refs++;
+    begin_shutdown(hs);
+    int r = weft_server_wait_closed_dl(hs->srv, weft_deadline_in(grace > 0 ? grace : 0));
+    int cancelled = 0;
+    if (r == -ETIMEDOUT || r == -ECANCELED) {
+        cancelled = cancel_all(hs);
+        int w = weft_server_wait_closed(hs->srv);
+        if (w == -ECANCELED)
+            r = w;
+    }
+    hs_unref(hs);
+    return r == -ECANCELED ? -ECANCELED : cancelled;
+}
+
+int weft_http_server_wait_closed(weft_http_server_t *hs)
+{
+    if (hs == NULL)
+        return -EINVAL;
+    hs->refs++;
+    int r = weft_server_wait_closed(hs->srv);
+    hs_unref(hs);
+    return r;
+}
+
+void weft_http_server_release(weft_http_server_t *hs)
+{
+    if (hs == NULL)
+        return;
+    begin_shutdown(hs);
+    hs_unref(hs);
+}
