@@ -686,7 +686,7 @@ WEFT_EXTERN void weft_as_completed_free(weft_as_completed_t *ac);
  * TaskGroup (asyncio 3.13). A group is a stretch of code in one task (the parent) that starts
  * children and does not end before they all have:
  *
- *     weft_group_t g;
+ *     weft_group_t g = {{0}};
  *     weft_errgroup_t *eg;
  *     int r = weft_group_enter(&g);
  *     if (r == 0) {
@@ -704,8 +704,9 @@ WEFT_EXTERN void weft_as_completed_free(weft_as_completed_t *ac);
  * for the parent's next suspension point. A group failing inside a child or inside the body of
  * another group becomes a nested error group of the outer one.
  *
- * The storage is the caller's (usually the parent's stack): valid and unmoved from enter until
- * exit returns; every successful enter must be paired with an exit by the same task. Nothing
+ * The storage is the caller's (usually the parent's stack): zero it before its first enter (enter
+ * reads it to refuse a group already entered; valgrind reports that read on uninitialised
+ * storage), valid and unmoved from enter until exit returns; every successful enter must be paired with an exit by the same task. Nothing
  * here is thread-safe.
  */
 typedef struct weft_group {
