@@ -1554,6 +1554,23 @@ WEFT_EXTERN int weft_stream_set_write_limits(weft_stream_t *s, ssize_t high, ssi
 WEFT_EXTERN size_t weft_stream_write_buffered(const weft_stream_t *s);
 
 /*
+ * Send `count` bytes of the file `fd` on the stream with sendfile(2) (zero copy: the kernel moves
+ * them from the page cache to the socket). They start at `*offset`, which is advanced by what was
+ * sent, also when the call fails midway (the file position is left alone); `offset` NULL reads
+ * at the file position and advances it. Output already queued on the stream is sent first (the
+ * call waits for the flush); writes made while it runs are queued behind the file. Waits for
+ * socket space as needed. Returns the count sent (less than `count` only at the end of the
+ * file), or a negative errno: the connection's error (-EPIPE, -ECONNRESET), the stream refusing
+ * writes as weft_stream_write() does, -EBUSY (another sendfile runs on this stream), sendfile's
+ * own errors (-EINVAL, -ESPIPE: `fd` cannot be sent this way), -ETIMEDOUT, -ECANCELED (then
+ * `*offset` tells how far it got). Pages not in the cache are read by the kernel while the loop
+ * waits in the call, as nginx's sendfile does. Borrows `fd`. Suspends.
+ */
+WEFT_EXTERN ssize_t weft_stream_sendfile(weft_stream_t *s, int fd, int64_t *offset, size_t count);
+WEFT_EXTERN ssize_t weft_stream_sendfile_dl(weft_stream_t *s, int fd, int64_t *offset,
+                                            size_t count, int64_t deadline);
+
+/*
  * Close the write direction once the queue is flushed (write_eof: shutdown(SHUT_WR)); the reader
  * keeps working. On a pipe, which has no half-close, the stream is closed (weft_stream_close).
  * Returns 0 (also when already done), -ENOTCONN. Does not suspend.

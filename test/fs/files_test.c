@@ -213,7 +213,11 @@ static void test_big_offset(void)
 
 /* ---- 1,000 operations in flight ---- */
 
+#if defined(__SANITIZE_THREAD__)
+#define NOPS 100 /* a TSan fiber per task costs ~20 ms: 1,000 would take 20 s */
+#else
 #define NOPS 1000
+#endif
 #define BLK  512
 static int shared_fd;
 static int inflight_now, inflight_peak;
@@ -266,9 +270,11 @@ static int many_main(void *arg)
 static int fifo_many_fd;
 static int one_byte(void *arg)
 {
-    unsigned char c;
-    ssize_t n = weft_file_read(fifo_many_fd, &c, 1);
-    return n == 1 ? c : (int)(n < 0 ? n : -EIO);
+    unsigned char *c = malloc(1); /* not on a compact task's moving stack */
+    ssize_t n = weft_file_read(fifo_many_fd, c, 1);
+    int r = n == 1 ? *c : (int)(n < 0 ? n : -EIO);
+    free(c);
+    return r;
 }
 
 static int many_fifo_main(void *arg)
@@ -307,8 +313,10 @@ static int many_fifo_main(void *arg)
 
 static void test_many_in_flight(void)
 {
-    CHECK_EQ(run_real(many_main, NULL), 0);
-    CHECK_EQ(run_real(many_fifo_main, NULL), 0);
+    /* Compact tasks: 1,000 stacks would cost more than the reads (under TSan above all). */
+    struct weft_loop_opts o = {.compact_tasks = true};
+    CHECK_EQ(weft_run_opts(many_main, NULL, &o), 0);
+    CHECK_EQ(weft_run_opts(many_fifo_main, NULL, &o), 0);
 }
 
 /* ---- cancellation and deadlines in the middle of a read or write (a FIFO blocks) ---- */
