@@ -64,6 +64,34 @@ int weft_file_engine(void)
     return f == NULL ? -ENOMEM : f->engine;
 }
 
+/*
+ * The pool engine's reads try the page cache first, on the loop's thread: preadv2(RWF_NOWAIT)
+ * never waits for the device (it fails with EAGAIN instead), so a cached read costs one system
+ * call and no hand-off, as io_uring does internally. Anything else (not cached, a pipe without
+ * data, a filesystem without RWF_NOWAIT) goes to the pool; a read that found only its first
+ * part cached gets the rest from the pool.
+ */
+bool weft__fs_no_nowait;
+
+static ssize_t read_cached(weft_task_t *t, struct weft__fsop *op, int64_t deadline)
+{
+    struct iovec v = {op->buf, op->len};
+    ssize_t n = preadv2(op->fd, &v, 1, op->off < 0 ? -1 : op->off, RWF_NOWAIT);
+    if (n == (ssize_t)op->len || n == 0)
+        return n; /* all of it, or the end of the file */
+    if (n < 0)
+        return weft__fs_pool_run(t, op, deadline);
+    struct weft__fsop rest = *op;
+    rest.buf = (char *)op->buf + n;
+    rest.len = op->len - (size_t)n;
+    if (rest.off >= 0)
+        rest.off += n;
+    ssize_t m = weft__fs_pool_run(t, &rest, deadline);
+    if (m == -ECANCELED)
+        t->must_cancel = 1; /* the bytes read are reported; the cancel waits for the next point */
+    return m > 0 ? n + m : n; /* an error after some bytes: report the bytes */
+}
+
 ssize_t weft__fs_run(struct weft__fsop *op, int64_t deadline)
 {
     int err;
@@ -97,6 +125,8 @@ ssize_t weft__fs_run(struct weft__fsop *op, int64_t deadline)
         return -ENOMEM;
     if (f->engine == WEFT_FILE_URING && weft__uring_supports(op->code))
         return weft__fs_uring_run(t, f->ring, op, deadline);
+    if (op->code == WEFT__FS_READ && op->len > 0 && !weft__fs_no_nowait)
+        return read_cached(t, op, deadline);
     return weft__fs_pool_run(t, op, deadline);
 }
 

@@ -86,6 +86,9 @@ struct weft__files {
 struct statx;
 void weft__statx_to_stat(const struct statx *x, struct stat *st);
 
+/* Tests: the pool engine's reads skip the page-cache attempt (engine.c). */
+extern bool weft__fs_no_nowait;
+
 /* Tests: called by weft_file_write_atomic between the temporary file's fsync and the rename. */
 extern void (*weft__fs_atomic_hook)(void);
 

@@ -220,18 +220,13 @@ static void test_big_offset(void)
 #endif
 #define BLK  512
 static int shared_fd;
-static int inflight_now, inflight_peak;
 
 static int reader(void *arg)
 {
     intptr_t i = (intptr_t)arg;
     char *b = malloc(BLK);
     CHECK(b != NULL);
-    inflight_now++;
-    if (inflight_now > inflight_peak)
-        inflight_peak = inflight_now;
     ssize_t n = weft_file_pread(shared_fd, b, BLK, (int64_t)i * BLK);
-    inflight_now--;
     CHECK_EQ(n, BLK);
     for (int k = 0; k < BLK; k++)
         CHECK_EQ((unsigned char)b[k], (unsigned char)(i * 7 + k));
@@ -259,8 +254,8 @@ static int many_main(void *arg)
     CHECK_EQ(weft_gather(t, NOPS, NULL, 0), 0);
     for (int i = 0; i < NOPS; i++)
         weft_task_release(t[i]);
-    if (want_engine == WEFT_FILE_POOL)
-        CHECK_EQ(inflight_peak, NOPS); /* every read was issued before any returned */
+    /* (cached reads complete at once on both engines: the FIFO case below has them all in
+     * flight together) */
     CHECK_EQ(weft_file_close(fd), 0);
     CHECK_EQ(weft_file_unlink(p), 0);
     return 0;
@@ -426,7 +421,7 @@ static int fifo_deadline_main(void *arg)
             CHECK(fill[i] == 'f' || fill[i] == 'w');
         got += (size_t)k;
     }
-    CHECK(got >= filled);
+    CHECK(got + 64 >= filled); /* an abandoned pool read (above) may take up to 64 bytes */
     close(rfd);
     CHECK_EQ(weft_file_close(fd), 0);
     return 0;
@@ -490,6 +485,11 @@ static int race_main(void *arg)
 static void test_cancel_race(void)
 {
     CHECK_EQ(run_real(race_main, NULL), 0);
+    /* and with every pool read on a pool thread (in place: a leaving task waits for it) */
+    weft__fs_no_nowait = true;
+    CHECK_EQ(run_real(race_main, NULL), 0);
+    CHECK_EQ(run_real(basic_main, NULL), 0);
+    weft__fs_no_nowait = false;
 }
 
 /* ---- whole files ---- */
