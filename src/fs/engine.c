@@ -7,7 +7,9 @@
 #include "fs/fs.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -92,6 +94,39 @@ static ssize_t read_cached(weft_task_t *t, struct weft__fsop *op, int64_t deadli
     return m > 0 ? n + m : n; /* an error after some bytes: report the bytes */
 }
 
+/*
+ * The pool engine's opens try the dentry cache first, as io_uring's do: openat2 with
+ * RESOLVE_CACHED (5.12+) fails with EAGAIN instead of reading a directory from the device, and
+ * O_NONBLOCK (cleared again afterwards unless asked for) keeps a FIFO's open from waiting for
+ * its other end. Creating or truncating opens always go to the pool.
+ */
+static int open_cached(const struct weft__fsop *op)
+{
+    static atomic_int unsupported;
+    if ((op->flags & (O_CREAT | O_TRUNC | __O_TMPFILE)) != 0 ||
+        atomic_load_explicit(&unsupported, memory_order_relaxed))
+        return -EAGAIN;
+    struct open_how how = {.flags = (uint64_t)(op->flags | O_NONBLOCK),
+                           .resolve = RESOLVE_CACHED};
+    int fd = (int)syscall(__NR_openat2, AT_FDCWD, op->path, &how, sizeof(how));
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOSYS || (e == EINVAL && !(op->flags & O_DIRECTORY)))
+            atomic_store_explicit(&unsupported, 1, memory_order_relaxed); /* before 5.12 */
+        /* EAGAIN: not cached; ENXIO: a FIFO without a reader (the pool waits for one); any
+         * other error is retried on the pool too, which reports the kernel's own answer. */
+        return -EAGAIN;
+    }
+    if (!(op->flags & O_NONBLOCK)) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+            close(fd);
+            return -EAGAIN;
+        }
+    }
+    return fd;
+}
+
 ssize_t weft__fs_run(struct weft__fsop *op, int64_t deadline)
 {
     int err;
@@ -127,6 +162,19 @@ ssize_t weft__fs_run(struct weft__fsop *op, int64_t deadline)
         return weft__fs_uring_run(t, f->ring, op, deadline);
     if (op->code == WEFT__FS_READ && op->len > 0 && !weft__fs_no_nowait)
         return read_cached(t, op, deadline);
+    if (op->code == WEFT__FS_CLOSE && !weft__fs_no_nowait) {
+        /* A read-only fd has nothing to flush: closed here, no hand-off. */
+        int fl = fcntl(op->fd, F_GETFL);
+        if (fl < 0)
+            return -errno;
+        if ((fl & O_ACCMODE) == O_RDONLY && (fl & O_PATH) == 0)
+            return close(op->fd) < 0 && errno != EINTR ? -errno : 0;
+    }
+    if (op->code == WEFT__FS_OPEN && !weft__fs_no_nowait) {
+        int fd = open_cached(op);
+        if (fd >= 0)
+            return fd;
+    }
     return weft__fs_pool_run(t, op, deadline);
 }
 
