@@ -1982,8 +1982,9 @@ WEFT_EXTERN int weft_file_engine(void);
  * -ECANCELED or -ETIMEDOUT, no fd is left open. */
 WEFT_EXTERN int weft_file_open(const char *path, int flags, mode_t mode);
 
-/* close(2) on the engine (a close may flush, e.g. on NFS). The fd is closed whatever the result
- * (also -ECANCELED). Tasks waiting on it with weft_wait_fd() are woken with -EBADF first. */
+/* close(2): of a file or directory on the engine (a close may flush, e.g. on NFS); of anything
+ * else (pipe, FIFO, socket, terminal) at once with weft_close(), which first wakes tasks waiting
+ * on it with weft_wait_fd() (-EBADF). The fd is closed whatever the result (also -ECANCELED). */
 WEFT_EXTERN int weft_file_close(int fd);
 
 /*

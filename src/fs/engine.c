@@ -193,6 +193,17 @@ int weft_file_close(int fd)
 {
     if (fd < 0)
         return -EBADF;
+    weft_loop_t *l = weft__tls_loop;
+    if (l == NULL || l->current == NULL)
+        return -EPERM;
+    /* Pipes, FIFOs, sockets, terminals may have tasks waiting on them (weft_wait_fd) and a
+     * place in the loop's fd table: weft_close() wakes those, forgets the fd and closes it
+     * (such a close flushes nothing to a disk). Files and directories go to the engine. */
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode))
+        return weft_close(fd);
     struct weft__fsop op = {.code = WEFT__FS_CLOSE, .fd = fd};
     return (int)weft__fs_run(&op, WEFT_NO_DEADLINE);
 }

@@ -432,10 +432,33 @@ static int fifo_deadline_main(void *arg)
     return 0;
 }
 
+static int fifo_waiter(void *arg)
+{
+    return weft_wait_fd(*(int *)arg, WEFT_READABLE);
+}
+
+static int close_wakes_main(void *arg)
+{
+    char p[300];
+    path_of(p, sizeof(p), "fifo3");
+    CHECK_EQ(mkfifo(p, 0600), 0);
+    int fd = weft_file_open(p, O_RDWR | O_NONBLOCK, 0);
+    CHECK(fd >= 0);
+    weft_task_t *t;
+    CHECK_EQ(weft_spawn(&t, fifo_waiter, &fd), 0);
+    CHECK_EQ(weft_yield(), 0);
+    CHECK_EQ(weft_file_close(fd), 0);
+    CHECK_EQ(weft_join(t), -EBADF);
+    weft_task_release(t);
+    CHECK_EQ(weft_file_unlink(p), 0);
+    return 0;
+}
+
 static void test_fifo_deadline(void)
 {
     CHECK_EQ(run_virtual(fifo_deadline_main, NULL), 0);
     CHECK_EQ(weft_pool_shutdown(), 0);
+    CHECK_EQ(run_virtual(close_wakes_main, NULL), 0);
 }
 
 /* A cancel racing a regular-file read at every point: either the read is undone (-ECANCELED,
