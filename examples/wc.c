@@ -10,6 +10,7 @@
  * the order of the arguments once everything is counted.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <locale.h>
@@ -69,17 +70,18 @@ static void init_classes(void)
 struct counter {
     unsigned long long lines, words, bytes;
     bool in_word;
-    mbstate_t mb;
-    bool partial; /* a multibyte character spans two reads */
 };
 
-static void count(struct counter *c, const unsigned char *p, size_t n)
+/* Count the characters of p[0..n); returns how many bytes at the end start a character that
+ * the next read completes (the caller keeps them in front of its next read, as coreutils does). */
+static size_t count(struct counter *c, const unsigned char *p, size_t n)
 {
-    c->bytes += n;
     const unsigned char *end = p + n;
+    mbstate_t mb;
+    memset(&mb, 0, sizeof(mb));
     while (p < end) {
         unsigned char b = *p;
-        if (b < 0x80 && !c->partial) {
+        if (b < 0x80 || !multibyte) {
             unsigned char k = cls[b];
             c->lines += (k & NL) != 0;
             if (k & SEP) {
@@ -91,27 +93,12 @@ static void count(struct counter *c, const unsigned char *p, size_t n)
             p++;
             continue;
         }
-        if (!multibyte) { /* single-byte locale: the table covers every byte */
-            unsigned char k = cls[b];
-            if (k & SEP) {
-                c->words += c->in_word;
-                c->in_word = false;
-            } else if (k & WORD) {
-                c->in_word = true;
-            }
-            p++;
-            continue;
-        }
         wchar_t wc;
-        size_t k = mbrtowc(&wc, (const char *)p, (size_t)(end - p), &c->mb);
-        if (k == (size_t)-2) { /* incomplete: the state keeps it for the next read */
-            c->partial = true;
-            p = end;
-            break;
-        }
-        c->partial = false;
+        size_t k = mbrtowc(&wc, (const char *)p, (size_t)(end - p), &mb);
+        if (k == (size_t)-2) /* incomplete: wait for the next read */
+            return (size_t)(end - p);
         if (k == (size_t)-1) { /* invalid byte: skipped, as coreutils does */
-            memset(&c->mb, 0, sizeof(c->mb));
+            memset(&mb, 0, sizeof(mb));
             p++;
             continue;
         }
@@ -127,23 +114,29 @@ static void count(struct counter *c, const unsigned char *p, size_t n)
             }
         }
     }
+    return 0;
 }
 
 static int count_fd(int fd, struct result *r, unsigned char *buf, bool regular, off_t size)
 {
     struct counter c = {0};
+    size_t carry = 0; /* bytes of an incomplete character kept at buf[0..carry) */
     for (;;) {
         /* A regular file smaller than the buffer: one read of size + 1 sees its end. */
         size_t want = regular && size >= 0 && (size_t)size < BUFSZ ? (size_t)size + 1 : BUFSZ;
-        ssize_t n = weft_file_read(fd, buf, want);
+        ssize_t n = weft_file_read(fd, buf + carry, want);
         if (n < 0)
             return (int)n;
         if (n == 0)
             break;
-        count(&c, buf, (size_t)n);
+        c.bytes += (size_t)n;
+        size_t have = carry + (size_t)n;
+        carry = count(&c, buf, have);
+        memmove(buf, buf + have - carry, carry);
         if (regular && (size_t)n < want && want != BUFSZ)
             break;
     }
+    /* (an incomplete character at the end is invalid bytes: they count for nothing) */
     c.words += c.in_word;
     r->lines = c.lines;
     r->words = c.words;
@@ -153,7 +146,7 @@ static int count_fd(int fd, struct result *r, unsigned char *buf, bool regular, 
 
 static int worker(void *arg)
 {
-    unsigned char *buf = malloc(BUFSZ);
+    unsigned char *buf = malloc(BUFSZ + MB_LEN_MAX);
     if (buf == NULL)
         return -ENOMEM;
     while (next_file < nfiles) {

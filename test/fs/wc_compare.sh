@@ -12,6 +12,10 @@ printf 'hello world\nfoo\n' > a
 printf '\001\001 a\n\351\351 x\na\302\240b\n\342\200\203z q' > b
 head -c 200000 /dev/urandom > c
 : > empty
+# characters across the 128 KiB read boundary: complete, and cut by a space (invalid)
+head -c 131071 /dev/zero | tr '\000' x > s1; printf '\303\251 word\n' >> s1
+head -c 131071 /dev/zero | tr '\000' x > s2; printf '\303 y\n' >> s2
+head -c 131070 /dev/zero | tr '\000' x > s3; printf '\342\200\203z\302\240q\n' >> s3
 mkdir dir
 printf 'no newline at the end' > e
 i=0
@@ -32,6 +36,7 @@ for L in C C.UTF-8; do
   check -w b
   check -c c
   check -lc a b
+  check s1 s2 s3
   check a dir e missing
   check
   check -
