@@ -8,8 +8,9 @@
  *           always ends): the leaving task waits for the job;
  *   COPYING the thread copies the data to be written into a private buffer (a few µs): the
  *           leaving task waits for that copy to end;
- *   PRIV    the thread works on its private buffer (fds that may block forever: pipes, FIFOs,
- *           sockets, terminals): the leaving task abandons the job, the thread frees it.
+ *   PRIV    the thread works on its private buffer and a duplicate of the fd (fds that may
+ *           block forever: pipes, FIFOs, sockets, terminals): the leaving task abandons the
+ *           job, the thread frees it; the caller may close its fd at once.
  * Operations without a data buffer work on the job's copies only and are abandoned freely; an
  * open that succeeds after its caller left is closed by the thread.
  */
@@ -153,15 +154,25 @@ static int pjob_run(void *arg)
     if (b == NULL)
         return -ENOMEM;
     p->bounce = b;
+    /* The caller may close its fd (and the number be reused) once it left: work on a
+     * duplicate, made while the caller cannot have left yet (the exchange below succeeds only
+     * if it has not). */
+    int dfd = fcntl(op->fd, F_DUPFD_CLOEXEC, 0);
+    if (dfd < 0)
+        return -errno;
     bool rd = op->code == WEFT__FS_READ || op->code == WEFT__FS_READV;
-    if (!atomic_compare_exchange_strong(&p->bstate, &exp, rd ? B_PRIV : B_COPYING))
+    if (!atomic_compare_exchange_strong(&p->bstate, &exp, rd ? B_PRIV : B_COPYING)) {
+        close(dfd);
         return -ECANCELED;
+    }
     if (!rd) {
         gather(b, p->user_iov, p->user_iovcnt, n);
         atomic_store(&p->bstate, B_PRIV);
     }
     struct iovec v = {b, n};
-    return sys_rw(op->code, op->fd, &v, 1, op->off);
+    int r = sys_rw(op->code, dfd, &v, 1, op->off);
+    close(dfd);
+    return r;
 }
 
 /* Free what the job holds besides itself; an fd opened for nobody is closed. Either side. */
@@ -292,6 +303,12 @@ ssize_t weft__fs_pool_run(weft_task_t *t, const struct weft__fsop *op, int64_t d
             }
             sched_yield(); /* B_COPYING: a memcpy away from B_PRIV */
         }
+    } else if (op->code != WEFT__FS_OPEN) {
+        /* fsync, ftruncate, rename...: once running, they finish (bounded by the device) and
+         * report what they did, as on io_uring, where they cannot be cancelled either; left
+         * alone, one could also reach a file that took over a closed fd's number. An open may
+         * wait forever (a FIFO without its other end): it is abandoned, its fd closed. */
+        can_leave = false;
     }
     switch (weft__pool_leave(&p->job, can_leave)) {
     case WEFT__J_QUEUED:
