@@ -118,6 +118,12 @@ static int open_cached(const struct weft__fsop *op)
         return -EAGAIN;
     }
     if (!(op->flags & O_NONBLOCK)) {
+        /* A FIFO opened without O_NONBLOCK waits for its other end: the pool does that open. */
+        struct stat st;
+        if (fstat(fd, &st) < 0 || S_ISFIFO(st.st_mode)) {
+            close(fd);
+            return -EAGAIN;
+        }
         int fl = fcntl(fd, F_GETFL);
         if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
             close(fd);

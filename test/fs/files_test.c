@@ -454,11 +454,51 @@ static int close_wakes_main(void *arg)
     return 0;
 }
 
+static int fifo_open_main(void *arg)
+{
+    char p[300];
+    path_of(p, sizeof(p), "fifo4");
+    CHECK_EQ(mkfifo(p, 0600), 0);
+    /* No writer: a reader's open(2) waits for one; a timeout scope ends the wait. */
+    weft_timeout_t to = {{0}};
+    CHECK_EQ(weft_timeout_enter(&to, 0.05), 0);
+    int fd = weft_file_open(p, O_RDONLY, 0);
+    int r = weft_timeout_exit(&to, fd);
+    if (want_engine == WEFT_FILE_URING && r >= 0) {
+        /* io_uring opens with O_NONBLOCK first (then clears it): a FIFO's open does not wait */
+        CHECK_EQ(weft_file_close(r), 0);
+    } else {
+        CHECK_EQ(r, -ETIMEDOUT);
+        /* release the abandoned pool open (if it started): it gets an fd, which its thread
+         * closes; a writer's non-blocking open succeeds once that reader waits */
+        for (int i = 0; i < 5000; i++) {
+            struct weft__pool_stats ps;
+            weft__pool_stats(&ps);
+            if (ps.running[WEFT__POOL_WORK] == 0 && ps.queued[WEFT__POOL_WORK] == 0)
+                break;
+            int w = open(p, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+            if (w >= 0) {
+                close(w);
+                break;
+            }
+            CHECK_EQ(errno, ENXIO);
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    CHECK_EQ(weft_file_unlink(p), 0);
+    return 0;
+}
+
 static void test_fifo_deadline(void)
 {
     CHECK_EQ(run_virtual(fifo_deadline_main, NULL), 0);
     CHECK_EQ(weft_pool_shutdown(), 0);
     CHECK_EQ(run_virtual(close_wakes_main, NULL), 0);
+    int before = test_count_fds();
+    CHECK_EQ(run_real(fifo_open_main, NULL), 0);
+    CHECK_EQ(weft_pool_shutdown(), 0);
+    CHECK_EQ(test_count_fds(), before); /* the late fd was closed */
 }
 
 /* A cancel racing a regular-file read at every point: either the read is undone (-ECANCELED,
