@@ -1561,7 +1561,8 @@ WEFT_EXTERN size_t weft_stream_write_buffered(const weft_stream_t *s);
  * call waits for the flush); writes made while it runs are queued behind the file. Waits for
  * socket space as needed. Returns the count sent (less than `count` only at the end of the
  * file), or a negative errno: the connection's error (-EPIPE, -ECONNRESET), the stream refusing
- * writes as weft_stream_write() does, -EBUSY (another sendfile runs on this stream), sendfile's
+ * writes as weft_stream_write() does, -EBUSY (another sendfile runs on this stream),
+ * -EOPNOTSUPP (a stream with a transport, e.g. TLS: the bytes must pass through it), sendfile's
  * own errors (-EINVAL, -ESPIPE: `fd` cannot be sent this way), -ETIMEDOUT, -ECANCELED (then
  * `*offset` tells how far it got). Pages not in the cache are read by the kernel while the loop
  * waits in the call, as nginx's sendfile does. Borrows `fd`. Suspends.

@@ -41,6 +41,8 @@ ssize_t weft_stream_sendfile_dl(weft_stream_t *s, int fd, int64_t *offset, size_
         return -ETIMEDOUT;
     if ((err = refused(s)) != 0)
         return err;
+    if (s->tp != NULL)
+        return -EOPNOTSUPP; /* a transport (TLS) must see the bytes: no zero copy */
     if (s->sending)
         return -EBUSY;
     weft_stream_retain(s);
