@@ -4,6 +4,7 @@
  * (Registered once per file engine like every file test; sendfile itself uses neither.)
  */
 #include "test.h"
+#include "net/transport.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -183,9 +184,52 @@ static void test_deadline_cancel(void)
     CHECK_EQ(run_virtual(deadline_main, NULL), 0);
 }
 
+/* A stream with a transport (as TLS sets) refuses: the bytes must pass through it. */
+static ssize_t tp_read(weft_stream_t *s, void *buf, size_t n)
+{
+    errno = EIO;
+    return -1;
+}
+static ssize_t tp_write(weft_stream_t *s, const void *buf, size_t n)
+{
+    return (ssize_t)n;
+}
+static int tp_shutdown(weft_stream_t *s)
+{
+    return 0;
+}
+static void tp_close(weft_stream_t *s, bool graceful)
+{
+}
+static void tp_free(weft_stream_t *s)
+{
+}
+static const struct weft__transport dummy_tp = {tp_read, tp_write, tp_shutdown, tp_close,
+                                                tp_free};
+
+static int transport_main(void *arg)
+{
+    int sv[2];
+    CHECK_EQ(weft_socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    weft_stream_t *a;
+    CHECK_EQ(weft_stream_new(&a, sv[0], NULL), 0);
+    weft__stream_set_transport(a, &dummy_tp, NULL);
+    int64_t off = 0;
+    CHECK_EQ(weft_stream_sendfile(a, file_fd, &off, 100), -EOPNOTSUPP);
+    CHECK_EQ(off, 0);
+    weft_stream_release(a);
+    weft_close(sv[1]);
+    return 0;
+}
+
+static void test_transport(void)
+{
+    CHECK_EQ(weft_run(transport_main, NULL), 0);
+}
+
 static void test_setup(void)
 {
     make_file();
 }
 
-TEST_MAIN(test_setup, test_order, test_deadline_cancel)
+TEST_MAIN(test_setup, test_order, test_deadline_cancel, test_transport)
