@@ -164,8 +164,16 @@ ssize_t weft__fs_run(struct weft__fsop *op, int64_t deadline)
     struct weft__files *f = files_of(l);
     if (f == NULL)
         return -ENOMEM;
-    if (f->engine == WEFT_FILE_URING && weft__uring_supports(op->code))
-        return weft__fs_uring_run(t, f->ring, op, deadline);
+    if (f->engine == WEFT_FILE_URING && weft__uring_supports(op->code)) {
+        /* A write that io_uring tries inline on a pipe whose reader left raises SIGPIPE in
+         * this thread (the default action ends the process): writes to anything but files
+         * and block devices go to the pool, whose threads block every signal. */
+        struct stat st;
+        if ((op->code != WEFT__FS_WRITE && op->code != WEFT__FS_WRITEV) ||
+            (fstat(op->fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))))
+            return weft__fs_uring_run(t, f->ring, op, deadline);
+        return weft__fs_pool_run(t, op, deadline);
+    }
     if (op->code == WEFT__FS_READ && op->len > 0 && !weft__fs_no_nowait)
         return read_cached(t, op, deadline);
     if (op->code == WEFT__FS_CLOSE && !weft__fs_no_nowait) {

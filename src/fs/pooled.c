@@ -275,6 +275,10 @@ ssize_t weft__fs_pool_run(weft_task_t *t, const struct weft__fsop *op, int64_t d
     p->job.loop = t->fut.loop;
     p->job.waiter = t;
     p->job.cls = WEFT__POOL_WORK;
+    p->job.done.kind = WEFT__RN_HANDLE; /* the completion, posted without allocating */
+    p->job.done.heap = WEFT__H_NONE;
+    p->job.done.cb = weft__job_complete;
+    p->job.done.arg = &p->job;
     weft__list_init(&p->job.link);
     int err = weft__pool_submit(&p->job);
     if (err < 0) {

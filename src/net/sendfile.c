@@ -6,6 +6,7 @@
  */
 #include "net/net.h"
 
+#include <signal.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -22,6 +23,28 @@ static int refused(const weft_stream_t *s)
     if (s->fd < 0)
         return -ENOTCONN;
     return 0;
+}
+
+/* sendfile(2) without SIGPIPE (it has no MSG_NOSIGNAL): blocked around the call, and one the
+ * call raised (EPIPE, none pending before) is taken before the mask is restored, as
+ * weft__write_nosigpipe does for write(). */
+static ssize_t sendfile_nosigpipe(int out, int in, off_t *off, size_t n)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    ssize_t r = sendfile(out, in, off, n);
+    int e = errno;
+    if (r < 0 && e == EPIPE && !was_pending) {
+        static const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return r;
 }
 
 ssize_t weft_stream_sendfile_dl(weft_stream_t *s, int fd, int64_t *offset, size_t count,
@@ -75,7 +98,7 @@ ssize_t weft_stream_sendfile_dl(weft_stream_t *s, int fd, int64_t *offset, size_
     off_t off = offset != NULL ? (off_t)*offset : 0;
     while (sent < count) {
         size_t n = count - sent > MAX_CHUNK ? MAX_CHUNK : count - sent;
-        ssize_t k = sendfile(s->fd, fd, offset != NULL ? &off : NULL, n);
+        ssize_t k = sendfile_nosigpipe(s->fd, fd, offset != NULL ? &off : NULL, n);
         if (k > 0) {
             sent += (size_t)k;
             if (offset != NULL)

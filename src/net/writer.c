@@ -182,8 +182,9 @@ void weft__stream_kick(weft_stream_t *s)
     if (s->flushing || (queued(s) == 0 && !s->closing && !s->eof_req))
         return;
     /* The flush task sends what is queued, then makes a pending shutdown or close. */
-    if (weft_spawn(NULL, flush_task, s) < 0) {
-        weft__stream_fail(s, -ENOMEM);
+    int err = weft__spawn_owned(NULL, flush_task, flush_unstarted, s, NULL);
+    if (err < 0) {
+        weft__stream_fail(s, err);
         if (s->closing)
             weft__stream_do_close(s);
         return;

@@ -156,6 +156,14 @@ static int basic_main(void *arg)
     weft_task_cancel(weft_current_task(), NULL);
     CHECK_EQ(weft_file_open(p, O_RDWR | O_CREAT, 0644), -ECANCELED);
     CHECK_EQ(weft_file_stat(p, &st), -ENOENT);
+    /* a pipe whose reader left: -EPIPE, never SIGPIPE */
+    int pp[2];
+    CHECK_EQ(pipe(pp), 0);
+    close(pp[0]);
+    CHECK_EQ(weft_file_write(pp[1], "x", 1), -EPIPE);
+    struct iovec pv = {"y", 1};
+    CHECK_EQ(weft_file_writev(pp[1], &pv, 1, -1), -EPIPE);
+    close(pp[1]);
     /* a passed deadline: nothing is done */
     CHECK_EQ(weft_file_read_dl(0, buf, 1, weft_time(NULL) - 1), -ETIMEDOUT);
     return 0;

@@ -114,6 +114,11 @@ static int order_main(void *arg)
     CHECK_EQ(weft_stream_write(a, "ok", 2), 0); /* a refused fd does not break the stream */
     char two[2];
     CHECK_EQ(weft_stream_readexactly(b, two, 2, NULL), 0);
+    /* the peer gone: -EPIPE, never SIGPIPE */
+    weft_stream_release(b);
+    b = NULL;
+    off = 0;
+    CHECK_EQ(weft_stream_sendfile(a, file_fd, &off, 1), -EPIPE);
     weft_stream_close(a);
     off = 0;
     CHECK_EQ(weft_stream_sendfile(a, file_fd, &off, 1), -EPIPE);
