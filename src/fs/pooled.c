@@ -6,8 +6,9 @@
  *   FREE    the thread has not touched the buffer: the leaving task marks it GONE and goes;
  *   USER    the thread reads or writes it directly (regular files and block devices, whose I/O
  *           always ends): the leaving task waits for the job;
- *   COPYING the thread copies the data to be written into a private buffer (a few µs): the
- *           leaving task waits for that copy to end;
+ *   COPYING the thread claimed the job and looks at the fd (fstat), duplicates it and copies
+ *           the data to be written into a private buffer (a few µs): the leaving task waits
+ *           for USER or PRIV;
  *   PRIV    the thread works on its private buffer and a duplicate of the fd (fds that may
  *           block forever: pipes, FIFOs, sockets, terminals): the leaving task abandons the
  *           job, the thread frees it; the caller may close its fd at once.
@@ -141,34 +142,33 @@ static int pjob_run(void *arg)
     struct weft__fsop *op = &p->op;
     if (!weft__fsop_moves(op->code))
         return sys_other(op);
+    /* Claim the job first: from here the caller waits for USER or PRIV (a few µs), so the fd
+     * and the buffer are the caller's while they are looked at. */
+    int exp = B_FREE;
+    if (!atomic_compare_exchange_strong(&p->bstate, &exp, B_COPYING))
+        return -ECANCELED;
     struct stat sb;
     bool direct = fstat(op->fd, &sb) != 0 || S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode);
-    int exp = B_FREE;
     if (direct) {
-        if (!atomic_compare_exchange_strong(&p->bstate, &exp, B_USER))
-            return -ECANCELED;
+        atomic_store(&p->bstate, B_USER);
         return sys_rw(op->code, op->fd, p->user_iov, p->user_iovcnt, op->off);
     }
     size_t n = iov_total(p->user_iov, p->user_iovcnt);
     char *b = weft__malloc(n ? n : 1);
-    if (b == NULL)
-        return -ENOMEM;
-    p->bounce = b;
     /* The caller may close its fd (and the number be reused) once it left: work on a
-     * duplicate, made while the caller cannot have left yet (the exchange below succeeds only
-     * if it has not). */
-    int dfd = fcntl(op->fd, F_DUPFD_CLOEXEC, 0);
-    if (dfd < 0)
-        return -errno;
+     * duplicate. */
+    int dfd = b != NULL ? fcntl(op->fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (dfd < 0) {
+        int e = b == NULL ? -ENOMEM : -errno;
+        weft__free(b);
+        atomic_store(&p->bstate, B_PRIV); /* nothing of the caller's is used any more */
+        return e;
+    }
+    p->bounce = b;
     bool rd = op->code == WEFT__FS_READ || op->code == WEFT__FS_READV;
-    if (!atomic_compare_exchange_strong(&p->bstate, &exp, rd ? B_PRIV : B_COPYING)) {
-        close(dfd);
-        return -ECANCELED;
-    }
-    if (!rd) {
+    if (!rd)
         gather(b, p->user_iov, p->user_iovcnt, n);
-        atomic_store(&p->bstate, B_PRIV);
-    }
+    atomic_store(&p->bstate, B_PRIV);
     struct iovec v = {b, n};
     int r = sys_rw(op->code, dfd, &v, 1, op->off);
     close(dfd);
@@ -305,7 +305,7 @@ ssize_t weft__fs_pool_run(weft_task_t *t, const struct weft__fsop *op, int64_t d
                 can_leave = false;
                 break;
             }
-            sched_yield(); /* B_COPYING: a memcpy away from B_PRIV */
+            sched_yield(); /* B_COPYING: an fstat, a dup and a memcpy away from USER or PRIV */
         }
     } else if (op->code != WEFT__FS_OPEN) {
         /* fsync, ftruncate, rename...: once running, they finish (bounded by the device) and
