@@ -479,7 +479,7 @@ static int fifo_open_main(void *arg)
         CHECK_EQ(r, -ETIMEDOUT);
         /* release the abandoned pool open (if it started): it gets an fd, which its thread
          * closes; a writer's non-blocking open succeeds once that reader waits */
-        for (int i = 0; i < 5000; i++) {
+        for (int i = 0; i < 60000; i++) { /* until the pool has nothing left (loaded CI) */
             struct weft__pool_stats ps;
             weft__pool_stats(&ps);
             if (ps.running[WEFT__POOL_WORK] == 0 && ps.queued[WEFT__POOL_WORK] == 0)
