@@ -102,10 +102,19 @@ typedef struct weft_future weft_future_t;
 #define WEFT_NO_DEADLINE ((int64_t)-1)
 
 /* Options for a loop; zero-initialise and set what you need. */
+/* The engine of a loop's file calls (weft_loop_opts.file_engine; docs/files.md). */
+enum weft_file_engine {
+    WEFT_FILE_AUTO = 0,  /* WEFT_FILE_ENGINE from the environment, else io_uring if usable */
+    WEFT_FILE_POOL = 1,  /* the thread pool */
+    WEFT_FILE_URING = 2, /* the loop's io_uring ring; the pool where the kernel refuses it */
+};
+
 struct weft_loop_opts {
     size_t stack_size;  /* default task stack size in bytes; 0 = weft_default_stack_size() */
     bool virtual_clock; /* test mode: time starts at 0 and jumps to the next timer when idle */
     bool compact_tasks; /* tasks default to WEFT_STACK_COMPACT (weft_run's main task never) */
+    int file_engine;    /* enum weft_file_engine: the engine of the file calls (docs/files.md);
+                         * 0 = WEFT_FILE_AUTO */
 };
 
 /*
@@ -1545,6 +1554,24 @@ WEFT_EXTERN int weft_stream_set_write_limits(weft_stream_t *s, ssize_t high, ssi
 WEFT_EXTERN size_t weft_stream_write_buffered(const weft_stream_t *s);
 
 /*
+ * Send `count` bytes of the file `fd` on the stream with sendfile(2) (zero copy: the kernel moves
+ * them from the page cache to the socket). They start at `*offset`, which is advanced by what was
+ * sent, also when the call fails midway (the file position is left alone); `offset` NULL reads
+ * at the file position and advances it. Output already queued on the stream is sent first (the
+ * call waits for the flush); writes made while it runs are queued behind the file. Waits for
+ * socket space as needed. Returns the count sent (less than `count` only at the end of the
+ * file), or a negative errno: the connection's error (-EPIPE, -ECONNRESET), the stream refusing
+ * writes as weft_stream_write() does, -EBUSY (another sendfile runs on this stream),
+ * -EOPNOTSUPP (a stream with a transport, e.g. TLS: the bytes must pass through it), sendfile's
+ * own errors (-EINVAL, -ESPIPE: `fd` cannot be sent this way), -ETIMEDOUT, -ECANCELED (then
+ * `*offset` tells how far it got). Pages not in the cache are read by the kernel while the loop
+ * waits in the call, as nginx's sendfile does. Borrows `fd`. Suspends.
+ */
+WEFT_EXTERN ssize_t weft_stream_sendfile(weft_stream_t *s, int fd, int64_t *offset, size_t count);
+WEFT_EXTERN ssize_t weft_stream_sendfile_dl(weft_stream_t *s, int fd, int64_t *offset,
+                                            size_t count, int64_t deadline);
+
+/*
  * Close the write direction once the queue is flushed (write_eof: shutdown(SHUT_WR)); the reader
  * keeps working. On a pipe, which has no half-close, the stream is closed (weft_stream_close).
  * Returns 0 (also when already done), -ENOTCONN. Does not suspend.
@@ -1918,6 +1945,118 @@ WEFT_EXTERN int weft_proc_run(char *const argv[], const struct weft_proc_opts *o
                               struct weft_proc_io *io);
 WEFT_EXTERN int weft_proc_run_dl(char *const argv[], const struct weft_proc_opts *opts,
                                  struct weft_proc_io *io, int64_t deadline);
+
+/* ============================================================================================
+ * Files
+ * ========================================================================================== */
+
+/* (section: files) */
+
+/*
+ * File calls that suspend only the calling task (docs/files.md). Each runs on the loop's engine:
+ * the thread pool, or the loop's io_uring ring where the kernel allows it (probed once per
+ * process; EPERM, ENOSYS, ENOMEM or a missing opcode mean the pool, quietly). The choice:
+ * weft_loop_opts.file_engine, else the environment variable WEFT_FILE_ENGINE=pool|uring, else
+ * io_uring when usable. Errors are the kernel's, as a negative errno. Every call here suspends
+ * (it is a cancellation point: a cancel already pending returns -ECANCELED before anything is
+ * done) and must be made from a task (-EPERM otherwise).
+ *
+ * Buffers: a buffer (or iovec array) passed to a call is borrowed until the call returns and is
+ * never touched by the kernel or a pool thread afterwards. A call cancelled or timed out while
+ * its operation runs returns -ECANCELED / -ETIMEDOUT only once the operation is undone or can no
+ * longer touch the buffer: io_uring cancels it and waits for its completion; the pool waits for
+ * the thread (regular files and block devices, whose I/O always ends) or, for fds that may block
+ * forever (pipes, FIFOs, sockets, terminals), lets the thread finish alone on a private copy of
+ * the buffer. When the operation completed anyway, its result is returned and a cancel stays
+ * pending for the task's next suspension point, so no byte read or written goes unreported.
+ * Counts are capped at 0x7ffff000 bytes per call (Linux's limit), so results fit an int.
+ * Offsets are 64-bit.
+ */
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+/* The engine the current loop's file calls use (WEFT_FILE_POOL or WEFT_FILE_URING; the first
+ * call on a loop decides, making its ring), or -EPERM without a loop. Does not suspend. */
+WEFT_EXTERN int weft_file_engine(void);
+
+/* open(2): O_CLOEXEC is always added. Returns the fd, or a negative errno. If the call returns
+ * -ECANCELED or -ETIMEDOUT, no fd is left open. */
+WEFT_EXTERN int weft_file_open(const char *path, int flags, mode_t mode);
+
+/* close(2): of a file or directory on the engine (a close may flush, e.g. on NFS); of anything
+ * else (pipe, FIFO, socket, terminal) at once with weft_close(), which first wakes tasks waiting
+ * on it with weft_wait_fd() (-EBADF). The fd is closed whatever the result (also -ECANCELED). */
+WEFT_EXTERN int weft_file_close(int fd);
+
+/*
+ * Read up to `n` bytes into `buf` at the file position (read) or at `offset` (pread, which leaves
+ * the position alone). Returns the count (0 at end of file), or a negative errno; -ETIMEDOUT when
+ * `deadline` (ns of weft_time()) passes first, -ECANCELED.
+ */
+WEFT_EXTERN ssize_t weft_file_read(int fd, void *buf, size_t n);
+WEFT_EXTERN ssize_t weft_file_read_dl(int fd, void *buf, size_t n, int64_t deadline);
+WEFT_EXTERN ssize_t weft_file_pread(int fd, void *buf, size_t n, int64_t offset);
+WEFT_EXTERN ssize_t weft_file_pread_dl(int fd, void *buf, size_t n, int64_t offset,
+                                       int64_t deadline);
+
+/* Write up to `n` bytes from `buf` (one write(2) / pwrite(2): the count may be short). Returns
+ * the count or a negative errno, as the reads. */
+WEFT_EXTERN ssize_t weft_file_write(int fd, const void *buf, size_t n);
+WEFT_EXTERN ssize_t weft_file_write_dl(int fd, const void *buf, size_t n, int64_t deadline);
+WEFT_EXTERN ssize_t weft_file_pwrite(int fd, const void *buf, size_t n, int64_t offset);
+WEFT_EXTERN ssize_t weft_file_pwrite_dl(int fd, const void *buf, size_t n, int64_t offset,
+                                        int64_t deadline);
+
+/* preadv(2) / pwritev(2): `offset` -1 means the file position (readv / writev). At most 1024
+ * buffers (-EINVAL beyond). Returns the count or a negative errno. */
+WEFT_EXTERN ssize_t weft_file_readv(int fd, const struct iovec *iov, int iovcnt, int64_t offset);
+WEFT_EXTERN ssize_t weft_file_readv_dl(int fd, const struct iovec *iov, int iovcnt, int64_t offset,
+                                       int64_t deadline);
+WEFT_EXTERN ssize_t weft_file_writev(int fd, const struct iovec *iov, int iovcnt, int64_t offset);
+WEFT_EXTERN ssize_t weft_file_writev_dl(int fd, const struct iovec *iov, int iovcnt,
+                                        int64_t offset, int64_t deadline);
+
+/* fsync(2), fdatasync(2), ftruncate(2). Return 0 or a negative errno. */
+WEFT_EXTERN int weft_file_fsync(int fd);
+WEFT_EXTERN int weft_file_fdatasync(int fd);
+WEFT_EXTERN int weft_file_ftruncate(int fd, int64_t length);
+
+/* fstat(2) / stat(2) (follows symlinks). `*st` is written only on success. */
+WEFT_EXTERN int weft_file_fstat(int fd, struct stat *st);
+WEFT_EXTERN int weft_file_stat(const char *path, struct stat *st);
+
+/* rename(2), unlink(2), mkdir(2), rmdir(2). Return 0 or a negative errno. */
+WEFT_EXTERN int weft_file_rename(const char *from, const char *to);
+WEFT_EXTERN int weft_file_unlink(const char *path);
+WEFT_EXTERN int weft_file_mkdir(const char *path, mode_t mode);
+WEFT_EXTERN int weft_file_rmdir(const char *path);
+
+/*
+ * List the directory `path` (without "." and ".."), sorted by name (strcmp). On success *names
+ * points at an array of *count names, NULL-terminated, in one block the caller frees with
+ * weft_file_free(). Runs on the pool (io_uring has no getdents). Returns 0 or a negative errno.
+ */
+WEFT_EXTERN int weft_file_listdir(const char *path, char ***names, size_t *count);
+
+/*
+ * Read the whole file `path` into a new buffer (NUL-terminated, not counted in *len) that the
+ * caller frees with weft_file_free(). Returns 0, -EFBIG if the file holds more than `limit`
+ * bytes (nothing is returned then), or a negative errno. Suspends.
+ */
+WEFT_EXTERN int weft_file_read_all(const char *path, size_t limit, char **data, size_t *len);
+
+/*
+ * Replace `path` with `len` bytes of `data` atomically: they are written to a temporary file in
+ * the same directory ("<path>.tmp-XXXXXX"), fsync'ed, renamed over `path`, and the directory is
+ * fsync'ed. A crash (or an error, or a cancel) at any point leaves either the old content or the
+ * new, never a mix; on failure the temporary file is removed. `mode` is the new file's mode.
+ * Returns 0 or a negative errno. Suspends.
+ */
+WEFT_EXTERN int weft_file_write_atomic(const char *path, const void *data, size_t len,
+                                       mode_t mode);
+
+/* Free what weft_file_listdir() or weft_file_read_all() returned (NULL is fine). */
+WEFT_EXTERN void weft_file_free(void *p);
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,7 @@ usage() {
   echo "  build: build-essential cmake pkg-config"
   echo "  test:  valgrind python3 curl wrk  (the sanitizers come with gcc's libasan/libubsan)"
   echo "  cross: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
-  echo "  bench: wrk curl python3 libuv1-dev golang-go"
+  echo "  bench: wrk curl python3 libuv1-dev golang-go fio  (bench/files.sh: fio; its Node and Tokio peers need nodejs, cargo, librust-tokio-dev)"
   echo "  modules: $(pkgs_of modules)  (the modules' libraries and the servers their tests start)"
   echo "  clang: clang                      (optional, not part of 'all')"
   echo "  all:   build test cross bench"
@@ -21,7 +21,7 @@ pkgs_of() {
     build) echo build-essential cmake pkg-config ;;
     test)  echo valgrind python3 curl wrk ;;
     cross) echo gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user ;;
-    bench) echo wrk curl python3 libuv1-dev golang-go ;;  # the last two: bench/spawn.sh's peers
+    bench) echo wrk curl python3 libuv1-dev golang-go fio ;;  # libuv, go: bench/spawn.sh's peers; fio: bench/files.sh
     # One line per module: its library's -dev package and what its tests need.
     modules)
       echo "libpq-dev postgresql" # pg: libpq, and the server its tests start

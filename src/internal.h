@@ -527,6 +527,9 @@ struct weft_loop {
     void *backend_data;
     struct weft__fdstate **fdchunks; /* fd table in fixed chunks (fd.c) */
     uint32_t nfdchunks;
+    /* files (src/fs) */
+    uint8_t file_engine; /* weft_loop_opts.file_engine */
+    void *files;         /* the loop's file engine state, made on first use, or NULL */
     /* cross-thread calls */
     pthread_mutex_t ts_lock;
     struct weft__list ts_queue;
@@ -708,6 +711,21 @@ int weft__signal_internal(weft_loop_t *loop, int sig, weft_signal_fn fn, void *a
 /* At loop close: restore dispositions, forget the loop (signal.c); detach children (process.c). */
 void weft__signal_loop_fini(weft_loop_t *loop);
 void weft__proc_loop_fini(weft_loop_t *loop);
+
+/*
+ * A completion source: an fd watched by the backend whose events run `ready` instead of waking
+ * tasks (the io_uring file engine's ring). The owner watches it with loop->backend->watch(loop,
+ * fd, &src->st) after setting st.registered to WEFT__FD_SOURCE, and unwatches it before closing.
+ * It is not in the fd table.
+ */
+#define WEFT__FD_SOURCE 2
+struct weft__fdsource {
+    struct weft__fdstate st;
+    void (*ready)(weft_loop_t *loop, struct weft__fdsource *src);
+};
+
+/* Release the loop's file engine (src/fs) when the loop closes. */
+void weft__files_fini(weft_loop_t *loop);
 void weft__report(weft_loop_t *loop, const char *message, int err, weft_task_t *task);
 
 #endif /* WEFT_INTERNAL_H */

@@ -37,6 +37,8 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
             return -EINVAL;
         ss = weft__stack_round(opts->stack_size);
     }
+    if (opts != NULL && (opts->file_engine < 0 || opts->file_engine > WEFT_FILE_URING))
+        return -EINVAL;
     weft_loop_t *l = weft__calloc(1, sizeof(*l));
     if (l == NULL)
         return -ENOMEM;
@@ -46,6 +48,7 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     weft__heap_init(&l->timers);
     l->virtual_clock = opts != NULL && opts->virtual_clock;
     l->compact_default = opts != NULL && opts->compact_tasks;
+    l->file_engine = opts != NULL ? (uint8_t)opts->file_engine : 0;
     l->now = l->virtual_clock ? 0 : weft__clock();
     l->last_poll = WEFT__POLL_UNTIMED;
     l->owner = pthread_self();
@@ -364,6 +367,7 @@ int weft_loop_close(weft_loop_t *loop)
     weft__signal_loop_fini(loop);
     weft__proc_loop_fini(loop);
     weft__heap_fini(&loop->timers);
+    weft__files_fini(loop);
     weft__fd_fini(loop);
     loop->backend->fini(loop);
     weft__compact_fini(loop);

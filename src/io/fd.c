@@ -112,7 +112,11 @@ static inline void prefetch_resume(const struct weft__fdstate *st, const weft_ta
 
 void weft__io_event(weft_loop_t *l, struct weft__fdstate *st, int events)
 {
-    (void)l;
+    if (WEFT__UNLIKELY(st->registered == WEFT__FD_SOURCE)) {
+        struct weft__fdsource *src = weft__container_of(st, struct weft__fdsource, st);
+        src->ready(l, src);
+        return;
+    }
     if (events & WEFT__EV_HUP)
         st->hup = WEFT_READABLE | WEFT_WRITABLE;
     else if (events & WEFT__EV_RDHUP)

@@ -59,6 +59,11 @@ struct weft_stream {
     /* a transport over the fd (net/transport.h), or NULL for the plain fd */
     const struct weft__transport *tp;
     void *tpctx; /* the transport's per-stream state */
+    /* sendfile (sendfile.c) */
+    uint8_t sending;             /* a weft_stream_sendfile() call runs */
+    uint8_t handover;            /* the flush task stopped for it: it is the flusher now */
+    size_t sendq;                /* queued bytes the flush task still sends before the file */
+    struct weft__list flushwait; /* the sendfile waits here for the handover */
 };
 
 /* Drop a reference a call took for its wait: inline unless it is the last (then
@@ -96,6 +101,16 @@ int weft__nwaiters_park(struct weft__list *list, weft_task_t *t, void *obj, int6
 
 /* Wake a task waiting in a reader call so that it notices a close. */
 void weft__stream_wake_reader(weft_stream_t *s);
+
+/* After a sendfile: start the background flush for what was queued meanwhile, or finish a
+ * write_eof / close that waited for the writer (writer.c). */
+void weft__stream_kick(weft_stream_t *s);
+
+/* Bytes queued in the writer. */
+static inline size_t weft__stream_queued(const weft_stream_t *s)
+{
+    return s->wend - s->wpos;
+}
 
 /* Free the buffers of a stream (reader and writer) and the stream itself. */
 void weft__stream_free(weft_stream_t *s);

@@ -23,6 +23,7 @@ int weft__stream_wrap(weft_stream_t **out, int fd, bool is_sock, size_t limit, s
     s->whigh = write_high != 0 ? write_high : WEFT_STREAM_HIGH_WATER;
     s->wlow = s->whigh / 4;
     weft__list_init(&s->drainers);
+    weft__list_init(&s->flushwait);
     weft__list_init(&s->closers);
     weft__list_init(&s->slink);
     *out = s;

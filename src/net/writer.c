@@ -72,6 +72,14 @@ void weft__stream_fail(weft_stream_t *s, int err)
 /* The flush ends (its queue sent, or lost): what is due then, and its reference dropped. */
 static void flush_end(weft_stream_t *s)
 {
+    if (s->sending) {
+        /* A sendfile waits: it becomes the flusher (flushing stays set), sends the file, then
+         * starts a flush for what was written meanwhile (weft__stream_kick). */
+        s->handover = 1;
+        weft__nwaiters_wake_all(&s->flushwait, 0);
+        weft_stream_release(s);
+        return;
+    }
     s->flushing = 0;
     if (s->closed || s->cerr != 0)
         s->wpos = s->wend = 0;
@@ -91,8 +99,16 @@ static int flush_task(void *arg)
     weft_stream_t *s = arg;
     while (queued(s) > 0 && !s->closed && s->cerr == 0) {
         size_t n = queued(s);
+        if (s->sending) { /* a sendfile waits: send only what was queued before its call */
+            if (s->sendq == 0)
+                break;
+            if (n > s->sendq)
+                n = s->sendq;
+        }
         ssize_t k = sys_write(s, s->wbuf + s->wpos, n);
         if (k > 0) {
+            if (s->sending)
+                s->sendq -= (size_t)k;
             s->wpos += (size_t)k;
             if (s->wpos == s->wend)
                 s->wpos = s->wend = 0;
@@ -159,6 +175,22 @@ static int enqueue(weft_stream_t *s, const char *p, size_t n)
     memcpy(s->wbuf + s->wend, p, n);
     s->wend += n;
     return 0;
+}
+
+void weft__stream_kick(weft_stream_t *s)
+{
+    if (s->flushing || (queued(s) == 0 && !s->closing && !s->eof_req))
+        return;
+    /* The flush task sends what is queued, then makes a pending shutdown or close. */
+    int err = weft__spawn_owned(NULL, flush_task, flush_unstarted, s, NULL);
+    if (err < 0) {
+        weft__stream_fail(s, err);
+        if (s->closing)
+            weft__stream_do_close(s);
+        return;
+    }
+    s->flushing = 1;
+    weft_stream_retain(s);
 }
 
 /* Why a write is refused, if it is. */
