@@ -87,7 +87,7 @@ stage_valgrind() {
   command -v valgrind >/dev/null || { echo "valgrind not found (scripts/deps.sh test)"; return 1; }
   export WEFT_SKIP_SLOW=1 # tests too slow under emulation skip themselves (exit 77)
   configure_build_test valgrind build-vg '^core$|^memcheck$' -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_C_FLAGS=-g "-DWEFT_TEST_WRAPPER=$VALGRIND_WRAPPER" \
+    -DCMAKE_C_FLAGS=-g "-DWEFT_TEST_WRAPPER=$VALGRIND_WRAPPER" -DWEFT_CORE_TESTS_ONLY=OFF \
     -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_BENCH=OFF
 }
 
