@@ -48,4 +48,7 @@ int weft__pg_connect(weft_pg_t **out, const char *conninfo, char *errbuf, size_t
 /* True if the idle connection's socket shows the server hung up or sent something: read it. */
 bool weft__pg_idle_dead(weft_pg_t *c);
 
+/* Free a result's contents (its PGresult and decoded bytea values), not the struct (result.c). */
+void weft__pg_result_clear(weft_pg_result_t *r);
+
 #endif /* WEFT_PG_INTERNAL_H */
