@@ -210,10 +210,22 @@ int weft_pg_pool_acquire(weft_pg_pool_t *p, weft_pg_t **out, int64_t deadline)
     return r;
 }
 
-/* A released connection's reset, in a task of its own. */
+/* A released connection's reset, in a task of its own. The job outlives the task: its done
+ * callback frees it, and gives the connection's slot back if the task ended without running (it
+ * was cancelled before its first step, for example by a shutdown that cancels every task). */
+struct reset_job {
+    weft_pg_t *c;
+    bool ran;
+    bool no_callback; /* the callback could not be added (no memory): the task frees the job */
+};
+
 static int reset_task(void *arg)
 {
-    weft_pg_t *c = arg;
+    struct reset_job *job = arg;
+    job->ran = true;
+    weft_pg_t *c = job->c;
+    if (job->no_callback)
+        free(job);
     weft_pg_pool_t *p = c->pool;
     int64_t dl = weft_time(NULL) + c->cancel_ns;
     int r = 0;
@@ -231,6 +243,40 @@ static int reset_task(void *arg)
     return 0;
 }
 
+static void reset_done(weft_future_t *fut, void *arg)
+{
+    (void)fut;
+    struct reset_job *job = arg;
+    if (!job->ran) {
+        weft_pg_t *c = job->c;
+        weft_pg_pool_t *p = c->pool;
+        p->resetting--;
+        discard(p, c);
+        weft_sem_release(&p->slots);
+        maybe_drained(p);
+    }
+    free(job);
+}
+
+static int spawn_reset(weft_pg_t *c)
+{
+    struct reset_job *job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        return -ENOMEM;
+    job->c = c;
+    struct weft_task_opts o = {.name = "weft-pg-reset"};
+    weft_task_t *t;
+    int r = weft_spawn_opts(&t, reset_task, job, &o);
+    if (r < 0) {
+        free(job);
+        return r;
+    }
+    if (weft_future_add_done_callback(weft_task_future(t), reset_done, job) < 0)
+        job->no_callback = true; /* the task has not run yet: it frees the job when it does */
+    weft_task_release(t);
+    return 0;
+}
+
 int weft_pg_pool_release(weft_pg_pool_t *p, weft_pg_t *c)
 {
     if (p == NULL || c == NULL || c->pool != p || c->pool_state != PGP_IN_USE)
@@ -242,8 +288,7 @@ int weft_pg_pool_release(weft_pg_pool_t *p, weft_pg_t *c)
                p->reset_sql != NULL) {
         c->pool_state = PGP_RESETTING;
         p->resetting++;
-        struct weft_task_opts o = {.name = "weft-pg-reset"};
-        if (weft_spawn_opts(NULL, reset_task, c, &o) == 0)
+        if (spawn_reset(c) == 0)
             return 0;
         p->resetting--;
         discard(p, c);

@@ -375,4 +375,54 @@ static void test_server_restart(void)
     CHECK_EQ(weft_run(restart_main, NULL), 0);
 }
 
-TEST_MAIN(test_pool_basics, test_pool_cancel_storm, test_server_restart)
+/* ---- a reset task cancelled before its first step (regression) ---- */
+
+/* Cancel every task named `name` that the loop knows; returns how many. */
+static int cancel_named(const char *name)
+{
+    weft_task_t *all[64];
+    size_t n = weft_all_tasks(NULL, all, 64);
+    int hit = 0;
+    for (size_t i = 0; i < n && i < 64; i++) {
+        if (strcmp(weft_task_name(all[i]), name) == 0 && weft_task_cancel(all[i], NULL))
+            hit++;
+    }
+    return hit;
+}
+
+static int unstarted_reset_main(void *arg)
+{
+    (void)arg;
+    struct weft_pg_pool_opts o = {.conninfo = ci_app(), .max_size = 1};
+    weft_pg_pool_t *p;
+    CHECK_EQ(weft_pg_pool_new(&p, &o), 0);
+    weft_pg_t *c;
+    CHECK_EQ(weft_pg_pool_acquire(p, &c, weft_deadline_in(5)), 0);
+    CHECK_EQ(weft_pg_exec(c, "BEGIN"), 0);
+    /* Released inside a transaction: a reset task is spawned; a shutdown-style sweep cancels it
+     * before it runs. Its connection must not be lost: discarded, its slot given back. */
+    CHECK_EQ(weft_pg_pool_release(p, c), 0);
+    CHECK_EQ(stats(p).resetting, 1);
+    CHECK_EQ(cancel_named("weft-pg-reset"), 1);
+    settle(p);
+    struct weft_pg_pool_stats st = stats(p);
+    CHECK_EQ(st.open, 0);
+    CHECK_EQ(st.discarded, 1);
+    /* The pool's only slot is free again: the next acquire opens a new connection at once. */
+    CHECK_EQ(weft_pg_pool_acquire(p, &c, weft_deadline_in(5)), 0);
+    CHECK_EQ(weft_pg_txn_status(c), 0);
+    CHECK_EQ(weft_pg_pool_release(p, c), 0);
+    CHECK_EQ(weft_pg_pool_close(p, weft_deadline_in(5)), 0);
+    CHECK_EQ(server_conns(), 0);
+    return 0;
+}
+
+static void test_unstarted_reset(void)
+{
+    pgt_setup();
+    int fds = test_count_fds();
+    CHECK_EQ(weft_run(unstarted_reset_main, NULL), 0);
+    CHECK_EQ(test_count_fds(), fds);
+}
+
+TEST_MAIN(test_pool_basics, test_pool_cancel_storm, test_server_restart, test_unstarted_reset)
