@@ -163,13 +163,18 @@ static inline char lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
-static bool caseeq(const char *a, size_t n, const char *lit)
+/* a[0..n) equals `lit` ignoring ASCII case. `lit` is lower-case letters, digits and '-' only,
+ * and `a` holds no control byte (a field line's bytes): then (a[i] | 0x20) == lit[i] only for the
+ * letter in either case, or the same digit or '-' (0x10-0x19 and CR, the other bytes that map
+ * to those, are control bytes). */
+static inline bool caseeq(const char *a, size_t n, const char *lit)
 {
-    size_t i = 0;
-    for (; i < n && lit[i] != '\0'; i++)
-        if (lower(a[i]) != lit[i])
+    if (n != strlen(lit))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((a[i] | 0x20) != lit[i])
             return false;
-    return i == n && lit[i] == '\0';
+    return true;
 }
 
 bool weft_http_str_eq(struct weft_http_str s, const char *lit)
@@ -411,8 +416,14 @@ static inline int parse_field(struct weft_http_head *h, facts_t *f, const char *
         if ((l[0] | 0x20) == 'h' && caseeq(l, nl, "host")) {
             if (++f->hosts > 1)
                 return -400;
-            for (size_t k = 0; k < vn; k++)
-                if (host_bad[(unsigned char)v[k]])
+            const unsigned char *hv = (const unsigned char *)v;
+            size_t k = 0;
+            for (; k + 4 <= vn; k += 4)
+                if (host_bad[hv[k]] | host_bad[hv[k + 1]] | host_bad[hv[k + 2]] |
+                    host_bad[hv[k + 3]])
+                    return -400;
+            for (; k < vn; k++)
+                if (host_bad[hv[k]])
                     return -400;
         }
         break;

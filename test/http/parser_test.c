@@ -374,6 +374,20 @@ static void test_scan_bytes(void)
         }
     }
     CHECK(checked > 10000);
+
+    /* A Host value (checked four bytes a step) with a byte that cannot be in an authority at
+     * each position: refused, unless it is OWS at an end (trimmed). */
+    const char hostbad[] = {' ', '\t', ',', '/', '@'};
+    for (size_t L = 1; L <= 12; L++)
+        for (size_t j = 0; j < L; j++)
+            for (size_t b = 0; b < sizeof(hostbad); b++) {
+                memset(want, 'h', L);
+                want[j] = hostbad[b];
+                int n = snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: %.*s\r\n\r\n",
+                                 (int)L, want);
+                bool ows_end = (hostbad[b] == ' ' || hostbad[b] == '\t') && (j == 0 || j == L - 1);
+                CHECK_EQ(parse_all(req, (size_t)n, &h), ows_end ? (ssize_t)n : -400);
+            }
 }
 
 static void test_helpers(void)
