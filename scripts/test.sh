@@ -16,15 +16,16 @@ cd "$ROOT"
 #                                    pool, tsan)
 #   valgrind  build-vg/     Release  built with -g, the tests labelled core or memcheck, each under
 #                                    valgrind memcheck
-#   arm64     build-arm64/  Release  core tests, built with -g, cross-built for aarch64, run under
-#                                    qemu-user (modules off: their dependencies are not cross-built)
-#   fuzz      build-fuzz/   clang    the HTTP parser's libFuzzer target for WEFT_FUZZ_SECONDS (30)
+#   arm64     build-arm64/  Release  core tests and the HTTP parser's (its portable scan path),
+#                                    built with -g, cross-built for aarch64, run under qemu-user
+#                                    (other module tests off: their dependencies are not cross-built)
+#   fuzz      build-fuzz/   clang    the HTTP parser's libFuzzer target for WEFT_FUZZ_SECONDS (60)
 #                                    on one core, from its seed corpus (scripts/fuzz-http.sh)
 # The two Release stages make sure optimised code (inline asm clobbers, UB the optimiser exploits)
 # is tested too. Each test has its own time limit (60 s unless its CMakeLists.txt says otherwise),
 # sized for a loaded 2-core machine in the debug stage and scaled per stage by how much slower the
 # stage runs code: asan 2x, tsan 4x, valgrind 8x, arm64 8x.
-# Knobs: WEFT_STAGES, WEFT_FUZZ_SECONDS (30), WEFT_NO_DEPS=1 (skip scripts/deps.sh), WEFT_JOBS (2), WEFT_TIMEOUT_SCALE
+# Knobs: WEFT_STAGES, WEFT_FUZZ_SECONDS (60), WEFT_NO_DEPS=1 (skip scripts/deps.sh), WEFT_JOBS (2), WEFT_TIMEOUT_SCALE
 # (an extra factor on every limit, e.g. 2 on a slow machine), WEFT_CMAKE_ARGS (extra configure
 # arguments for every stage). The valgrind and arm64 stages export WEFT_SKIP_SLOW=1: tests too
 # slow under emulation (the million-task scale test) skip themselves there.
@@ -120,9 +121,9 @@ stage_arm64() {
 }
 
 stage_fuzz() {
-  # About 40 s in all (build and a 30 s run): a small step within CI's budget. Longer runs by
-  # hand: scripts/fuzz-http.sh 600.
-  scripts/fuzz-http.sh "${WEFT_FUZZ_SECONDS:-30}"
+  # About 65 s in all (build and the 60 s run issue 18 asks for). Longer runs by hand:
+  # scripts/fuzz-http.sh 600.
+  scripts/fuzz-http.sh "${WEFT_FUZZ_SECONDS:-60}"
 }
 
 banner() {

@@ -4,6 +4,12 @@
  * corpus of requests, in one process, one after the other, best of 5 rounds each.
  *   weft-bench-http-parse [SECONDS_PER_ROUND]
  * Prints ns per request and MB/s for each, and the ratio.
+ *   weft-bench-http-parse -n ROUNDS
+ * Parses the corpus ROUNDS times with each parser (run_weft, then run_hp) and prints nothing
+ * timed: for instruction counts under callgrind, which do not depend on the machine's load:
+ *   valgrind --tool=callgrind --callgrind-out-file=cg.out weft-bench-http-parse -n 20000
+ *   callgrind_annotate --inclusive=yes cg.out | grep -E 'run_(weft|hp)'
+ * (instructions per request = the function's count / (ROUNDS * 4)).
  */
 #include <weft/http.h>
 
@@ -54,28 +60,58 @@ static http_parser_settings settings = {
     .on_url = cb_data, .on_header_field = cb_data, .on_header_value = cb_data,
     .on_headers_complete = cb_done};
 
+static struct weft_http_header hdrs[WEFT_HTTP_MAX_HEADERS];
+
+/* One pass over the corpus with each parser: the timed loops and the -n mode share them. */
+__attribute__((noinline)) static void run_weft(const size_t *lens)
+{
+    for (size_t i = 0; i < NREQ; i++) {
+        struct weft_http_parser p;
+        struct weft_http_head h = {.headers = hdrs};
+        weft_http_parser_init(&p, NULL);
+        ssize_t r = weft_http_parse(&p, reqs[i], lens[i], &h, WEFT_HTTP_MAX_HEADERS);
+        if (r <= 0)
+            abort();
+        sink += h.nheaders;
+    }
+}
+
+__attribute__((noinline)) static void run_hp(const size_t *lens)
+{
+    for (size_t i = 0; i < NREQ; i++) {
+        http_parser p;
+        http_parser_init(&p, HTTP_REQUEST);
+        size_t used = http_parser_execute(&p, &settings, reqs[i], lens[i]);
+        if (HTTP_PARSER_ERRNO(&p) != HPE_PAUSED || used == 0)
+            abort();
+    }
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "-n") == 0) {
+        size_t lens[NREQ];
+        for (size_t i = 0; i < NREQ; i++)
+            lens[i] = strlen(reqs[i]);
+        long rounds = atol(argv[2]);
+        for (long k = 0; k < rounds; k++)
+            run_weft(lens);
+        for (long k = 0; k < rounds; k++)
+            run_hp(lens);
+        printf("%ld rounds of %zu requests with each parser\n", rounds, (size_t)NREQ);
+        return 0;
+    }
     double secs = argc > 1 ? atof(argv[1]) : 0.5;
     size_t lens[NREQ], bytes = 0;
     for (size_t i = 0; i < NREQ; i++)
         bytes += lens[i] = strlen(reqs[i]);
-    static struct weft_http_header hdrs[WEFT_HTTP_MAX_HEADERS];
     double best_w = 1e9, best_h = 1e9;
     for (int round = 0; round < 5; round++) {
         size_t n = 0;
         double t0 = now(), t;
         do {
             for (int k = 0; k < 1000; k++)
-                for (size_t i = 0; i < NREQ; i++) {
-                    struct weft_http_parser p;
-                    struct weft_http_head h = {.headers = hdrs};
-                    weft_http_parser_init(&p, NULL);
-                    ssize_t r = weft_http_parse(&p, reqs[i], lens[i], &h, WEFT_HTTP_MAX_HEADERS);
-                    if (r <= 0)
-                        abort();
-                    sink += h.nheaders;
-                }
+                run_weft(lens);
             n += 1000 * NREQ;
         } while ((t = now()) - t0 < secs);
         double ns = (t - t0) * 1e9 / (double)n;
@@ -85,13 +121,7 @@ int main(int argc, char **argv)
         t0 = now();
         do {
             for (int k = 0; k < 1000; k++)
-                for (size_t i = 0; i < NREQ; i++) {
-                    http_parser p;
-                    http_parser_init(&p, HTTP_REQUEST);
-                    size_t used = http_parser_execute(&p, &settings, reqs[i], lens[i]);
-                    if (HTTP_PARSER_ERRNO(&p) != HPE_PAUSED || used == 0)
-                        abort();
-                }
+                run_hp(lens);
             n += 1000 * NREQ;
         } while ((t = now()) - t0 < secs);
         ns = (t - t0) * 1e9 / (double)n;

@@ -34,6 +34,24 @@ const unsigned char weft__http_tchar[256] = {
 /* Bytes that cannot appear in a Host value (an authority): whitespace, list and path bytes. */
 static const unsigned char host_bad[256] = {[' '] = 1, ['\t'] = 1, [','] = 1, ['/'] = 1, ['@'] = 1};
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define HAVE_SSE2 1
+#endif
+
+/* Field-line stop bytes: a control byte other than HTAB, or DEL (a CR ends the line; anything
+ * else is an error). */
+static const unsigned char fstop[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+    [0x07] = 1, [0x08] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1, [0x0e] = 1,
+    [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1,
+    [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1,
+    [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [0x7f] = 1,
+};
+
+/* OWS bytes (SP, HTAB). */
+static const unsigned char ows[256] = {[' '] = 1, ['\t'] = 1};
+
 static inline bool is_vchar(unsigned char c)
 {
     return c > 0x20 && c < 0x7f;
@@ -45,11 +63,48 @@ static inline bool is_fvchar(unsigned char c)
     return c >= 0x20 ? c != 0x7f : c == '\t';
 }
 
-/* The first byte at or after b[i] (before `end`) that may not appear inside a field line: a
- * control byte other than HTAB, or DEL (a CR ends the line; anything else is an error). Eight
- * bytes at a time while none is below 0x20 or DEL. */
-static size_t scan_stop(const char *b, size_t i, size_t end)
+#ifdef HAVE_SSE2
+/* The stop bytes among 16: a bit per byte. */
+static inline unsigned stop_mask(__m128i x)
 {
+    const __m128i c1f = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8('\t');
+    const __m128i del = _mm_set1_epi8(0x7f);
+    __m128i ctl = _mm_cmpeq_epi8(_mm_subs_epu8(x, c1f), _mm_setzero_si128()); /* <= 0x1f */
+    ctl = _mm_andnot_si128(_mm_cmpeq_epi8(x, tab), ctl);
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(x, del)));
+}
+
+/* Bytes that end a request-target's path: not a VCHAR (0x21-0x7e), or '?' (when q). */
+static inline unsigned target_mask(__m128i x, bool q)
+{
+    /* As signed bytes, obs-text (0x80-0xff) is negative: "> 0x20 and < 0x7f" is VCHAR. */
+    __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(0x20)),
+                               _mm_cmplt_epi8(x, _mm_set1_epi8(0x7f)));
+    if (q)
+        ok = _mm_andnot_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('?')), ok);
+    return ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+}
+#endif
+
+/* The first byte at or after b[i] (before `end`) that may not appear inside a field line
+ * (fstop). Sixteen bytes at a time (SSE2, the x86-64 baseline) or eight (other machines): the
+ * last few bytes are read as the block ending at `end`, ignoring the bytes before i in it (they
+ * were checked already, or belong to an earlier line). Reads nothing outside b[0..end). */
+static inline size_t scan_stop(const char *b, size_t i, size_t end)
+{
+#ifdef HAVE_SSE2
+    while (i + 16 <= end) {
+        unsigned m = stop_mask(_mm_loadu_si128((const __m128i *)(const void *)(b + i)));
+        if (m != 0)
+            return i + (size_t)__builtin_ctz(m);
+        i += 16;
+    }
+    if (i < end && end >= 16) {
+        unsigned m = stop_mask(_mm_loadu_si128((const __m128i *)(const void *)(b + end - 16)));
+        m >>= 16 - (end - i);
+        return m != 0 ? i + (size_t)__builtin_ctz(m) : end;
+    }
+#else
     const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
     while (i + 8 <= end) {
         uint64_t x;
@@ -58,17 +113,14 @@ static size_t scan_stop(const char *b, size_t i, size_t end)
         uint64_t y = x ^ (ones * 0x7f);
         uint64_t del = (y - ones) & ~y & high;
         if ((ctl | del) != 0) {
-            for (size_t k = i; k < i + 8; k++) {
-                unsigned char c = (unsigned char)b[k];
-                if ((c < 0x20 && c != '\t') || c == 0x7f)
+            for (size_t k = i; k < i + 8; k++)
+                if (fstop[(unsigned char)b[k]])
                     return k;
-            }
         }
         i += 8;
     }
     if (i < end && end >= 8) {
-        /* The last few bytes: one word ending at `end` (the bytes before i were read
-         * already); if none of it is a stop byte, neither are the few. */
+        /* If the word ending at `end` has no candidate, neither have its last few bytes. */
         uint64_t x;
         memcpy(&x, b + end - 8, 8);
         uint64_t ctl = (x - ones * 0x20) & ~x & high;
@@ -77,12 +129,33 @@ static size_t scan_stop(const char *b, size_t i, size_t end)
         if ((ctl | del) == 0)
             return end;
     }
-    for (; i < end; i++) {
-        unsigned char c = (unsigned char)b[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
+#endif
+    for (; i < end; i++)
+        if (fstop[(unsigned char)b[i]])
             return i;
-    }
     return end;
+}
+
+/* The first byte of l[i..n) that is not a VCHAR, or (when q) is '?'; n when none is. l[n] must
+ * be readable and not a VCHAR (the request line's CR). Reads nothing outside l[0..n]. */
+static inline size_t scan_target(const char *l, size_t i, size_t n, bool q)
+{
+#ifdef HAVE_SSE2
+    while (i + 16 <= n) {
+        unsigned m = target_mask(_mm_loadu_si128((const __m128i *)(const void *)(l + i)), q);
+        if (m != 0)
+            return i + (size_t)__builtin_ctz(m);
+        i += 16;
+    }
+    if (i < n && n >= 16) {
+        unsigned m = target_mask(_mm_loadu_si128((const __m128i *)(const void *)(l + n - 16)), q);
+        m >>= 16 - (n - i);
+        return m != 0 ? i + (size_t)__builtin_ctz(m) : n;
+    }
+#endif
+    while (is_vchar((unsigned char)l[i]) && !(q && l[i] == '?'))
+        i++;
+    return i;
 }
 
 static inline char lower(char c)
@@ -90,13 +163,18 @@ static inline char lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
-static bool caseeq(const char *a, size_t n, const char *lit)
+/* a[0..n) equals `lit` ignoring ASCII case. `lit` is lower-case letters, digits and '-' only,
+ * and `a` holds no control byte (a field line's bytes): then (a[i] | 0x20) == lit[i] only for the
+ * letter in either case, or the same digit or '-' (0x10-0x19 and CR, the other bytes that map
+ * to those, are control bytes). */
+static inline bool caseeq(const char *a, size_t n, const char *lit)
 {
-    size_t i = 0;
-    for (; i < n && lit[i] != '\0'; i++)
-        if (lower(a[i]) != lit[i])
+    if (n != strlen(lit))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((a[i] | 0x20) != lit[i])
             return false;
-    return i == n && lit[i] == '\0';
+    return true;
 }
 
 bool weft_http_str_eq(struct weft_http_str s, const char *lit)
@@ -230,15 +308,21 @@ static int conn_elem(const char *v, size_t n, void *arg)
 static int parse_request_line(struct weft_http_head *h, const char *l, size_t n,
                               const struct weft_http_limits *lim)
 {
+    /* l[n] is the line's CR: no token byte and no VCHAR, so it stops each scan. */
     size_t i = 0;
-    while (i < n && tchar[(unsigned char)l[i]])
+    while (tchar[(unsigned char)l[i]])
         i++;
     if (i == 0 || i > MAX_METHOD || i == n || l[i] != ' ')
         return -400;
     h->method = (struct weft_http_str){l, i};
     size_t t0 = ++i;
-    while (i < n && is_vchar((unsigned char)l[i]))
-        i++;
+    /* The target: VCHARs up to a space; its first '?' (if any) starts the query. */
+    i = scan_target(l, i, n, true);
+    size_t q = SIZE_MAX;
+    if (l[i] == '?') {
+        q = i - t0;
+        i = scan_target(l, i + 1, n, false);
+    }
     if (i - t0 > lim->max_target)
         return -414;
     if (i == t0 || i == n || l[i] != ' ')
@@ -257,16 +341,16 @@ static int parse_request_line(struct weft_http_head *h, const char *l, size_t n,
     /* The target's form (RFC 9112 3.2). */
     const char *t = h->target.p;
     size_t tn = h->target.n;
-    bool connect = weft_http_str_eq(h->method, "CONNECT");
     size_t ps = 0, pe;
-    if (connect) {
-        if (t[0] == '/' || t[0] == '*')
+    if (t[0] == '/') {
+        if (h->method.n == 7 && memcmp(h->method.p, "CONNECT", 7) == 0)
+            return -400;
+        ps = 0;
+    } else if (h->method.n == 7 && memcmp(h->method.p, "CONNECT", 7) == 0) {
+        if (t[0] == '*')
             return -400;
         h->path = h->target; /* authority-form */
         return 0;
-    }
-    if (t[0] == '/') {
-        ps = 0;
     } else if (tn == 1 && t[0] == '*') {
         if (!weft_http_str_eq(h->method, "OPTIONS"))
             return -400;
@@ -284,11 +368,9 @@ static int parse_request_line(struct weft_http_head *h, const char *l, size_t n,
         k += 3;
         while (k < tn && t[k] != '/' && t[k] != '?')
             k++;
-        ps = k;
+        ps = k; /* the authority stops at the first '?': q (if any) is at or after ps */
     }
-    pe = ps;
-    while (pe < tn && t[pe] != '?')
-        pe++;
+    pe = q < tn ? q : tn;
     if (pe == ps)
         h->path = (struct weft_http_str){"/", 1}; /* "http://host" means "/" */
     else
@@ -299,22 +381,26 @@ static int parse_request_line(struct weft_http_head *h, const char *l, size_t n,
 }
 
 /* One header field line (RFC 9112 5): field-name ":" OWS field-value OWS. */
-/* The line's bytes were checked by scan_stop already: no control byte but HTAB, no DEL. */
-static int parse_field(struct weft_http_head *h, facts_t *f, const char *l, size_t n,
-                       size_t cap)
+/* The line's bytes were checked by scan_stop already: no control byte but HTAB, no DEL; and
+ * l[n] is its CR, which stops every scan below. */
+static inline int parse_field(struct weft_http_head *h, facts_t *f, const char *l, size_t n,
+                              size_t cap)
 {
-    if (n > 0 && (l[0] == ' ' || l[0] == '\t'))
-        return -400; /* obsolete line folding */
+    /* The name: four bytes a step while they are all token bytes. A line starting with SP or
+     * HTAB (obsolete line folding) has an empty name. */
+    const unsigned char *u = (const unsigned char *)l;
     size_t i = 0;
-    while (i < n && tchar[(unsigned char)l[i]])
+    while (i + 4 <= n && (tchar[u[i]] & tchar[u[i + 1]] & tchar[u[i + 2]] & tchar[u[i + 3]]))
+        i += 4;
+    while (tchar[u[i]])
         i++;
-    if (i == 0 || i == n || l[i] != ':')
-        return -400; /* empty name, whitespace before the colon, a bad name byte */
+    if (i == 0 || l[i] != ':')
+        return -400; /* folding, empty name, whitespace before the colon, a bad name byte */
     size_t nl = i++;
-    while (i < n && (l[i] == ' ' || l[i] == '\t'))
+    while (ows[u[i]])
         i++;
     size_t v0 = i, ve = n;
-    while (ve > v0 && (l[ve - 1] == ' ' || l[ve - 1] == '\t'))
+    while (ve > v0 && ows[u[ve - 1]])
         ve--;
     if (h->nheaders >= cap)
         return -431;
@@ -324,37 +410,46 @@ static int parse_field(struct weft_http_head *h, facts_t *f, const char *l, size
     const char *v = l + v0;
     size_t vn = ve - v0;
 
-    switch (lower(l[0])) {
-    case 'c':
-        if (nl == 14 && caseeq(l, nl, "content-length"))
-            return parse_cl(v, vn, &h->content_length);
-        if (nl == 10 && caseeq(l, nl, "connection"))
+    /* The fields framing depends on, recognised by length and first byte before comparing. */
+    switch (nl) {
+    case 4:
+        if ((l[0] | 0x20) == 'h' && caseeq(l, nl, "host")) {
+            if (++f->hosts > 1)
+                return -400;
+            const unsigned char *hv = (const unsigned char *)v;
+            size_t k = 0;
+            for (; k + 4 <= vn; k += 4)
+                if (host_bad[hv[k]] | host_bad[hv[k + 1]] | host_bad[hv[k + 2]] |
+                    host_bad[hv[k + 3]])
+                    return -400;
+            for (; k < vn; k++)
+                if (host_bad[hv[k]])
+                    return -400;
+        }
+        break;
+    case 6:
+        if ((l[0] | 0x20) == 'e' && caseeq(l, nl, "expect"))
+            f->expect = caseeq(v, vn, "100-continue") && f->expect == 0 ? 1 : -1;
+        break;
+    case 7:
+        if ((l[0] | 0x20) == 'u' && caseeq(l, nl, "upgrade"))
+            f->has_upgrade = true;
+        break;
+    case 10:
+        if ((l[0] | 0x20) == 'c' && caseeq(l, nl, "connection"))
             return each_elem(v, vn, conn_elem, f);
         break;
-    case 't':
-        if (nl == 17 && caseeq(l, nl, "transfer-encoding")) {
+    case 14:
+        if ((l[0] | 0x20) == 'c' && caseeq(l, nl, "content-length"))
+            return parse_cl(v, vn, &h->content_length);
+        break;
+    case 17:
+        if ((l[0] | 0x20) == 't' && caseeq(l, nl, "transfer-encoding")) {
             f->te = true;
             if (vn == 0)
                 f->te_bad = true;
             return each_elem(v, vn, te_elem, f);
         }
-        break;
-    case 'h':
-        if (nl == 4 && caseeq(l, nl, "host")) {
-            if (++f->hosts > 1)
-                return -400;
-            for (size_t k = 0; k < vn; k++)
-                if (host_bad[(unsigned char)v[k]])
-                    return -400;
-        }
-        break;
-    case 'e':
-        if (nl == 6 && caseeq(l, nl, "expect"))
-            f->expect = caseeq(v, vn, "100-continue") && f->expect == 0 ? 1 : -1;
-        break;
-    case 'u':
-        if (nl == 7 && caseeq(l, nl, "upgrade"))
-            f->has_upgrade = true;
         break;
     default:
         break;
@@ -409,44 +504,8 @@ ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
     facts_t *f = &p->f;
 
     size_t pos = p->pos;
-    for (;;) {
-        if (p->state == S_HEADERS) {
-            /* One pass finds the line's end and checks its bytes: bytes before p->scan were
-             * checked by an earlier call. The scan stops at the header section's limit. */
-            size_t bound = p->line_start + p->lim.max_header_bytes;
-            size_t end = len < bound ? len : bound;
-            size_t from = p->scan > pos ? p->scan : pos;
-            size_t k = scan_stop(buf, from, end);
-            if (k == end) {
-                p->scan = end;
-                p->pos = pos;
-                return len >= bound ? -431 : 0; /* no line end within the limit: never fits */
-            }
-            if (buf[k] != '\r')
-                return -400; /* a bare LF, NUL, another control byte or DEL */
-            if (k + 1 == len) {
-                p->scan = k; /* the CR's LF has not come yet */
-                p->pos = pos;
-                return 0;
-            }
-            if (buf[k + 1] != '\n')
-                return -400; /* a bare CR */
-            size_t next = k + 2;
-            if (next - p->line_start > p->lim.max_header_bytes)
-                return -431;
-            if (k == pos) {
-                int r = finish(h, f);
-                p->pos = next;
-                return r < 0 ? r : (ssize_t)next;
-            }
-            int r = parse_field(h, f, buf + pos, k - pos, cap);
-            if (r < 0)
-                return r;
-            pos = next;
-            p->scan = next;
-            continue;
-        }
-        size_t from = p->scan > pos ? p->scan : pos;
+    size_t from = p->scan > pos ? p->scan : pos; /* bytes before it were looked at already */
+    while (p->state == S_LINE) {
         const char *nlp = from < len ? memchr(buf + from, '\n', len - from) : NULL;
         if (nlp == NULL) {
             p->scan = len;
@@ -470,7 +529,7 @@ ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
             /* Empty lines before the request line are ignored (RFC 9112 2.2), a few. */
             if (next > 64)
                 return -400;
-            pos = next;
+            pos = from = next;
             continue;
         }
         int r = parse_request_line(h, l, n, &p->lim);
@@ -478,8 +537,41 @@ ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
             return r;
         p->state = S_HEADERS;
         p->line_start = next; /* the header section starts here */
-        pos = next;
-        p->scan = next;
+        pos = from = next;
+    }
+
+    /* The header section: one pass finds a line's end and checks its bytes. The scan stops at
+     * the section's limit. */
+    size_t bound = p->line_start + p->lim.max_header_bytes;
+    size_t end = len < bound ? len : bound;
+    for (;;) {
+        size_t k = scan_stop(buf, from, end);
+        if (k == end) {
+            p->scan = end;
+            p->pos = pos;
+            return len >= bound ? -431 : 0; /* no line end within the limit: never fits */
+        }
+        if (buf[k] != '\r')
+            return -400; /* a bare LF, NUL, another control byte or DEL */
+        if (k + 1 == len) {
+            p->scan = k; /* the CR's LF has not come yet */
+            p->pos = pos;
+            return 0;
+        }
+        if (buf[k + 1] != '\n')
+            return -400; /* a bare CR */
+        size_t next = k + 2;
+        if (next > bound)
+            return -431;
+        if (k == pos) {
+            int r = finish(h, f);
+            p->pos = next;
+            return r < 0 ? r : (ssize_t)next;
+        }
+        int r = parse_field(h, f, buf + pos, k - pos, cap);
+        if (r < 0)
+            return r;
+        pos = from = next;
     }
 }
 

@@ -2,9 +2,10 @@
 /*
  * Load: slowloris (2,000 connections dripping a request head byte by byte) while a normal
  * client still gets prompt answers, and every dripping connection is answered 408 and closed at
- * the header timeout; then 10,000 keep-alive connections to examples/http_server, each answering
- * two requests while all are open (the fd limit is raised to its hard limit; fewer connections
- * if that limit cannot hold them, said on stderr).
+ * the header timeout; then 10,000 keep-alive connections to a server on a thread (and loop) of
+ * its own, each answering two requests while all are open (the fd limit is raised, to 65,536
+ * where the process may, else to its hard limit; fewer connections if that cannot hold them,
+ * said on stderr).
  */
 #include "net/spawn.h"
 
