@@ -525,7 +525,7 @@ struct weft_loop {
     /* I/O */
     const struct weft__backend *backend;
     void *backend_data;
-    struct weft__fdstate **fdchunks; /* fd table in fixed chunks (fd.c) */
+    struct weft__fdstate **fdchunks; /* fd table in fixed chunks (fdwait.c) */
     uint32_t nfdchunks;
     /* files (src/fs) */
     uint8_t file_engine; /* weft_loop_opts.file_engine */
@@ -652,7 +652,7 @@ void weft__loop_iterate(weft_loop_t *loop);
 void weft__io_event(weft_loop_t *loop, struct weft__fdstate *st, int events);
 
 /*
- * The state of `fd` in `loop`'s table, registered with the backend (fd.c); NULL with *err set
+ * The state of `fd` in `loop`'s table, registered with the backend (fdwait.c); NULL with *err set
  * (-ENOMEM, or the backend's refusal). The pointer stays valid for the loop's life (the table
  * grows in chunks that never move), so a stream may keep it while it owns the fd.
  */

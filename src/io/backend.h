@@ -1,6 +1,6 @@
 /*
  * The I/O backend seam: everything the core needs from the OS's readiness or completion
- * interface, in seven operations. The core keeps per-fd waiters itself (fd.c); a backend only
+ * interface, in seven operations. The core keeps per-fd waiters itself (core/fdwait.c); a backend only
  * registers fds, sleeps, reports events through weft__io_event(), and wakes a sleeping loop from
  * another thread. epoll is the only backend today; io_uring can come in beside it.
  */

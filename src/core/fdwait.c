@@ -4,7 +4,10 @@
  * the state, the others in a list). Readiness is edge-style: a task waits after its operation
  * returned EAGAIN and is woken by the next event.
  * weft_close() wakes every waiter with -EBADF and forgets the fd before the number can be reused.
+ * This is the core's side of I/O, beside the park it uses; the backends below it (src/io) see
+ * only fds, event bits and the opaque token each fd is watched with (docs/core.md, "I/O").
  */
+#include "internal.h"
 #include "io/backend.h"
 
 #include <signal.h>
