@@ -14,7 +14,6 @@
  * used when listed, the pool runs them otherwise.
  */
 #include "fs/fs.h"
-#include "io/backend.h"
 
 #include <fcntl.h>
 #include <linux/io_uring.h>
@@ -281,11 +280,8 @@ int weft__uring_new(weft_loop_t *l, struct weft__ring **out)
     r->kcq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
     r->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
     /* The ring's fd is readable while completions wait: the backend reports it to ring_ready. */
-    r->src.st.first = NULL;
-    weft__list_init(&r->src.st.waiters);
-    r->src.st.registered = WEFT__FD_SOURCE;
     r->src.ready = ring_ready;
-    err = l->backend->watch(l, fd, &r->src.st);
+    err = weft__fd_source_watch(l, fd, &r->src);
     if (err < 0)
         goto fail;
     *out = r;
@@ -324,7 +320,7 @@ void weft__uring_free(weft_loop_t *l, struct weft__ring *r)
             reap(r);
         }
     }
-    l->backend->unwatch(l, r->fd);
+    weft__fd_source_unwatch(l, r->fd);
     munmap(r->sqes, r->sqes_len);
     if (r->cq_map != r->sq_map)
         munmap(r->cq_map, r->cq_len);
