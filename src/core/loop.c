@@ -169,10 +169,13 @@ void weft__post_threadsafe(weft_loop_t *loop, struct weft__handle *h)
     pthread_mutex_lock(&loop->ts_lock);
     weft__list_append(&loop->ts_queue, &h->link);
     atomic_store(&loop->ts_pending, 1);
-    /* Pairs with the loop's store to `polling` before it re-checks ts_pending. Done before the
-     * unlock: once the loop can see the callback, the caller no longer touches the loop, so the
-     * callback may be the last thing before the loop is closed and freed. */
-    if (atomic_load(&loop->polling))
+    /* Pairs with the loop's store to `polling` before it re-checks ts_pending. Taking the flag
+     * makes one caller wake a sleeping loop and the others (pool threads finishing together)
+     * skip the eventfd write: the loop is awake and drains every callback queued by then.
+     * Done before the unlock: once the loop can see the callback, the caller no longer touches
+     * the loop, so the callback may be the last thing before the loop is closed and freed. */
+    if (atomic_load(&loop->polling) &&
+        atomic_exchange(&loop->polling, 0))
         loop->backend->wake(loop->backend_data);
     pthread_mutex_unlock(&loop->ts_lock);
 }
