@@ -109,8 +109,6 @@ static int ep_wait(void *data, int64_t timeout)
     if (n <= 0)
         return 0;
     int reported = 0;
-    weft__io_report_fn report = ep->report; /* kept in registers across the reports */
-    void *ctx = ep->ctx;
     for (int i = 0; i < n; i++) {
         uint64_t token = ep->evs[i].data.u64;
         uint32_t e = ep->evs[i].events;
@@ -134,7 +132,7 @@ static int ep_wait(void *data, int64_t timeout)
             events |= WEFT__IO_HUP;
         else if (e & EPOLLRDHUP)
             events |= WEFT__IO_RDHUP;
-        report(ctx, ep->evs[i].data.ptr, events);
+        ep->report(ep->ctx, ep->evs[i].data.ptr, events);
         reported++;
     }
     return reported;
