@@ -109,6 +109,7 @@ static int ep_wait(void *data, int64_t timeout)
     if (n <= 0)
         return 0;
     int reported = 0;
+    void *ctx = ep->ctx; /* kept in a register; the function is called through ep */
     for (int i = 0; i < n; i++) {
         uint64_t token = ep->evs[i].data.u64;
         uint32_t e = ep->evs[i].events;
@@ -132,7 +133,7 @@ static int ep_wait(void *data, int64_t timeout)
             events |= WEFT__IO_HUP;
         else if (e & EPOLLRDHUP)
             events |= WEFT__IO_RDHUP;
-        ep->report(ep->ctx, ep->evs[i].data.ptr, events);
+        ep->report(ctx, ep->evs[i].data.ptr, events);
         reported++;
     }
     return reported;
