@@ -174,8 +174,7 @@ void weft__post_threadsafe(weft_loop_t *loop, struct weft__handle *h)
      * skip the eventfd write: the loop is awake and drains every callback queued by then.
      * Done before the unlock: once the loop can see the callback, the caller no longer touches
      * the loop, so the callback may be the last thing before the loop is closed and freed. */
-    if (atomic_load(&loop->polling) &&
-        atomic_exchange(&loop->polling, 0))
+    if (atomic_load(&loop->polling) && atomic_exchange(&loop->polling, 0))
         loop->backend->wake(loop->backend_data);
     pthread_mutex_unlock(&loop->ts_lock);
 }
