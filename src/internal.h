@@ -1,14 +1,12 @@
 /*
- * Declarations shared by weft's translation units (never installed). This is the only place
- * _GNU_SOURCE is set. The core's invariants live in docs/design.md: one way to wait (the park),
+ * Declarations shared by weft's translation units (never installed); _GNU_SOURCE comes first,
+ * from arch/cc.h. The core's invariants live in docs/design.md: one way to wait (the park),
  * a FIFO ready queue, timers in a (deadline, sequence) min-heap, one loop per thread.
  */
 #ifndef WEFT_INTERNAL_H
 #define WEFT_INTERNAL_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+#include "arch/cc.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,46 +16,9 @@
 #include <sys/types.h>
 
 #include "weft.h"
+#include "core/alloc.h"
 #include "core/list.h"
 #include "arch/switch.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define WEFT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WEFT_ASAN 1
-#endif
-#endif
-
-#if defined(__SANITIZE_THREAD__)
-#define WEFT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WEFT_TSAN 1
-#endif
-#endif
-
-/* Sanitizers that must be told about every stack switch: tasks then always switch through the
- * loop, where the annotations are made. */
-#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
-#define WEFT_FIBER_SANITIZER 1
-#endif
-
-#define WEFT__LIKELY(x)   __builtin_expect(!!(x), 1)
-#define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
-
-#define weft__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
-/* ---- allocation (alloc.c) ---- */
-void *weft__malloc(size_t n);
-void *weft__calloc(size_t n, size_t size);
-void *weft__realloc(void *p, size_t n);
-void weft__free(void *p);
-/* A block that starts on a cache line (64 bytes), through the same allocator; freed with
- * weft__free_line(). */
-void *weft__malloc_line(size_t n);
-void weft__free_line(void *p);
-char *weft__strdup(const char *s);
 
 /* ---- ready queue nodes ---- */
 enum {
@@ -525,7 +486,7 @@ struct weft_loop {
     /* I/O */
     const struct weft__backend *backend;
     void *backend_data;
-    struct weft__fdstate **fdchunks; /* fd table in fixed chunks (fd.c) */
+    struct weft__fdstate **fdchunks; /* fd table in fixed chunks (fdwait.c) */
     uint32_t nfdchunks;
     /* files (src/fs) */
     uint8_t file_engine; /* weft_loop_opts.file_engine */
@@ -643,16 +604,14 @@ static inline bool weft__loop_start(weft_loop_t *l)
 }
 void weft__loop_poll(weft_loop_t *loop);
 void weft__loop_iterate(weft_loop_t *loop);
-/* Backends add these to an event's WEFT_READABLE/WEFT_WRITABLE bits: EV_HUP when both directions
- * are dead for good (a hang-up), EV_RDHUP when only the input ended (the peer's shutdown of its
- * writing side says nothing about ours: a writer must keep waiting for room). An error alone is
- * reported as both directions ready, once (an edge): it may pass. */
-#define WEFT__EV_HUP   0x100
-#define WEFT__EV_RDHUP 0x200
-void weft__io_event(weft_loop_t *loop, struct weft__fdstate *st, int events);
+/* The backend's report (io/backend.h, weft__io_report_fn), handed to it by weft_loop_new: an
+ * event on the fd whose state (or completion source) is `token`, in the loop `loop`. */
+void weft__io_event(void *loop, void *token, int events);
+/* Make the loop's blocking poll return (the backend's wake-up). Thread- and async-signal-safe. */
+void weft__loop_wake(weft_loop_t *loop);
 
 /*
- * The state of `fd` in `loop`'s table, registered with the backend (fd.c); NULL with *err set
+ * The state of `fd` in `loop`'s table, registered with the backend (fdwait.c); NULL with *err set
  * (-ENOMEM, or the backend's refusal). The pointer stays valid for the loop's life (the table
  * grows in chunks that never move), so a stream may keep it while it owns the fd.
  */
@@ -714,15 +673,16 @@ void weft__proc_loop_fini(weft_loop_t *loop);
 
 /*
  * A completion source: an fd watched by the backend whose events run `ready` instead of waking
- * tasks (the io_uring file engine's ring). The owner watches it with loop->backend->watch(loop,
- * fd, &src->st) after setting st.registered to WEFT__FD_SOURCE, and unwatches it before closing.
- * It is not in the fd table.
+ * tasks (the io_uring file engine's ring). Not in the fd table: the owner sets `ready`, watches
+ * it with weft__fd_source_watch() and unwatches it before closing the fd (fdwait.c).
  */
 #define WEFT__FD_SOURCE 2
 struct weft__fdsource {
-    struct weft__fdstate st;
+    struct weft__fdstate st; /* only `registered` is used (WEFT__FD_SOURCE) */
     void (*ready)(weft_loop_t *loop, struct weft__fdsource *src);
 };
+int weft__fd_source_watch(weft_loop_t *loop, int fd, struct weft__fdsource *src);
+void weft__fd_source_unwatch(weft_loop_t *loop, int fd);
 
 /* Release the loop's file engine (src/fs) when the loop closes. */
 void weft__files_fini(weft_loop_t *loop);

@@ -9,7 +9,7 @@
 #ifndef WEFT_ARCH_SYS_H
 #define WEFT_ARCH_SYS_H
 
-#include "internal.h"
+#include "arch/cc.h"
 
 #include <errno.h>
 #include <sys/epoll.h>

@@ -60,7 +60,7 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     weft__list_init(&l->procs);
     pthread_mutex_init(&l->ts_lock, NULL);
     l->backend = &weft__backend_epoll;
-    int err = l->backend->init(l);
+    int err = l->backend->init(&l->backend_data, weft__io_event, l);
     if (err < 0) {
         pthread_mutex_destroy(&l->ts_lock);
         weft__free(l);
@@ -169,12 +169,19 @@ void weft__post_threadsafe(weft_loop_t *loop, struct weft__handle *h)
     pthread_mutex_lock(&loop->ts_lock);
     weft__list_append(&loop->ts_queue, &h->link);
     atomic_store(&loop->ts_pending, 1);
-    /* Pairs with the loop's store to `polling` before it re-checks ts_pending. Done before the
-     * unlock: once the loop can see the callback, the caller no longer touches the loop, so the
-     * callback may be the last thing before the loop is closed and freed. */
-    if (atomic_load(&loop->polling))
-        loop->backend->wake(loop);
+    /* Pairs with the loop's store to `polling` before it re-checks ts_pending. Taking the flag
+     * makes one caller wake a sleeping loop and the others (pool threads finishing together)
+     * skip the eventfd write: the loop is awake and drains every callback queued by then.
+     * Done before the unlock: once the loop can see the callback, the caller no longer touches
+     * the loop, so the callback may be the last thing before the loop is closed and freed. */
+    if (atomic_load(&loop->polling) && atomic_exchange(&loop->polling, 0))
+        loop->backend->wake(loop->backend_data);
     pthread_mutex_unlock(&loop->ts_lock);
+}
+
+void weft__loop_wake(weft_loop_t *loop)
+{
+    loop->backend->wake(loop->backend_data);
 }
 
 static void drain_threadsafe(weft_loop_t *l)
@@ -215,7 +222,7 @@ static void block_poll(weft_loop_t *l, int64_t timeout)
     atomic_store(&l->polling, 1);
     if (atomic_load(&l->ts_pending))
         timeout = 0;
-    l->backend->wait(l, timeout);
+    l->backend->wait(l->backend_data, timeout);
     /* A caller that still sees 1 only wakes the backend once more for nothing. */
     atomic_store_explicit(&l->polling, 0, memory_order_relaxed);
 }
@@ -233,13 +240,13 @@ static void poll_io(weft_loop_t *l, bool have_ready)
         timeout = -1;
     }
     if (timeout == 0) {
-        l->backend->wait(l, 0);
+        l->backend->wait(l->backend_data, 0);
     } else if (!l->virtual_clock) {
         block_poll(l, timeout);
     } else {
         /* Virtual clock: look for I/O without waiting; if nothing at all happened, time jumps
          * to the next timer instead of passing. */
-        int n = l->backend->wait(l, 0);
+        int n = l->backend->wait(l->backend_data, 0);
         if (n == 0 && weft__list_empty(&l->ready) && !atomic_load(&l->ts_pending)) {
             if (weft__timers_any(&l->timers)) {
                 int64_t first = weft__timers_first(&l->timers);
@@ -369,7 +376,8 @@ int weft_loop_close(weft_loop_t *loop)
     weft__heap_fini(&loop->timers);
     weft__files_fini(loop);
     weft__fd_fini(loop);
-    loop->backend->fini(loop);
+    loop->backend->fini(loop->backend_data);
+    loop->backend_data = NULL;
     weft__compact_fini(loop);
     weft__stackpool_fini(&loop->stacks);
     weft__task_mem_fini(loop);

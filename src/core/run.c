@@ -10,8 +10,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "io/backend.h"
-
 /*
  * Ctrl+C, as asyncio.run does it since 3.11: while weft_run() runs on the main thread and SIGINT
  * has its default action, the first SIGINT cancels the main task (so its cleanup runs); a second

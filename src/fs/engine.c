@@ -83,15 +83,28 @@ static ssize_t read_cached(weft_task_t *t, struct weft__fsop *op, int64_t deadli
         return n; /* all of it, or the end of the file */
     if (n < 0)
         return weft__fs_pool_run(t, op, deadline);
+    /* Short: the end of the file (a read of a whole small file asks for one byte more than it
+     * has), or the rest is not all cached. Another attempt tells which before any hand-off:
+     * 0 is the end; EAGAIN sends the rest to the pool. */
     struct weft__fsop rest = *op;
-    rest.buf = (char *)op->buf + n;
-    rest.len = op->len - (size_t)n;
-    if (rest.off >= 0)
-        rest.off += n;
+    for (;;) {
+        rest.buf = (char *)op->buf + n;
+        rest.len = op->len - (size_t)n;
+        rest.off = op->off < 0 ? -1 : op->off + n;
+        struct iovec w = {rest.buf, rest.len};
+        ssize_t k = preadv2(op->fd, &w, 1, rest.off, RWF_NOWAIT);
+        if (k < 0)
+            break;
+        n += k;
+        if (k == 0 || n == (ssize_t)op->len)
+            return n;
+    }
+    if (errno != EAGAIN && errno != EOPNOTSUPP)
+        return n; /* an error after some bytes: report the bytes */
     ssize_t m = weft__fs_pool_run(t, &rest, deadline);
     if (m == -ECANCELED)
         t->must_cancel = 1; /* the bytes read are reported; the cancel waits for the next point */
-    return m > 0 ? n + m : n; /* an error after some bytes: report the bytes */
+    return m > 0 ? n + m : n;
 }
 
 /*
@@ -124,8 +137,10 @@ static int open_cached(const struct weft__fsop *op)
             close(fd);
             return -EAGAIN;
         }
-        int fl = fcntl(fd, F_GETFL);
-        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        /* F_SETFL changes only the status flags (O_APPEND, O_DIRECT, O_NOATIME, O_NONBLOCK...):
+         * the open's own flags without O_NONBLOCK are what open(2) would have left (it ignores
+         * O_ASYNC). */
+        if (fcntl(fd, F_SETFL, op->flags & ~(O_NONBLOCK | O_ASYNC)) < 0) {
             close(fd);
             return -EAGAIN;
         }

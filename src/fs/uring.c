@@ -5,7 +5,9 @@
  * parking. Otherwise it parks on its operation; the ring's fd is watched by the loop's backend
  * (epoll) as a completion source (internal.h), whose events reap the completion queue and wake
  * the tasks. A task leaving early submits IORING_OP_ASYNC_CANCEL for its operation and waits for
- * the operation's completion: only then may its buffers go back to the caller.
+ * the operation's completion: only then may its buffers go back to the caller. The ring itself
+ * (setup, entries, submission, the completion queue) is src/io/ioring.c, which knows nothing of
+ * tasks: this file is the layer that parks and wakes them.
  *
  * Probe (once per process): io_uring_setup must work (EPERM: seccomp or
  * kernel.io_uring_disabled; ENOSYS; ENOMEM: a memlock limit), the kernel must have native io-wq
@@ -14,14 +16,11 @@
  * used when listed, the pool runs them otherwise.
  */
 #include "fs/fs.h"
-#include "io/backend.h"
+#include "io/ioring.h"
 
 #include <fcntl.h>
-#include <linux/io_uring.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/sysmacros.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define SQ_ENTRIES 256
@@ -45,38 +44,13 @@ struct slotwaiter {
 struct weft__ring {
     struct weft__fdsource src; /* first: aligned on a line */
     weft_loop_t *loop;
-    int fd;
-    unsigned sq_entries;
-    unsigned sq_tail; /* ours, published to *ksq_tail */
-    unsigned *ksq_head, *ksq_tail, *ksq_mask, *ksq_array;
-    struct io_uring_sqe *sqes;
-    unsigned *kcq_head, *kcq_tail, *kcq_mask;
-    struct io_uring_cqe *cqes;
-    void *sq_map, *cq_map;
-    size_t sq_len, cq_len, sqes_len;
+    struct weft__ioring io;
     unsigned pending; /* completions not reaped yet */
     bool closing;     /* the loop closes: wake nobody */
     struct uop *free;
     struct uop *all;
     struct weft__list slot_waiters; /* struct slotwaiter */
 };
-
-/* ---- system calls ---- */
-
-static int sys_setup(unsigned entries, struct io_uring_params *p)
-{
-    return (int)syscall(__NR_io_uring_setup, entries, p);
-}
-
-static int sys_enter(int fd, unsigned submit, unsigned min, unsigned flags)
-{
-    return (int)syscall(__NR_io_uring_enter, fd, submit, min, flags, NULL, 0);
-}
-
-static int sys_register(int fd, unsigned op, void *arg, unsigned n)
-{
-    return (int)syscall(__NR_io_uring_register, fd, op, arg, n);
-}
 
 /* ---- the probe ---- */
 
@@ -97,37 +71,17 @@ static const uint8_t code_op[WEFT__FS_NOPS] = {
 
 static void do_probe(void)
 {
-    struct io_uring_params p;
-    memset(&p, 0, sizeof(p));
-    int fd = sys_setup(4, &p);
-    if (fd < 0) {
-        probe_err = -errno;
+    uint32_t features = 0;
+    int e = weft__ioring_probe(&features, op_ok);
+    if (e < 0) {
+        probe_err = e;
         return;
     }
-    if (!(p.features & IORING_FEAT_NATIVE_WORKERS) || !(p.features & IORING_FEAT_RW_CUR_POS) ||
-        !(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_SUBMIT_STABLE)) {
-        close(fd);
+    if (!(features & IORING_FEAT_NATIVE_WORKERS) || !(features & IORING_FEAT_RW_CUR_POS) ||
+        !(features & IORING_FEAT_NODROP) || !(features & IORING_FEAT_SUBMIT_STABLE)) {
         probe_err = -ENOSYS;
         return;
     }
-    size_t sz = sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op);
-    struct io_uring_probe *pr = weft__calloc(1, sz);
-    if (pr == NULL) {
-        close(fd);
-        probe_err = -ENOMEM;
-        return;
-    }
-    int r = sys_register(fd, IORING_REGISTER_PROBE, pr, 256);
-    int e = errno;
-    close(fd);
-    if (r < 0) {
-        weft__free(pr);
-        probe_err = -e;
-        return;
-    }
-    for (unsigned i = 0; i < pr->ops_len && i < 256; i++)
-        op_ok[i] = (pr->ops[i].flags & IO_URING_OP_SUPPORTED) != 0;
-    weft__free(pr);
     static const uint8_t need[] = {IORING_OP_READ,  IORING_OP_WRITE, IORING_OP_READV,
                                    IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_ASYNC_CANCEL};
     for (size_t i = 0; i < sizeof(need); i++) {
@@ -152,25 +106,24 @@ bool weft__uring_supports(uint8_t code)
 
 /* ---- the ring ---- */
 
+static inline void on_cqe(void *ctx, uint64_t user_data, int res)
+{
+    struct weft__ring *r = ctx;
+    struct uop *u = (struct uop *)(uintptr_t)user_data;
+    if (u != NULL) {
+        u->res = res;
+        u->done = 1;
+        if (!r->closing && weft__parked_on(u->task) == u)
+            weft__wake(u->task, 0);
+    }
+}
+
 static void reap(struct weft__ring *r)
 {
-    unsigned head = *r->kcq_head;
-    unsigned tail = __atomic_load_n(r->kcq_tail, __ATOMIC_ACQUIRE);
-    if (head == tail)
+    unsigned n = weft__ioring_reap(&r->io, on_cqe, r);
+    if (n == 0)
         return;
-    while (head != tail) {
-        const struct io_uring_cqe *c = &r->cqes[head & *r->kcq_mask];
-        struct uop *u = (struct uop *)(uintptr_t)c->user_data;
-        if (u != NULL) {
-            u->res = c->res;
-            u->done = 1;
-            if (!r->closing && weft__parked_on(u->task) == u)
-                weft__wake(u->task, 0);
-        }
-        r->pending--;
-        head++;
-    }
-    __atomic_store_n(r->kcq_head, head, __ATOMIC_RELEASE);
+    r->pending -= n;
     if (!r->closing && !weft__list_empty(&r->slot_waiters) && r->pending < CAP) {
         struct slotwaiter *w =
             weft__container_of(r->slot_waiters.next, struct slotwaiter, link);
@@ -185,121 +138,29 @@ static void ring_ready(weft_loop_t *l, struct weft__fdsource *src)
     reap((struct weft__ring *)src);
 }
 
-/* Hand every queued entry to the kernel. Returns 0 or a negative errno (then the entries
- * stay queued). */
-static int submit(struct weft__ring *r)
-{
-    __atomic_store_n(r->ksq_tail, r->sq_tail, __ATOMIC_RELEASE);
-    for (;;) {
-        unsigned n = r->sq_tail - __atomic_load_n(r->ksq_head, __ATOMIC_ACQUIRE);
-        if (n == 0)
-            return 0;
-        int k = sys_enter(r->fd, n, 0, 0);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (k == 0)
-            return -EAGAIN;
-    }
-}
-
-/* A zeroed entry at the tail (queued, not yet published), or NULL when the queue is full. */
-static struct io_uring_sqe *get_sqe(struct weft__ring *r)
-{
-    unsigned head = __atomic_load_n(r->ksq_head, __ATOMIC_ACQUIRE);
-    if (r->sq_tail - head >= r->sq_entries)
-        return NULL;
-    unsigned idx = r->sq_tail & *r->ksq_mask;
-    struct io_uring_sqe *sqe = &r->sqes[idx];
-    memset(sqe, 0, sizeof(*sqe));
-    r->ksq_array[idx] = idx;
-    r->sq_tail++;
-    return sqe;
-}
-
 int weft__uring_new(weft_loop_t *l, struct weft__ring **out)
 {
-    struct io_uring_params p;
-    memset(&p, 0, sizeof(p));
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-    p.cq_entries = CQ_ENTRIES;
-    int fd = sys_setup(SQ_ENTRIES, &p);
-    if (fd < 0)
-        return -errno;
     struct weft__ring *r = weft__malloc_line(sizeof(*r));
-    if (r == NULL) {
-        close(fd);
+    if (r == NULL)
         return -ENOMEM;
-    }
     memset(r, 0, sizeof(*r));
-    r->fd = fd;
+    int err = weft__ioring_init(&r->io, SQ_ENTRIES, CQ_ENTRIES);
+    if (err < 0) {
+        weft__free_line(r);
+        return err;
+    }
     r->loop = l;
-    r->sq_entries = p.sq_entries;
     weft__list_init(&r->slot_waiters);
-    r->sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-    r->cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
-    bool single = (p.features & IORING_FEAT_SINGLE_MMAP) != 0;
-    if (single && r->cq_len > r->sq_len)
-        r->sq_len = r->cq_len;
-    int err = 0;
-    r->sq_map = mmap(NULL, r->sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                     IORING_OFF_SQ_RING);
-    if (r->sq_map == MAP_FAILED) {
-        err = -errno;
-        r->sq_map = NULL;
-        goto fail;
-    }
-    if (single) {
-        r->cq_map = r->sq_map;
-    } else {
-        r->cq_map = mmap(NULL, r->cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                         IORING_OFF_CQ_RING);
-        if (r->cq_map == MAP_FAILED) {
-            err = -errno;
-            r->cq_map = NULL;
-            goto fail;
-        }
-    }
-    r->sqes_len = p.sq_entries * sizeof(struct io_uring_sqe);
-    r->sqes = mmap(NULL, r->sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                   IORING_OFF_SQES);
-    if (r->sqes == MAP_FAILED) {
-        err = -errno;
-        r->sqes = NULL;
-        goto fail;
-    }
-    char *sq = r->sq_map, *cq = r->cq_map;
-    r->ksq_head = (unsigned *)(sq + p.sq_off.head);
-    r->ksq_tail = (unsigned *)(sq + p.sq_off.tail);
-    r->ksq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
-    r->ksq_array = (unsigned *)(sq + p.sq_off.array);
-    r->sq_tail = *r->ksq_tail;
-    r->kcq_head = (unsigned *)(cq + p.cq_off.head);
-    r->kcq_tail = (unsigned *)(cq + p.cq_off.tail);
-    r->kcq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
-    r->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
     /* The ring's fd is readable while completions wait: the backend reports it to ring_ready. */
-    r->src.st.first = NULL;
-    weft__list_init(&r->src.st.waiters);
-    r->src.st.registered = WEFT__FD_SOURCE;
     r->src.ready = ring_ready;
-    err = l->backend->watch(l, fd, &r->src.st);
-    if (err < 0)
-        goto fail;
+    err = weft__fd_source_watch(l, r->io.fd, &r->src);
+    if (err < 0) {
+        weft__ioring_fini(&r->io);
+        weft__free_line(r);
+        return err;
+    }
     *out = r;
     return 0;
-fail:
-    if (r->sqes != NULL)
-        munmap(r->sqes, r->sqes_len);
-    if (r->cq_map != NULL && r->cq_map != r->sq_map)
-        munmap(r->cq_map, r->cq_len);
-    if (r->sq_map != NULL)
-        munmap(r->sq_map, r->sq_len);
-    close(fd);
-    weft__free_line(r);
-    return err;
 }
 
 void weft__uring_free(weft_loop_t *l, struct weft__ring *r)
@@ -309,27 +170,23 @@ void weft__uring_free(weft_loop_t *l, struct weft__ring *r)
     r->closing = true;
     reap(r);
     if (r->pending > 0) {
-        struct io_uring_sqe *sqe = get_sqe(r);
+        struct io_uring_sqe *sqe = weft__ioring_sqe(&r->io);
         if (sqe != NULL) {
             sqe->opcode = IORING_OP_ASYNC_CANCEL;
             sqe->fd = -1;
             sqe->cancel_flags = 1u << 1; /* IORING_ASYNC_CANCEL_ANY (5.19) */
             r->pending++;
-            if (submit(r) < 0)
+            if (weft__ioring_submit(&r->io) < 0)
                 r->pending--;
         }
         while (r->pending > 0) {
-            if (sys_enter(r->fd, 0, 1, IORING_ENTER_GETEVENTS) < 0 && errno != EINTR)
+            if (weft__ioring_wait(&r->io) < 0)
                 break;
             reap(r);
         }
     }
-    l->backend->unwatch(l, r->fd);
-    munmap(r->sqes, r->sqes_len);
-    if (r->cq_map != r->sq_map)
-        munmap(r->cq_map, r->cq_len);
-    munmap(r->sq_map, r->sq_len);
-    close(r->fd);
+    weft__fd_source_unwatch(l, r->io.fd);
+    weft__ioring_fini(&r->io);
     while (r->all != NULL) {
         struct uop *u = r->all;
         r->all = u->all;
@@ -445,7 +302,7 @@ static void uop_put(struct weft__ring *r, struct uop *u)
 /* Ask the kernel to cancel `u` (best effort: the completion comes either way). */
 static void cancel_op(struct weft__ring *r, struct uop *u)
 {
-    struct io_uring_sqe *sqe = get_sqe(r);
+    struct io_uring_sqe *sqe = weft__ioring_sqe(&r->io);
     if (sqe == NULL)
         return;
     sqe->opcode = IORING_OP_ASYNC_CANCEL;
@@ -453,9 +310,8 @@ static void cancel_op(struct weft__ring *r, struct uop *u)
     sqe->addr = (uintptr_t)u;
     sqe->user_data = 0;
     r->pending++;
-    if (submit(r) < 0) {
-        r->sq_tail--; /* not taken: withdraw it */
-        __atomic_store_n(r->ksq_tail, r->sq_tail, __ATOMIC_RELEASE);
+    if (weft__ioring_submit(&r->io) < 0) {
+        weft__ioring_withdraw(&r->io); /* not taken */
         r->pending--;
     }
     reap(r);
@@ -486,7 +342,7 @@ ssize_t weft__fs_uring_run(weft_task_t *t, struct weft__ring *r, const struct we
             return -ENOMEM;
     }
     struct uop *u = uop_get(r);
-    struct io_uring_sqe *sqe = u != NULL ? get_sqe(r) : NULL;
+    struct io_uring_sqe *sqe = u != NULL ? weft__ioring_sqe(&r->io) : NULL;
     if (sqe == NULL) {
         if (u != NULL)
             uop_put(r, u);
@@ -498,10 +354,9 @@ ssize_t weft__fs_uring_run(weft_task_t *t, struct weft__ring *r, const struct we
     u->task = t;
     u->done = 0;
     r->pending++;
-    if (submit(r) < 0) {
+    if (weft__ioring_submit(&r->io) < 0) {
         /* The kernel took nothing (-EAGAIN, -ENOMEM): withdraw the entry, use the pool. */
-        r->sq_tail--;
-        __atomic_store_n(r->ksq_tail, r->sq_tail, __ATOMIC_RELEASE);
+        weft__ioring_withdraw(&r->io);
         r->pending--;
         uop_put(r, u);
         weft__free(stx);

@@ -1,30 +1,49 @@
 /*
- * The I/O backend seam: everything the core needs from the OS's readiness or completion
- * interface, in seven operations. The core keeps per-fd waiters itself (fd.c); a backend only
- * registers fds, sleeps, reports events through weft__io_event(), and wakes a sleeping loop from
- * another thread. epoll is the only backend today; io_uring can come in beside it.
+ * The I/O backend seam: everything the core needs from the OS's readiness interface, in six
+ * operations. A backend is the bottom layer: it knows fds, event bits and an opaque token per
+ * fd, nothing of tasks or loops. The core (core/fdwait.c) keeps the fd table and its waiters
+ * above it and hands the backend, at init, the one function through which events come back.
+ * Completion sources (the io_uring file engine's ring) are fds like any other here: their
+ * tokens lead the core to a handler instead of waiters. epoll is the only backend today.
+ * This header includes nothing of the core's (the allocator aside); keep it so.
  */
 #ifndef WEFT_IO_BACKEND_H
 #define WEFT_IO_BACKEND_H
 
-#include "internal.h"
+#include "arch/cc.h"
+
+#include <stdint.h>
+
+/* Event bits a backend reports. IN and OUT are WEFT_READABLE and WEFT_WRITABLE (the core checks
+ * this). HUP: both directions are dead for good (a hang-up); RDHUP: only the input ended (the
+ * peer's shutdown of its writing side says nothing about ours). An error alone is reported as
+ * IN | OUT, once (an edge): it may pass. */
+#define WEFT__IO_IN    0x1
+#define WEFT__IO_OUT   0x2
+#define WEFT__IO_HUP   0x100
+#define WEFT__IO_RDHUP 0x200
+
+/* How a backend reports an event: `ctx` as given to init, `token` as given to watch. */
+typedef void (*weft__io_report_fn)(void *ctx, void *token, int events);
 
 struct weft__backend {
     const char *name;
-    /* Set up loop->backend_data. Returns 0 or a negative errno. */
-    int (*init)(weft_loop_t *loop);
+    /* Make the backend's state in *data; events will be reported as report(ctx, token,
+     * events). Returns 0 or a negative errno. */
+    int (*init)(void **data, weft__io_report_fn report, void *ctx);
     /* Release everything init made. */
-    void (*fini)(weft_loop_t *loop);
-    /* Start reporting readiness of `fd` (edge-triggered, both directions), handing `st` (the fd's
-     * state in the loop's table, which never moves) back with each event. -EPERM: not pollable. */
-    int (*watch)(weft_loop_t *loop, int fd, struct weft__fdstate *st);
+    void (*fini)(void *data);
+    /* Start reporting readiness of `fd` (edge-triggered, both directions), handing `token`
+     * back with each event. Watching a watched fd again replaces its token. -EPERM: not
+     * pollable. */
+    int (*watch)(void *data, int fd, void *token);
     /* Stop reporting `fd` (before it is closed). */
-    void (*unwatch)(weft_loop_t *loop, int fd);
-    /* Wait up to `timeout` ns (0 = poll, -1 = forever); report events with weft__io_event().
-     * Returns the number of fd events reported. */
-    int (*wait)(weft_loop_t *loop, int64_t timeout);
-    /* Make a concurrent or future wait() return. Thread-safe. */
-    void (*wake)(weft_loop_t *loop);
+    void (*unwatch)(void *data, int fd);
+    /* Wait up to `timeout` ns (0 = poll, -1 = forever) and report what came. Returns the number
+     * of fd events reported. Not reentrant: a report must not call wait. */
+    int (*wait)(void *data, int64_t timeout);
+    /* Make a concurrent or future wait() return. Thread-safe and async-signal-safe. */
+    void (*wake)(void *data);
 };
 
 extern const struct weft__backend weft__backend_epoll;

@@ -1,10 +1,14 @@
 /*
  * The epoll backend. Every fd is registered once, edge-triggered for input and output, the first
  * time a task waits on it, so steady-state I/O makes no epoll_ctl calls. An eventfd carries
- * cross-thread wake-ups. Timeouts use epoll_pwait2 (ns) where the kernel has it (5.11+).
+ * cross-thread wake-ups. Timeouts use epoll_pwait2 (ns) where the kernel has it (5.11+). Knows
+ * only fds, epoll's event bits and the tokens (backend.h).
  */
 #include "io/backend.h"
 #include "arch/sys.h"
+#include "core/alloc.h"
+
+#include <errno.h>
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -17,10 +21,12 @@ struct ep {
     int epfd;
     int evfd;
     int no_pwait2;
+    weft__io_report_fn report;
+    void *ctx;
     struct epoll_event evs[MAX_EVENTS];
 };
 
-static int ep_init(weft_loop_t *l)
+static int ep_init(void **data, weft__io_report_fn report, void *ctx)
 {
     struct ep *ep = weft__calloc(1, sizeof(*ep));
     if (ep == NULL)
@@ -46,25 +52,26 @@ static int ep_init(weft_loop_t *l)
         weft__free(ep);
         return err;
     }
-    l->backend_data = ep;
+    ep->report = report;
+    ep->ctx = ctx;
+    *data = ep;
     return 0;
 }
 
-static void ep_fini(weft_loop_t *l)
+static void ep_fini(void *data)
 {
-    struct ep *ep = l->backend_data;
+    struct ep *ep = data;
     close(ep->evfd);
     close(ep->epfd);
     weft__free(ep);
-    l->backend_data = NULL;
 }
 
-static int ep_watch(weft_loop_t *l, int fd, struct weft__fdstate *st)
+static int ep_watch(void *data, int fd, void *token)
 {
-    struct ep *ep = l->backend_data;
+    struct ep *ep = data;
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-        .data.ptr = st, /* events go straight to the fd's state, no table lookup */
+        .data.ptr = token, /* events go straight to the core's state for the fd, no lookup */
     };
     if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
         return 0;
@@ -73,9 +80,9 @@ static int ep_watch(weft_loop_t *l, int fd, struct weft__fdstate *st)
     return -errno;
 }
 
-static void ep_unwatch(weft_loop_t *l, int fd)
+static void ep_unwatch(void *data, int fd)
 {
-    struct ep *ep = l->backend_data;
+    struct ep *ep = data;
     epoll_ctl(ep->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
@@ -95,13 +102,14 @@ static int do_wait(struct ep *ep, int64_t timeout)
     return epoll_wait(ep->epfd, ep->evs, MAX_EVENTS, ms > 86400000 ? 86400000 : (int)ms);
 }
 
-static int ep_wait(weft_loop_t *l, int64_t timeout)
+static int ep_wait(void *data, int64_t timeout)
 {
-    struct ep *ep = l->backend_data;
+    struct ep *ep = data;
     int n = do_wait(ep, timeout);
     if (n <= 0)
         return 0;
     int reported = 0;
+    void *ctx = ep->ctx; /* kept in a register; the function is called through ep */
     for (int i = 0; i < n; i++) {
         uint64_t token = ep->evs[i].data.u64;
         uint32_t e = ep->evs[i].events;
@@ -113,27 +121,27 @@ static int ep_wait(weft_loop_t *l, int64_t timeout)
         }
         int events = 0;
         if (e & (EPOLLIN | EPOLLRDHUP | EPOLLPRI))
-            events |= WEFT_READABLE;
+            events |= WEFT__IO_IN;
         if (e & EPOLLOUT)
-            events |= WEFT_WRITABLE;
+            events |= WEFT__IO_OUT;
         if (e & (EPOLLERR | EPOLLHUP))
-            events |= WEFT_READABLE | WEFT_WRITABLE;
+            events |= WEFT__IO_IN | WEFT__IO_OUT;
         /* What lasts: a hang-up ends both directions, a half-close (RDHUP) the input only. An
          * error alone (EPOLLERR) is an edge: the operation it wakes reads the error, and it may
          * pass (a UDP socket's ICMP error), so it must not make later waits return at once. */
         if (e & EPOLLHUP)
-            events |= WEFT__EV_HUP;
+            events |= WEFT__IO_HUP;
         else if (e & EPOLLRDHUP)
-            events |= WEFT__EV_RDHUP;
-        weft__io_event(l, ep->evs[i].data.ptr, events);
+            events |= WEFT__IO_RDHUP;
+        ep->report(ctx, ep->evs[i].data.ptr, events);
         reported++;
     }
     return reported;
 }
 
-static void ep_wake(weft_loop_t *l)
+static void ep_wake(void *data)
 {
-    struct ep *ep = l->backend_data;
+    struct ep *ep = data;
     uint64_t one = 1;
     ssize_t r = write(ep->evfd, &one, sizeof(one));
     (void)r; /* EAGAIN means the counter is already non-zero: the loop will wake anyway */

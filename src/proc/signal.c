@@ -9,7 +9,8 @@
  * promise. The disposition found when the first loop took a signal is restored when the last one
  * gives it up. For SIGCHLD the handler found is called after weft's (chained, never clobbered).
  */
-#include "io/backend.h"
+
+#include "internal.h"
 
 #include <sched.h>
 #include <signal.h>
@@ -76,7 +77,7 @@ static void on_signal(int sig, siginfo_t *info, void *uc)
         atomic_fetch_or(&l->sigpending, bit);
         atomic_store(&l->ts_pending, 1);
         if (atomic_load(&l->polling))
-            l->backend->wake(l); /* an eventfd write */
+            weft__loop_wake(l); /* an eventfd write */
     }
     atomic_fetch_sub(&gactive, 1);
     if (sig == SIGCHLD) {

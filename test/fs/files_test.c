@@ -435,6 +435,22 @@ static int fifo_deadline_main(void *arg)
         got += (size_t)k;
     }
     CHECK(got + 64 >= filled); /* an abandoned pool read (above) may take up to 64 bytes */
+    /* An abandoned pool job may not have reached its system call yet (a loaded machine can
+     * keep its thread off a core through all of the above): a read that starts after the drain
+     * waits for data forever (its duplicate fd is also a writer: no end of file), and
+     * weft_pool_shutdown() would wait for it. Keep data and room in the pipe until the pool
+     * has nothing running. */
+    for (int i = 0; i < 60000; i++) {
+        struct weft__pool_stats ps;
+        weft__pool_stats(&ps);
+        if (ps.running[WEFT__POOL_WORK] == 0 && ps.queued[WEFT__POOL_WORK] == 0)
+            break;
+        while (read(rfd, fill, sizeof(fill)) > 0) /* room for a write */
+            ;
+        CHECK_EQ(write(fd, fill, 64), 64); /* data for a read */
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
     close(rfd);
     CHECK_EQ(weft_file_close(fd), 0);
     return 0;

@@ -4,13 +4,18 @@
  * the state, the others in a list). Readiness is edge-style: a task waits after its operation
  * returned EAGAIN and is woken by the next event.
  * weft_close() wakes every waiter with -EBADF and forgets the fd before the number can be reused.
+ * This is the core's side of I/O, beside the park it uses; the backends below it (src/io) see
+ * only fds, event bits and the opaque token each fd is watched with (docs/core.md, "I/O").
  */
+#include "internal.h"
 #include "io/backend.h"
 
 #include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+_Static_assert(WEFT__IO_IN == WEFT_READABLE && WEFT__IO_OUT == WEFT_WRITABLE, "event bits");
 
 #define CHUNK_SHIFT 10
 #define CHUNK       (1u << CHUNK_SHIFT)
@@ -63,7 +68,7 @@ struct weft__fdstate *weft__fd_watch(weft_loop_t *l, int fd, int *err)
         return NULL;
     }
     if (!st->registered) {
-        int e = l->backend->watch(l, fd, st);
+        int e = l->backend->watch(l->backend_data, fd, st);
         if (e < 0) {
             *err = e;
             return NULL;
@@ -110,16 +115,17 @@ static inline void prefetch_resume(const struct weft__fdstate *st, const weft_ta
     }
 }
 
-void weft__io_event(weft_loop_t *l, struct weft__fdstate *st, int events)
+void weft__io_event(void *loop, void *token, int events)
 {
+    struct weft__fdstate *st = token;
     if (WEFT__UNLIKELY(st->registered == WEFT__FD_SOURCE)) {
         struct weft__fdsource *src = weft__container_of(st, struct weft__fdsource, st);
-        src->ready(l, src);
+        src->ready(loop, src);
         return;
     }
-    if (events & WEFT__EV_HUP)
+    if (events & WEFT__IO_HUP)
         st->hup = WEFT_READABLE | WEFT_WRITABLE;
-    else if (events & WEFT__EV_RDHUP)
+    else if (events & WEFT__IO_RDHUP)
         st->hup |= WEFT_READABLE;
     events &= WEFT_READABLE | WEFT_WRITABLE;
     int delivered = 0;
@@ -164,13 +170,26 @@ int weft_close(int fd)
             weft__wake(w->task, -EBADF);
         }
         if (st->registered) {
-            l->backend->unwatch(l, fd);
+            l->backend->unwatch(l->backend_data, fd);
             st->registered = 0;
         }
         st->pending = 0;
         st->hup = 0;
     }
     return close(fd) < 0 ? -errno : 0;
+}
+
+int weft__fd_source_watch(weft_loop_t *l, int fd, struct weft__fdsource *src)
+{
+    src->st.first = NULL;
+    weft__list_init(&src->st.waiters);
+    src->st.registered = WEFT__FD_SOURCE;
+    return l->backend->watch(l->backend_data, fd, &src->st);
+}
+
+void weft__fd_source_unwatch(weft_loop_t *l, int fd)
+{
+    l->backend->unwatch(l->backend_data, fd);
 }
 
 ssize_t weft__write_nosigpipe(int fd, const void *buf, size_t n)
