@@ -1,12 +1,17 @@
 /*
  * The floor for weft-curl's benchmark: raw libcurl multi-socket over a hand-written epoll loop
- * (level-triggered, curl's timer as the epoll_wait timeout), no tasks, no per-request set-up
- * beyond re-adding the same easy handle. N GETs of URL with INFLIGHT at a time, keep-alive.
+ * (level-triggered; curl's timer is a one-shot deadline that bounds the epoll_wait timeout, as
+ * CURLMOPT_TIMERFUNCTION asks: once it fired it is disarmed until curl sets it again), no tasks,
+ * no per-request set-up beyond re-adding the same easy handle. N GETs of URL with INFLIGHT at a
+ * time, keep-alive. The request is the one weft-curl sends by default: Accept-Encoding with
+ * every coding libcurl has (CURLOPT_ACCEPT_ENCODING ""); FLOOR_BARE=1 in the environment
+ * leaves that header out (libcurl's bare GET: "floor-bare" in run.sh).
  *   weft-bench-curl-floor URL [N] [INFLIGHT]
  * Prints requests, wall seconds and the CPU time of the request phase (getrusage).
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +20,7 @@
 #include <time.h>
 
 static int epfd;
-static long timeout_ms = -1;
+static double deadline = -1; /* curl's timer: when it is due (CLOCK_MONOTONIC seconds), or -1 */
 static size_t bytes;
 
 static size_t on_write(char *p, size_t size, size_t n, void *ud)
@@ -47,11 +52,18 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *u, void *sp)
     return 0;
 }
 
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static int timer_cb(CURLM *m, long ms, void *u)
 {
     (void)m;
     (void)u;
-    timeout_ms = ms;
+    deadline = ms < 0 ? -1 : now() + ms / 1e3;
     return 0;
 }
 
@@ -63,13 +75,6 @@ static double cpu(void)
            ru.ru_stime.tv_usec / 1e6;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -77,6 +82,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *url = argv[1];
+    const char *bare = getenv("FLOOR_BARE");
+    bool encodings = bare == NULL || *bare == '\0' || strcmp(bare, "0") == 0;
     long n = argc > 2 ? atol(argv[2]) : 10000;
     long inflight = argc > 3 ? atol(argv[3]) : 100;
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -94,25 +101,34 @@ int main(int argc, char **argv)
         curl_easy_setopt(e, CURLOPT_URL, url);
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        if (encodings)
+            curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
         curl_multi_add_handle(multi, e);
     }
     int running;
     struct epoll_event evs[64];
     while (done < n) {
-        int k = epoll_wait(epfd, evs, 64, (int)timeout_ms);
-        if (k <= 0) {
+        int timeout = -1;
+        if (deadline >= 0) {
+            double left = deadline - now();
+            timeout = left <= 0 ? 0 : (int)(left * 1e3) + 1;
+        }
+        int k = epoll_wait(epfd, evs, 64, timeout);
+        for (int i = 0; i < k; i++) {
+            int mask = 0;
+            if (evs[i].events & EPOLLIN)
+                mask |= CURL_CSELECT_IN;
+            if (evs[i].events & EPOLLOUT)
+                mask |= CURL_CSELECT_OUT;
+            if (evs[i].events & (EPOLLERR | EPOLLHUP))
+                mask |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(multi, evs[i].data.fd, mask, &running);
+        }
+        /* The socket actions ran curl's expired timers too (and re-armed the deadline through
+         * timer_cb): only a deadline still due is a timer that fires. */
+        if (deadline >= 0 && now() >= deadline) {
+            deadline = -1; /* one-shot: curl arms it again when it needs to */
             curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        } else {
-            for (int i = 0; i < k; i++) {
-                int mask = 0;
-                if (evs[i].events & EPOLLIN)
-                    mask |= CURL_CSELECT_IN;
-                if (evs[i].events & EPOLLOUT)
-                    mask |= CURL_CSELECT_OUT;
-                if (evs[i].events & (EPOLLERR | EPOLLHUP))
-                    mask |= CURL_CSELECT_ERR;
-                curl_multi_socket_action(multi, evs[i].data.fd, mask, &running);
-            }
         }
         CURLMsg *m;
         int left;
@@ -134,8 +150,8 @@ int main(int argc, char **argv)
         }
     }
     double wall = now() - t0, c = cpu() - c0;
-    printf("floor requests=%ld errors=%ld bytes=%zu wall_s=%.3f cpu_s=%.3f cpu_us_per_req=%.2f\n",
-           done, bad, bytes, wall, c, c * 1e6 / done);
+    printf("%s requests=%ld errors=%ld bytes=%zu wall_s=%.3f cpu_s=%.3f cpu_us_per_req=%.2f\n",
+           encodings ? "floor" : "floor-bare", done, bad, bytes, wall, c, c * 1e6 / done);
     curl_multi_cleanup(multi);
     return bad != 0;
 }
