@@ -52,6 +52,9 @@ run() { # run NAME CMD...
 }
 echo "N=$N INFLIGHT=$INFLIGHT ROUNDS=$ROUNDS url=$URL $(nproc) CPUs, $(uname -r)"
 for _ in $(seq "$ROUNDS"); do
+  # A discarded run first: the first client of a round (after nginx's start, or after Node and
+  # aiohttp) was often slower by a third, whichever it was.
+  taskset -c 0 "$BUILD/bench/curl/weft-bench-curl-floor" "$URL" "$N" "$INFLIGHT" >/dev/null 2>&1 || true
   run floor "$BUILD/bench/curl/weft-bench-curl-floor"
   FLOOR_PARK=1 run floor-park "$BUILD/bench/curl/weft-bench-curl-floor"
   FLOOR_BARE=1 run floor-bare "$BUILD/bench/curl/weft-bench-curl-floor"
