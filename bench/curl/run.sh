@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # weft-curl's benchmark: N GETs (10,000) of a 1 KiB body from a local nginx, INFLIGHT (100) at a
 # time, keep-alive, HTTP/1.1 on 127.0.0.1. The client runs pinned to CPU 0, nginx (one worker)
-# to CPU 1. Clients: the floor (raw libcurl multi-socket over epoll, bench/curl/floor.c), weft-curl,
+# to CPU 1. Clients: the floor (raw libcurl multi-socket over epoll, bench/curl/floor.c: the
+# request weft sends, socket changes applied as libcurl asks) and its two variants (floor-park:
+# idle pooled sockets stay registered, as weft does; floor-bare: no Accept-Encoding), weft-curl,
 # Go net/http (GOMAXPROCS=1), Node fetch, Python aiohttp. Each prints the CPU time (user + sys)
-# of its request phase; the table gives CPU us per request and the ratio to the floor.
+# of its request phase; the table gives CPU us per request and the ratios to the floor and to
+# floor-park (medians over the rounds).
 #   bench/curl/run.sh                 ROUNDS=3 N=10000 INFLIGHT=100 bench/curl/run.sh
 # Environment: WEFT_BUILD_DIR (build-release), ROUNDS (1: clients interleaved per round).
 set -euo pipefail
@@ -49,7 +52,12 @@ run() { # run NAME CMD...
 }
 echo "N=$N INFLIGHT=$INFLIGHT ROUNDS=$ROUNDS url=$URL $(nproc) CPUs, $(uname -r)"
 for _ in $(seq "$ROUNDS"); do
+  # A discarded run first: the first client of a round (after nginx's start, or after Node and
+  # aiohttp) was often slower by a third, whichever it was.
+  taskset -c 0 "$BUILD/bench/curl/weft-bench-curl-floor" "$URL" "$N" "$INFLIGHT" >/dev/null 2>&1 || true
   run floor "$BUILD/bench/curl/weft-bench-curl-floor"
+  FLOOR_PARK=1 run floor-park "$BUILD/bench/curl/weft-bench-curl-floor"
+  FLOOR_BARE=1 run floor-bare "$BUILD/bench/curl/weft-bench-curl-floor"
   run weft "$BUILD/bench/curl/weft-bench-curl-weft"
   GOMAXPROCS=1 run go "$TMP/go-client"
   run node node "$HERE/client.mjs"
@@ -64,9 +72,10 @@ for line in open(sys.argv[1]):
     kv = dict(x.split("=") for x in f[1:])
     rows.setdefault(f[0], []).append((float(kv["cpu_us_per_req"]), float(kv["wall_s"])))
 floor = statistics.median(c for c, _ in rows["floor"])
-print("%-8s %14s %12s %10s" % ("client", "cpu us/req", "wall s", "x floor"))
+park = statistics.median(c for c, _ in rows["floor-park"])
+print("%-10s %14s %12s %10s %10s" % ("client", "cpu us/req", "wall s", "x floor", "x park"))
 for name, v in rows.items():
     c = statistics.median(x for x, _ in v)
     w = statistics.median(y for _, y in v)
-    print("%-8s %14.2f %12.3f %10.2f" % (name, c, w, c / floor))
+    print("%-10s %14.2f %12.3f %10.2f %10.2f" % (name, c, w, c / floor, c / park))
 PY

@@ -6,6 +6,18 @@
  * dry, so the level-triggered inner set is what keeps a wake-up from being lost), hands every
  * ready socket to curl_multi_socket_action(), and completes the transfers curl reports done. The
  * timer is a weft timer whose callback runs curl's timeouts. Nothing polls; no thread is added.
+ *
+ * Keep-alive without epoll_ctl: libcurl tells the socket callback to forget a socket (REMOVE)
+ * whenever its transfer ends, and to watch it again when the next transfer takes the pooled
+ * connection, two epoll_ctl calls per request for nothing. The client opens and closes curl's
+ * connection sockets itself (CURLOPT_OPENSOCKETFUNCTION / CLOSESOCKETFUNCTION, set on every
+ * transfer), so it knows when an fd number starts and stops meaning that connection; such a
+ * socket, watched for reading only, stays in the set when curl forgets it ("parked"), and the
+ * next transfer's request for EPOLLIN finds it registered already. A parked socket that turns
+ * readable (the server closed the idle connection, or sent something unasked) leaves the set
+ * then, so the level-triggered set cannot spin on it; curl sees the closed connection itself
+ * when it next picks it. Sockets curl opens otherwise (the threaded resolver's socket pair)
+ * are registered and removed as curl says.
  */
 #define _GNU_SOURCE
 #include "curl_int.h"
@@ -17,8 +29,9 @@
 
 /* Hand every finished transfer back to its task: remove it from the multi handle (its
  * connection goes back to the pool at once) and set its event. */
-static void collect_done(weft_curl_client_t *c)
+static int collect_done(weft_curl_client_t *c)
 {
+    int woken = 0;
     CURLMsg *m;
     int left;
     while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
@@ -35,63 +48,150 @@ static void collect_done(weft_curl_client_t *c)
         r->done = true;
         r->code = code;
         weft_event_set(&r->ev);
+        woken++;
     }
+    return woken;
 }
 
 static void on_timer(void *arg)
 {
     weft_curl_client_t *c = arg;
     int running;
+    c->timer_now = false;
     curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     collect_done(c);
 }
 
 /* CURLMOPT_TIMERFUNCTION: -1 disarms, 0 means as soon as possible (never inline: curl forbids
- * calling back into the multi handle from here). */
+ * calling back into the multi handle from here). Every new transfer asks for 0; while the timer
+ * is armed for "as soon as possible" already, that changes nothing (no clock read, no re-arm). */
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
     weft_curl_client_t *c = userp;
     if (timeout_ms < 0) {
+        c->timer_now = false;
         weft_timer_cancel(&c->timer);
         return 0;
     }
+    if (timeout_ms == 0 && c->timer_now)
+        return 0;
     int64_t when = weft_time(c->loop) + (int64_t)timeout_ms * 1000000;
-    return weft_call_at(c->loop, &c->timer, when, on_timer, c) == 0 ? 0 : -1;
+    if (weft_call_at(c->loop, &c->timer, when, on_timer, c) != 0) {
+        c->timer_now = false;
+        return -1;
+    }
+    c->timer_now = timeout_ms == 0;
+    return 0;
 }
 
-/* CURLMOPT_SOCKETFUNCTION: keep the epoll set in step with what curl wants of each socket. A
- * socket curl closed has already left the set (close removes it); EBADF/ENOENT are harmless. */
+/* ---- sockets ---- */
+
+/* The client's record of fd `s`, the table grown to hold it; NULL when out of memory. */
+static struct wc_sock *sock_slot(weft_curl_client_t *c, curl_socket_t s)
+{
+    if (s < 0)
+        return NULL;
+    if (s >= c->nsocks) {
+        int n = c->nsocks ? c->nsocks : 64;
+        while (n <= s)
+            n *= 2;
+        struct wc_sock *t = realloc(c->socks, (size_t)n * sizeof(*t));
+        if (t == NULL)
+            return NULL;
+        memset(t + c->nsocks, 0, (size_t)(n - c->nsocks) * sizeof(*t));
+        c->socks = t;
+        c->nsocks = n;
+    }
+    return &c->socks[s];
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: every connection socket of the client's transfers. */
+curl_socket_t weft__curl_open_socket(void *client, curlsocktype purpose,
+                                     struct curl_sockaddr *addr)
+{
+    (void)purpose;
+    weft_curl_client_t *c = client;
+    int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    struct wc_sock *st = sock_slot(c, fd);
+    if (st != NULL)
+        *st = (struct wc_sock){.ours = true}; /* a new file: nothing of it is in the set */
+    return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: closing the fd takes it out of the set too. */
+int weft__curl_close_socket(void *client, curl_socket_t s)
+{
+    weft_curl_client_t *c = client;
+    if (s >= 0 && s < c->nsocks)
+        c->socks[s] = (struct wc_sock){0};
+    return close(s);
+}
+
+/* Take fd `s` out of the set. */
+static void sock_del(weft_curl_client_t *c, curl_socket_t s, struct wc_sock *st)
+{
+    if (st == NULL || st->reg)
+        epoll_ctl(c->epfd, EPOLL_CTL_DEL, s, NULL);
+    if (st != NULL)
+        st->reg = st->parked = false;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: keep the epoll set in step with what curl wants of each socket (with
+ * the parking described above). Without a table entry (out of memory) every change is made. */
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
+    (void)socketp;
     weft_curl_client_t *c = userp;
+    struct wc_sock *st = sock_slot(c, s);
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(c->epfd, EPOLL_CTL_DEL, s, NULL);
-        curl_multi_assign(c->multi, s, NULL);
+        if (st != NULL && st->ours && st->reg && st->mask == EPOLLIN)
+            st->parked = true;
+        else
+            sock_del(c, s, st);
         return 0;
     }
-    struct epoll_event ev = {.events = 0, .data.fd = s};
+    uint8_t mask = 0;
     if (what & CURL_POLL_IN)
-        ev.events |= EPOLLIN;
+        mask |= EPOLLIN;
     if (what & CURL_POLL_OUT)
-        ev.events |= EPOLLOUT;
-    int op = socketp != NULL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(c->epfd, op, s, &ev) < 0) {
-        op = op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-        if (epoll_ctl(c->epfd, op, s, &ev) < 0)
-            return -1;
+        mask |= EPOLLOUT;
+    if (st != NULL) {
+        st->parked = false;
+        if (st->ours && st->reg && st->mask == mask)
+            return 0;
     }
-    if (socketp == NULL)
-        curl_multi_assign(c->multi, s, (void *)1);
+    struct epoll_event ev = {.events = mask, .data.fd = s};
+    int op = st != NULL && st->reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(c->epfd, op, s, &ev) < 0) {
+        /* Not what the table says (a socket closed behind its back, or no table). */
+        op = op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+        if (epoll_ctl(c->epfd, op, s, &ev) < 0) {
+            if (st != NULL)
+                st->reg = false;
+            return -1;
+        }
+    }
+    if (st != NULL) {
+        st->reg = true;
+        st->mask = mask;
+    }
     return 0;
 }
 
 /*
  * The driver: wait until a socket of the set is ready, give each ready socket to curl, collect
  * finished transfers, and look at the set again at once (it is level-triggered: what curl left
- * unread shows up again) until it is quiet. After a few busy rounds in a row it yields once, so
- * that sockets curl keeps busy (a fast body) cannot starve the loop.
+ * unread shows up again) until it is quiet. It yields after a round that finished transfers, so
+ * that their tasks run (and start their next requests) before more responses are read: with
+ * many requests in flight, reading every response first and letting the tasks start the next
+ * ones afterwards makes libcurl free a whole round's buffers (16 KiB per transfer) and allocate
+ * them again, and glibc gives the freed top of the heap back to the kernel and faults it in again
+ * each time (brk, page faults: a tenth of the CPU time per request). It also yields after a few
+ * busy rounds in a row, so that sockets curl keeps busy (a fast body) cannot starve the loop.
  */
 static int driver(void *arg)
 {
@@ -105,6 +205,11 @@ static int driver(void *arg)
         if (n > 0) {
             int running;
             for (int i = 0; i < n; i++) {
+                int fd = evs[i].data.fd;
+                if (fd < c->nsocks && c->socks[fd].parked) {
+                    sock_del(c, fd, &c->socks[fd]); /* an idle connection closed or spoke */
+                    continue;
+                }
                 int mask = 0;
                 if (evs[i].events & EPOLLIN)
                     mask |= CURL_CSELECT_IN;
@@ -112,10 +217,9 @@ static int driver(void *arg)
                     mask |= CURL_CSELECT_OUT;
                 if (evs[i].events & (EPOLLERR | EPOLLHUP))
                     mask |= CURL_CSELECT_ERR;
-                curl_multi_socket_action(c->multi, evs[i].data.fd, mask, &running);
+                curl_multi_socket_action(c->multi, fd, mask, &running);
             }
-            collect_done(c);
-            if (++busy >= 4) {
+            if (collect_done(c) > 0 || ++busy >= 4) {
                 busy = 0;
                 if (weft_yield() == -ECANCELED)
                     break;
@@ -136,6 +240,7 @@ void weft__curl_client_unref(weft_curl_client_t *c)
 {
     if (--c->refs > 0)
         return;
+    free(c->socks);
     free(c);
 }
 

@@ -13,11 +13,24 @@
 #define WC_SPARE  32 /* finished transfers (with their easy handles) kept for the next requests */
 #define WC_WINDOW (64 * 1024) /* body bytes a stream buffers before pausing curl */
 
+/* What the client knows of one fd in its epoll set (client.c, "sockets"). */
+struct wc_sock {
+    uint8_t mask; /* EPOLLIN/EPOLLOUT registered in the set (when `reg`) */
+    bool reg;     /* in the set */
+    bool ours;    /* a connection socket opened by wc_open_socket(): it is closed through
+                   * wc_close_socket(), so the client knows when its fd number is reused */
+    bool parked;  /* curl no longer watches it (an idle pooled connection) but it stays in the
+                   * set, so that reusing the connection costs no epoll_ctl */
+};
+
 struct weft_curl_client {
     CURLM *multi;
     weft_loop_t *loop;
     int epfd;           /* level-triggered epoll set of curl's sockets; weft waits on it */
+    struct wc_sock *socks; /* indexed by fd */
+    int nsocks;
     weft_timer_t timer; /* curl's timer (CURLMOPT_TIMERFUNCTION) */
+    bool timer_now;     /* the timer is armed for "as soon as possible" and has not run yet */
     int refs;           /* the owner and the driver task */
     bool closed;        /* weft_curl_client_free() was called */
     bool verbose;       /* WEFT_CURL_VERBOSE is set: every transfer traces to stderr */
@@ -64,6 +77,9 @@ struct weft_curl_stream {
 
 /* client.c */
 void weft__curl_client_unref(weft_curl_client_t *c);
+curl_socket_t weft__curl_open_socket(void *client, curlsocktype purpose,
+                                     struct curl_sockaddr *addr);
+int weft__curl_close_socket(void *client, curl_socket_t s);
 struct weft_curl_stream *weft__curl_req_get(weft_curl_client_t *c);
 void weft__curl_req_put(weft_curl_client_t *c, struct weft_curl_stream *r);
 

@@ -207,6 +207,12 @@ static int req_start(weft_curl_client_t *c, const struct weft_curl_request *q, b
     SET(CURLOPT_WRITEDATA, r);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, r);
+    /* The client opens and closes the connection sockets (client.c: keep-alive without
+     * epoll_ctl). */
+    SET(CURLOPT_OPENSOCKETFUNCTION, weft__curl_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, c);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, weft__curl_close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, c);
     if (c->verbose)
         SET(CURLOPT_VERBOSE, 1L); /* WEFT_CURL_VERBOSE=1: libcurl's trace on stderr */
     SET(CURLOPT_PROTOCOLS_STR, "http,https");

@@ -2,7 +2,8 @@
  * weft-curl against Python's http.server (py_server.py, started here): requests and responses,
  * bodies in and out, gzip, errors (refused, unknown host, closed mid-response), deadlines and
  * timeout scopes on a stalled body, the body limit against an endless and a 10 GiB body,
- * redirects and redirect loops, the per-host limit, cancellation of requests in flight, streams;
+ * redirects and redirect loops, the per-host limit, cancellation of requests in flight, a pooled
+ * connection the server closes while it is idle (a server task of the test's own), streams;
  * then examples/fetch_urls, and weft's own HTTP server (examples/http_hello) as the server.
  */
 #include "curltest.h"
@@ -477,6 +478,96 @@ static void cancel_in_flight(void)
     CHECK_EQ(weft_run(cancel_main, NULL), 0);
 }
 
+/* ---- a pooled connection the server closes while it is idle ---- */
+
+/* A one-request-per-connection server in the test's loop: it answers each connection's request
+ * (keep-alive), then keeps the connection open until `close_now` is set. */
+struct idle_srv {
+    int lfd;
+    int accepted;
+    weft_event_t close_now;
+};
+
+static int idle_server(void *arg)
+{
+    struct idle_srv *s = arg;
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    for (;;) {
+        int fd = weft_sock_accept(s->lfd, NULL, NULL);
+        if (fd < 0)
+            return 0;
+        s->accepted++;
+        char buf[4096];
+        size_t have = 0;
+        while (memmem(buf, have, "\r\n\r\n", 4) == NULL && have < sizeof(buf)) {
+            ssize_t n = weft_sock_recv(fd, buf + have, sizeof(buf) - have);
+            if (n <= 0)
+                break;
+            have += (size_t)n;
+        }
+        if (weft_sock_sendall(fd, resp, sizeof(resp) - 1, NULL) == 0)
+            weft_event_wait(&s->close_now);
+        weft_event_clear(&s->close_now);
+        weft_close(fd);
+    }
+}
+
+static double thread_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static int idle_close_main(void *arg)
+{
+    (void)arg;
+    struct idle_srv srv = {.lfd = weft_socket(AF_INET, SOCK_STREAM, 0)};
+    weft_event_init(&srv.close_now);
+    CHECK(srv.lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    CHECK_EQ(bind(srv.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    CHECK_EQ(listen(srv.lfd, 8), 0);
+    CHECK_EQ(getsockname(srv.lfd, (struct sockaddr *)&sa, &sl), 0);
+    weft_task_t *st;
+    CHECK_EQ(weft_spawn(&st, idle_server, &srv), 0);
+    char u[128];
+    ct_url(u, sizeof(u), "http", ntohs(sa.sin_port), "/");
+    weft_curl_client_t *c = client(0);
+    struct weft_curl_request q = {.url = u};
+    struct weft_curl_response r;
+    for (int round = 0; round < 2; round++) {
+        CHECK_EQ(weft_curl_request_dl(c, &q, &r, weft_deadline_in(10)), 0);
+        CHECK_EQ(r.status, 200);
+        CHECK_STR(r.body, "ok");
+        CHECK_EQ(r.new_connections, 1);
+        weft_curl_response_free(&r);
+        CHECK_EQ(srv.accepted, round + 1);
+        /* The connection goes back to curl's pool and stays in the client's epoll set; now
+         * the server closes it. The client must take it out of its (level-triggered) set
+         * instead of waking up for it again and again: the loop stays idle. */
+        weft_event_set(&srv.close_now);
+        double t0 = thread_cpu();
+        CHECK_EQ(weft_sleep(0.25), 0);
+        CHECK(thread_cpu() - t0 < 0.06);
+        /* The next request finds the pooled connection dead and opens another one (whose fd
+         * is most likely the same number: it must be registered afresh). */
+    }
+    CHECK_EQ(weft_curl_client_free(c), 0);
+    weft_task_cancel(st, NULL);
+    weft_join(st);
+    weft_task_release(st);
+    weft_close(srv.lfd);
+    return 0;
+}
+
+static void idle_close(void)
+{
+    CHECK_EQ(weft_run(idle_close_main, NULL), 0);
+}
+
 /* ---- streams ---- */
 
 static int stream_main(void *arg)
@@ -692,5 +783,5 @@ static void weft_server(void)
     CHECK_EQ(waitpid(pid, &st, 0), pid);
 }
 
-TEST_MAIN(basic, bodies, errors, limits, redirects, per_host_limit, cancel_in_flight, streams,
-          misuse, fetch_urls, weft_server)
+TEST_MAIN(basic, bodies, errors, limits, redirects, per_host_limit, cancel_in_flight, idle_close,
+          streams, misuse, fetch_urls, weft_server)
