@@ -657,6 +657,13 @@ static int ctx_new(weft_tls_ctx_t **out, bool server, const struct weft_tls_opts
          * only), a resumed handshake brings the next, and each ticket costs the server a session
          * copy, its encoding, encryption, MAC and a key derivation (~6 % of a full handshake). */
         SSL_CTX_set_num_tickets(sc, 1);
+        /* Sessions stay in the context (OpenSSL's server cache: up to 20,480, the oldest go
+         * first, 2 hours; ~1.1-1.6 KB each) and the ticket a client gets is only their id
+         * (SSL_OP_NO_TICKET, as Mozilla's recommended server configurations): no ticket
+         * encryption key living as long as the context, and the server does not encode,
+         * encrypt and MAC each session into a ticket nor decrypt it back (~5 % of a full
+         * handshake, ~7 % of a resumed one). TLS 1.2 clients resume by id from the same cache. */
+        SSL_CTX_set_options(sc, SSL_OP_NO_TICKET);
     } else if (!o->no_session_cache) {
         ctx->cache_cap = o->session_cache_size != 0 ? o->session_cache_size : 256;
         ctx->cache = calloc(ctx->cache_cap, sizeof(*ctx->cache));
