@@ -1,12 +1,31 @@
 #!/usr/bin/env bash
 # TLS servers side by side, on one core each (the server pinned to CPU 0, the load on CPU 1):
 # echo with 64 B and 16 KiB messages over keep-alive connections, and full and resumed
-# handshakes. For each: the load's rate and the server's CPU (user + system, /proc/PID/stat) per
-# operation, which does not depend on how fast the load generator is; ratios are to the floor.
+# handshakes. Columns:
+#   ops/s      what the load generator measured. For handshakes it is capped by the load
+#              generator (a weft-tls client on one core does ~1,400 full handshakes/s, the
+#              client's half of a handshake costs about what the server's does), so on a quiet
+#              machine every server shows about the same rate: it does not rank the servers.
+#   cpu us/op  the server's CPU (user + system, /proc/PID/stat) per operation over the measured
+#              seconds: what the server spends, whatever the load generator's speed.
+#   x floor    cpu us/op divided by the floor's (lower is better).
+#   ops/core-s 1e6 / cpu us/op: the rate one server core sustains when the server is the
+#              bottleneck (handshakes per second per core). Its ratio to the floor's is the
+#              inverse of "x floor".
+#   tls        what the handshakes negotiated, as the load saw it: version and the share of the
+#              measured handshakes that resumed a session (hs_resume must show 1.3 and ~100 %
+#              for every server, or the comparison is not like for like). OpenSSL clients use a
+#              TLS 1.3 ticket once; Node sends a resumed connection's new ticket after its first
+#              data, which the load has read and closed on, so Node shows ~60 %: its row mixes
+#              in full handshakes (and so overstates its cost per resumption).
 #   bench/tls_compare.sh [BUILD_DIR]        (default build-release; needs its bench targets)
-# Servers: floor (bench/tls_floor.c: epoll + OpenSSL in C), weft (bench/tls_server.c), go
-# (crypto/tls, GOMAXPROCS=1), node (tls), nginx (1 process, http module: handshakes only). A
-# missing one is skipped. Environment: DUR (seconds measured, 4), CONNS (50), PORT (19700).
+# Servers: floor (bench/tls_floor.c: epoll + OpenSSL in C, weft-tls's OpenSSL settings), weft
+# (bench/tls_server.c), go (crypto/tls, GOMAXPROCS=1), node (tls), nginx (1 process, http
+# module: handshakes only; ssl_protocols TLSv1.2 TLSv1.3, as nginx >= 1.23.4 has by default:
+# Debian 12's 1.22 defaults to TLS 1.0-1.2 and would otherwise be measured on TLS 1.2, whose
+# resumption needs no key exchange). All OpenSSL-based servers use Debian's OpenSSL 3.0. A
+# missing one is skipped. Environment: DUR (seconds measured, 4), CONNS (50), PORT (19700),
+# WORKLOADS (default "echo64 echo16k hs_full hs_resume").
 # Every process is bounded in time and killed at the end; traffic stays on 127.0.0.1.
 set -euo pipefail
 B=${1:-build-release}/bench
@@ -43,6 +62,7 @@ http {
   fastcgi_temp_path $TMP/ngx; uwsgi_temp_path $TMP/ngx; scgi_temp_path $TMP/ngx;
   keepalive_requests 10000000;
   server { listen 127.0.0.1:$1 ssl; ssl_certificate $2; ssl_certificate_key $3;
+           ssl_protocols TLSv1.2 TLSv1.3;
            location / { return 200 "ok\n"; } }
 }
 EOF
@@ -53,7 +73,7 @@ export TMP
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-one() { # NAME WORKLOAD -> "NAME WORKLOAD rate cpu_us_per_op"
+one() { # NAME WORKLOAD -> "NAME WORKLOAD rate cpu_us_per_op tls"
   local name=$1 wl=$2 spid out t0 t1 rate args
   PORT=$((PORT + 1))
   if [ "$name" = nginx ]; then
@@ -83,20 +103,32 @@ one() { # NAME WORKLOAD -> "NAME WORKLOAD rate cpu_us_per_op"
   kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; SERVER=
   [ "$name" != nginx ] || pkill -F "$TMP/ngx/pid" 2>/dev/null || true
   rate=$(grep -o '[0-9.]*' "$TMP/out" | head -1)
+  local tls=-
+  if grep -q tls13= "$TMP/out"; then # hs=R resumed=N tls13=N tls12=N
+    tls=$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                 n = v["tls13"] + v["tls12"]
+                 if (n == 0) { print "-"; exit }
+                 ver = v["tls12"] == 0 ? "1.3" : (v["tls13"] == 0 ? "1.2" : "mixed")
+                 printf "%s/r%.0f%%\n", ver, 100 * v["resumed"] / n }' "$TMP/out")
+  fi
   awk -v n="$name" -v w="$wl" -v r="${rate:-0}" -v c=$((t1 - t0)) -v d="$DUR" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { if (r <= 0) { print n, w, "NA NA"; exit }
-             printf "%s %s %.0f %.1f\n", n, w, r, c / hz * 1e6 / (r * d) }'
+    -v t="$tls" 'BEGIN { if (r <= 0) { print n, w, "NA NA", t; exit }
+             printf "%s %s %.0f %.1f %s\n", n, w, r, c / hz * 1e6 / (r * d), t }'
 }
 
-printf "%-6s %-10s %10s %14s %8s\n" server workload "ops/s" "cpu us/op" "x floor"
-for wl in echo64 echo16k hs_full hs_resume; do
+printf "%-6s %-10s %10s %10s %8s %11s %9s\n" server workload "ops/s" "cpu us/op" "x floor" \
+  "ops/core-s" tls
+for wl in ${WORKLOADS:-echo64 echo16k hs_full hs_resume}; do
   floor=
   for name in floor weft go node nginx; do
     [ -n "${CMD[$name]:-}" ] || continue
     case $name$wl in nginxecho*) continue ;; esac
-    read -r n w rate us < <(one "$name" "$wl")
+    read -r n w rate us tls < <(one "$name" "$wl")
     [ "$name" = floor ] && floor=$us
-    ratio=$(awk -v a="$us" -v b="${floor:-NA}" 'BEGIN { if (a == "NA" || b == "NA") print "NA"; else printf "%.2f", a / b }')
-    printf "%-6s %-10s %10s %14s %8s\n" "$n" "$w" "$rate" "$us" "$ratio"
+    read -r ratio core < <(awk -v a="$us" -v b="${floor:-NA}" 'BEGIN {
+      r = (a == "NA" || b == "NA" || b == 0) ? "NA" : sprintf("%.2f", a / b)
+      c = (a == "NA" || a == 0) ? "NA" : sprintf("%.0f", 1e6 / a)
+      print r, c }')
+    printf "%-6s %-10s %10s %10s %8s %11s %9s\n" "$n" "$w" "$rate" "$us" "$ratio" "$core" "$tls"
   done
 done

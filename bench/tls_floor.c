@@ -1,7 +1,8 @@
 /*
  * The floor of the TLS benchmarks: a hand-written epoll + OpenSSL echo server in C, one thread,
  * with the same OpenSSL and the same settings as weft-tls (one SSL_CTX, read-ahead, partial
- * writes, released buffers, no renegotiation, OpenSSL's ticket defaults). Edge-triggered; each
+ * writes, released buffers, no renegotiation, one TLS 1.3 ticket per handshake, sessions in
+ * OpenSSL's server cache, the server's suite order: AES-128-GCM first). Edge-triggered; each
  * connection reads until OpenSSL wants more and writes everything back before reading again.
  *   weft-bench-tls_floor PORT CERT KEY       (127.0.0.1; runs until killed)
  */
@@ -89,6 +90,14 @@ int main(int argc, char **argv)
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"floor", 5);
+    /* weft-tls's server defaults (docs/tls.md), plain configuration: one TLS 1.3 ticket per
+     * handshake holding a session id (stateful sessions), the server's suite order with
+     * AES-128-GCM first (ChaCha20 first for a client that asks for it first). */
+    SSL_CTX_set_num_tickets(ctx, 1);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET); /* sessions in OpenSSL's server cache */
+    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                  "TLS_CHACHA20_POLY1305_SHA256");
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <openssl/ssl.h>
+
 /* ---- an echo server: lines back until "QUIT\n" or the end ---- */
 
 struct srv_stats {
@@ -207,23 +209,42 @@ static void test_bulk_backpressure(void)
 
 /* ---- resumption: the second connection resumes the first's session ---- */
 
+/* Counts the TLS 1.3 NewSessionTicket messages a client receives (OpenSSL's message callback). */
+static int tickets_seen;
+
+static void count_tickets(int write_p, int version, int content_type, const void *buf, size_t len,
+                          SSL *ssl, void *arg)
+{
+    (void)version, (void)ssl, (void)arg;
+    if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+        ((const unsigned char *)buf)[0] == SSL3_MT_NEWSESSION_TICKET)
+        tickets_seen++;
+}
+
 static int resume_main(void *arg)
 {
     (void)arg;
     weft_tls_ctx_t *sctx = tt_server_ctx("server.pem", "server.key", NULL);
     weft_tls_ctx_t *cctx = tt_client_ctx(NULL);
+    SSL_CTX_set_msg_callback(weft_tls_ctx_openssl(cctx), count_tickets);
     struct srv_stats st = {0};
     weft_server_t *srv = start_echo(sctx, &st);
     for (int i = 0; i < 3; i++) {
         weft_stream_t *c;
+        tickets_seen = 0;
         CHECK_EQ(weft_tls_connect(&c, cctx, "localhost", weft_server_port(srv), NULL), 0);
         CHECK_EQ(weft_tls_session_reused(c), i > 0);
+        /* The server's suite order: AES-128-GCM, though OpenSSL's client lists AES-256 first. */
+        CHECK_STR(weft_tls_cipher(c), "TLS_AES_128_GCM_SHA256");
         CHECK_EQ(weft_stream_write(c, "x\n", 2), 0);
         const char *p;
         size_t n;
         CHECK_EQ(weft_stream_readline(c, &p, &n), 0); /* the tickets come with it */
+        CHECK_EQ(tickets_seen, 1); /* one ticket per handshake, full or resumed */
         CHECK_EQ(weft_tls_ctx_sessions(cctx), 1);
         weft_stream_release(c);
+        /* The server keeps the sessions (the tickets are ids): one more per handshake. */
+        CHECK_EQ(SSL_CTX_sess_number(weft_tls_ctx_openssl(sctx)), i + 1);
     }
     stop(srv);
     weft_tls_ctx_release(sctx);
@@ -234,6 +255,49 @@ static int resume_main(void *arg)
 static void test_resumption(void)
 {
     CHECK_EQ(run_virtual(resume_main, NULL), 0);
+}
+
+/* ---- the server's suite order: its own, ChaCha20 first for a client that asks for it ---- */
+
+static const char *negotiated_suite(const char *server_suites, const char *client_suites)
+{
+    static char got[64];
+    weft_tls_ctx_t *sctx, *cctx;
+    struct weft_tls_opts so = {.cert_file = tt_path("server.pem"),
+                               .key_file = tt_path("server.key"),
+                               .ciphersuites = server_suites};
+    struct weft_tls_opts co = {.ca_file = tt_path("ca.pem"), .ciphersuites = client_suites};
+    CHECK_EQ(weft_tls_server_ctx_new(&sctx, &so), 0);
+    CHECK_EQ(weft_tls_client_ctx_new(&cctx, &co), 0);
+    struct srv_stats st = {0};
+    weft_server_t *srv = start_echo(sctx, &st);
+    weft_stream_t *c;
+    CHECK_EQ(weft_tls_connect(&c, cctx, "localhost", weft_server_port(srv), NULL), 0);
+    snprintf(got, sizeof(got), "%s", weft_tls_cipher(c));
+    weft_stream_release(c);
+    stop(srv);
+    weft_tls_ctx_release(sctx);
+    weft_tls_ctx_release(cctx);
+    return got;
+}
+
+static int suites_main(void *arg)
+{
+    (void)arg;
+    CHECK_STR(negotiated_suite(NULL, "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"),
+              "TLS_AES_128_GCM_SHA256");
+    CHECK_STR(negotiated_suite(NULL, "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"),
+              "TLS_CHACHA20_POLY1305_SHA256");
+    CHECK_STR(negotiated_suite(NULL, "TLS_AES_256_GCM_SHA384"), "TLS_AES_256_GCM_SHA384");
+    /* a server's own list is taken in its order */
+    CHECK_STR(negotiated_suite("TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256", NULL),
+              "TLS_AES_256_GCM_SHA384");
+    return 0;
+}
+
+static void test_server_suite_order(void)
+{
+    CHECK_EQ(run_virtual(suites_main, NULL), 0);
 }
 
 /* ---- verification failures ---- */
@@ -955,7 +1019,8 @@ static void test_concurrent_handshakes(void)
     CHECK_EQ(weft_run(many_main, NULL), 0);
 }
 
-TEST_MAIN(test_stream_calls, test_bulk_backpressure, test_resumption, test_verification_failures,
+TEST_MAIN(test_stream_calls, test_bulk_backpressure, test_resumption, test_server_suite_order,
+          test_verification_failures,
           test_client_certificates, test_tls12_and_config, test_pem_in_memory,
           test_one_byte_transport, test_start_tls, test_hostile_peers, test_bad_servers,
           test_deadlines_and_cancel, test_shutdown_deadline, test_concurrent_handshakes)
