@@ -41,8 +41,8 @@ static struct weft__files *files_of(weft_loop_t *l)
         return NULL;
     int want = l->file_engine != WEFT_FILE_AUTO ? l->file_engine : env_engine();
     f->offload_max = weft__fs_offload_max;
-    const char *e = getenv("WEFT_FS_OFFLOAD"); /* XXX tuning */
-    if (e != NULL)
+    const char *e = getenv("WEFT_FILE_OFFLOAD"); /* docs/files.md: for benchmarks */
+    if (e != NULL && *e >= '0' && *e <= '9')
         f->offload_max = atoi(e);
     f->engine = WEFT_FILE_POOL;
     if (want != WEFT_FILE_POOL && weft__uring_probe() == 0 && weft__uring_new(l, &f->ring) == 0)
@@ -176,20 +176,36 @@ static inline uint32_t budget_cost(uint8_t code, ssize_t r)
  * Using the second core. With the file cached, every read of the pool engine completes inline,
  * on one core. While other tasks are ready to run (so the loop has other work meanwhile), a read
  * goes to the pool instead, as long as fewer than `offload_max` of this loop's operations are
- * queued or running there and a pool thread is awake to take it: a thread that must be woken
- * (a futex call on each side, and the woken thread may take the loop's own CPU) costs more than
- * the cached read, so that is done only once per WEFT__FS_WAKE_EVERY reads that could have gone.
+ * queued or running there (1 by default; WEFT_FILE_OFFLOAD=N for benchmarks, 0: none) and a
+ * pool thread is awake to take it (spinning, or ending a job): a thread that must be woken (a
+ * futex call on each side, and the woken thread may take the loop's own CPU) costs more than the
+ * cached read, so that is done only once per WEFT__FS_WAKE_EVERY reads that could have gone. A
+ * pool that takes longer than WEFT__FS_SLOW_POOL of the loop's reads for one read has no CPU to
+ * spare (a loaded machine, one CPU): the next WEFT__FS_BACKOFF reads stay inline.
  */
 #define WEFT__FS_WAKE_EVERY 64
+#define WEFT__FS_SLOW_POOL 8
+#define WEFT__FS_BACKOFF 256
 int weft__fs_offload_max = 1;
 
 static inline bool offload(const weft_loop_t *l, struct weft__files *f)
 {
-    if (atomic_load_explicit(&f->inpool, memory_order_relaxed) >= f->offload_max ||
-        (weft__list_empty(&l->batch) && weft__list_empty(&l->ready)))
+    if (f->offload_max == 0 || (weft__list_empty(&l->batch) && weft__list_empty(&l->ready)))
         return false;
+    if (f->backoff > 0) {
+        f->backoff--;
+        return false;
+    }
+    if (atomic_load_explicit(&f->inpool, memory_order_relaxed) >= f->offload_max) {
+        if (++f->pool_busy >= WEFT__FS_SLOW_POOL) {
+            f->pool_busy = 0;
+            f->backoff = WEFT__FS_BACKOFF;
+        }
+        return false;
+    }
     if (weft__pool_awake() || ++f->unwoken >= WEFT__FS_WAKE_EVERY) {
         f->unwoken = 0;
+        f->pool_busy = 0;
         return true;
     }
     return false;

@@ -90,6 +90,8 @@ struct weft__files {
     atomic_int inpool;
     uint32_t unwoken; /* reads kept inline since one was handed to a thread woken for it */
     int offload_max;  /* weft__fs_offload_max when the state was made */
+    uint32_t pool_busy; /* reads kept inline since the last hand-over, the pool being busy */
+    uint32_t backoff;   /* reads still to keep inline (the pool was slow) */
 };
 
 /* Convert a statx result (uring.c). */

@@ -218,20 +218,12 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* A plain loop on the flag and the clock: PAUSE, in a guest, can exit to the hypervisor. */
 static void spin_for_work(void)
 {
     int64_t end = mono_ns() + POOL_SPIN_NS;
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&P.avail, memory_order_relaxed) != 0)
-            return;
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__)
-        __asm__ __volatile__("yield");
-#endif
-        if ((i & 63) == 0 && mono_ns() >= end)
-            return;
-    }
+    while (atomic_load_explicit(&P.avail, memory_order_relaxed) == 0 && mono_ns() < end)
+        ;
 }
 
 static void *worker_main(void *arg)
