@@ -184,7 +184,7 @@ static inline uint32_t budget_cost(uint8_t code, ssize_t r)
  * spare (a loaded machine, one CPU): the next WEFT__FS_BACKOFF reads stay inline.
  */
 #define WEFT__FS_WAKE_EVERY 64
-#define WEFT__FS_SLOW_POOL 8
+#define WEFT__FS_SLOW_POOL 32
 #define WEFT__FS_BACKOFF 256
 int weft__fs_offload_max = 1;
 
