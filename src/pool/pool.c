@@ -29,18 +29,18 @@ static struct {
     unsigned queued[WEFT__POOL_NCLASS];
     unsigned running[WEFT__POOL_NCLASS];
     unsigned cap[WEFT__POOL_NCLASS];
-    unsigned size;       /* bound on threads; 0 until first needed */
-    unsigned nthreads;   /* alive: started or starting, not exited */
-    unsigned nidle;      /* waiting on `cond` */
-    unsigned nsignalled; /* of those, signalled and not yet awake */
-    unsigned nstarting;  /* created, not yet at their first pick */
-    atomic_uint nspin;   /* looking for work without the lock before they sleep (changed
-                          * under the lock; read without it by weft__pool_awake) */
-    unsigned spin_max;   /* bound on nspin: 0 with a single CPU */
-    atomic_uint avail;   /* queued jobs, mirrored for the spinners (written under the lock) */
+    unsigned size;          /* bound on threads; 0 until first needed */
+    unsigned nthreads;      /* alive: started or starting, not exited */
+    unsigned nidle;         /* waiting on `cond` */
+    unsigned nsignalled;    /* of those, signalled and not yet awake */
+    unsigned nstarting;     /* created, not yet at their first pick */
+    atomic_uint nspin;      /* looking for work without the lock before they sleep (changed
+                             * under the lock; read without it by weft__pool_awake) */
+    unsigned spin_max;      /* bound on nspin: 0 with a single CPU */
+    atomic_uint avail;      /* queued jobs, mirrored for the spinners (written under the lock) */
     atomic_uint nreturning; /* running jobs that said they are ending (weft__pool_returning) */
-    unsigned stopping;   /* weft_pool_shutdown() calls in progress */
-    bool exiting;        /* the process is exiting: no new work starts */
+    unsigned stopping;      /* weft_pool_shutdown() calls in progress */
+    bool exiting;           /* the process is exiting: no new work starts */
     bool atexit_set;
     uint64_t seq;
     struct weft__list workers;
@@ -165,7 +165,7 @@ static int spawn(void)
 static int kick(void)
 {
     if (P.exiting || startable() <= P.nsignalled + P.nstarting + P.nspin +
-                                         atomic_load_explicit(&P.nreturning, memory_order_relaxed))
+                                        atomic_load_explicit(&P.nreturning, memory_order_relaxed))
         return 0;
     if (P.nidle > P.nsignalled) {
         P.nsignalled++;
