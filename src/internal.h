@@ -465,6 +465,8 @@ struct weft_loop {
     uint8_t tasks_iterate; /* a suspending task may start the next iteration (weft_loop_run) */
     uint8_t closed;
     uint32_t io_waiters; /* tasks parked in weft__fd_wait() */
+    uint32_t iter;       /* iterations started (wraps): a task that sees it unchanged has not
+                          * suspended meanwhile (every resumption follows an iteration start) */
     int64_t last_poll;   /* loop time of the last I/O poll, or WEFT__POLL_UNTIMED */
     weft_task_t *current;
     weft__ctx_t main_ctx;
@@ -592,6 +594,7 @@ static inline bool weft__loop_busy_start(weft_loop_t *l)
             weft__timers_expire(l, now);
     }
     weft__list_move_all(&l->ready, &l->batch);
+    l->iter++;
     return true;
 }
 

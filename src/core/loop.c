@@ -58,7 +58,13 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     atomic_init(&l->polling, 0);
     atomic_init(&l->sigpending, 0);
     weft__list_init(&l->procs);
-    pthread_mutex_init(&l->ts_lock, NULL);
+    /* Adaptive: pool threads posting completions while the loop drains them hold it briefly;
+     * a short spin beats a futex sleep and wake-up on either side. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&l->ts_lock, &ma);
+    pthread_mutexattr_destroy(&ma);
     l->backend = &weft__backend_epoll;
     int err = l->backend->init(&l->backend_data, weft__io_event, l);
     if (err < 0) {
@@ -287,6 +293,7 @@ void weft__loop_poll(weft_loop_t *l)
         l->last_poll = l->virtual_clock ? l->now : polled_at;
     }
     weft__list_move_all(&l->ready, &l->batch);
+    l->iter++;
 }
 
 /*

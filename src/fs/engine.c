@@ -5,6 +5,7 @@
  * the loop quietly uses the pool.
  */
 #include "fs/fs.h"
+#include "pool/pool.h"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -39,6 +40,10 @@ static struct weft__files *files_of(weft_loop_t *l)
     if (f == NULL)
         return NULL;
     int want = l->file_engine != WEFT_FILE_AUTO ? l->file_engine : env_engine();
+    f->offload_max = weft__fs_offload_max;
+    const char *e = getenv("WEFT_FILE_OFFLOAD"); /* docs/files.md: for benchmarks */
+    if (e != NULL && *e >= '0' && *e <= '9')
+        f->offload_max = atoi(e);
     f->engine = WEFT_FILE_POOL;
     if (want != WEFT_FILE_POOL && weft__uring_probe() == 0 && weft__uring_new(l, &f->ring) == 0)
         f->engine = WEFT_FILE_URING;
@@ -148,6 +153,99 @@ static int open_cached(const struct weft__fsop *op)
     return fd;
 }
 
+/*
+ * The inline budget. A page-cache read, a cached open or a read-only close completes on the
+ * loop's thread without suspending the task (either engine): a task reading a cached file in a
+ * loop would never let the others, the timers or the I/O poll run. So, as Tokio's cooperative
+ * budget does, what a task's file calls complete without suspending is counted, in units of
+ * about a 4 KiB cached read (1-2 us): each call costs one, plus one per 8 KiB it moved. Once a
+ * task has spent WEFT__FS_BUDGET units since its turn began (the loop's iteration counter has
+ * not moved: every resumption follows an iteration start), its next file call first yields
+ * (the task goes to the back of the ready queue; the loop's policy decides when the clock is
+ * read, the timers fire and I/O is polled). A call that suspends (the pool, a ring's wait)
+ * starts a new turn: the budget is full again.
+ */
+static inline uint32_t budget_cost(uint8_t code, ssize_t r)
+{
+    if (!weft__fsop_moves(code) || r <= 0)
+        return 1;
+    return 1 + (uint32_t)((size_t)r >> 13);
+}
+
+/*
+ * Using the second core. With the file cached, every read of the pool engine completes inline,
+ * on one core. While other tasks are ready to run (so the loop has other work meanwhile), a read
+ * goes to the pool instead, as long as fewer than `offload_max` of this loop's operations are
+ * queued or running there (1 by default; WEFT_FILE_OFFLOAD=N for benchmarks, 0: none) and a
+ * pool thread is awake to take it (spinning, or ending a job): a thread that must be woken (a
+ * futex call on each side, and the woken thread may take the loop's own CPU) costs more than the
+ * cached read, so that is done only once per WEFT__FS_WAKE_EVERY reads that could have gone. A
+ * pool that takes longer than WEFT__FS_SLOW_POOL of the loop's reads for one read has no CPU to
+ * spare (a loaded machine, one CPU): the next WEFT__FS_BACKOFF reads stay inline.
+ */
+#define WEFT__FS_WAKE_EVERY 64
+#define WEFT__FS_SLOW_POOL 32
+#define WEFT__FS_BACKOFF 256
+int weft__fs_offload_max = 1;
+
+static inline bool offload(const weft_loop_t *l, struct weft__files *f)
+{
+    if (f->offload_max == 0 || (weft__list_empty(&l->batch) && weft__list_empty(&l->ready)))
+        return false;
+    if (f->backoff > 0) {
+        f->backoff--;
+        return false;
+    }
+    if (atomic_load_explicit(&f->inpool, memory_order_relaxed) >= f->offload_max) {
+        if (++f->pool_busy >= WEFT__FS_SLOW_POOL) {
+            f->pool_busy = 0;
+            f->backoff = WEFT__FS_BACKOFF;
+        }
+        return false;
+    }
+    if (weft__pool_awake() || ++f->unwoken >= WEFT__FS_WAKE_EVERY) {
+        f->unwoken = 0;
+        f->pool_busy = 0;
+        return true;
+    }
+    return false;
+}
+
+/* Run `op` on the loop's engine (the checks are done). */
+static ssize_t engine_run(weft_task_t *t, weft_loop_t *l, struct weft__files *f,
+                          struct weft__fsop *op, int64_t deadline)
+{
+    if (f->engine == WEFT_FILE_URING && weft__uring_supports(op->code)) {
+        /* A write that io_uring tries inline on a pipe whose reader left raises SIGPIPE in
+         * this thread (the default action ends the process): writes to anything but files
+         * and block devices go to the pool, whose threads block every signal. */
+        struct stat st;
+        if ((op->code != WEFT__FS_WRITE && op->code != WEFT__FS_WRITEV) ||
+            (fstat(op->fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))))
+            return weft__fs_uring_run(t, f->ring, op, deadline);
+        return weft__fs_pool_run(t, op, deadline);
+    }
+    if (op->code == WEFT__FS_READ && op->len > 0 && !weft__fs_no_nowait) {
+        if (offload(l, f))
+            return weft__fs_pool_run(t, op, deadline);
+        return read_cached(t, op, deadline);
+    }
+    if (op->code == WEFT__FS_CLOSE && !weft__fs_no_nowait) {
+        /* A read-only fd has nothing to flush: closed here, no hand-off. */
+        int fl = fcntl(op->fd, F_GETFL);
+        if (fl < 0)
+            return -errno;
+        if ((fl & O_ACCMODE) == O_RDONLY && (fl & O_PATH) == 0)
+            return close(op->fd) < 0 && errno != EINTR ? -errno : 0;
+    }
+    if (op->code == WEFT__FS_OPEN && !weft__fs_no_nowait) {
+        int fd = open_cached(op);
+        if (fd >= 0)
+            return fd;
+    }
+    return weft__fs_pool_run(t, op, deadline);
+}
+
 ssize_t weft__fs_run(struct weft__fsop *op, int64_t deadline)
 {
     int err;
@@ -179,32 +277,27 @@ ssize_t weft__fs_run(struct weft__fsop *op, int64_t deadline)
     struct weft__files *f = files_of(l);
     if (f == NULL)
         return -ENOMEM;
-    if (f->engine == WEFT_FILE_URING && weft__uring_supports(op->code)) {
-        /* A write that io_uring tries inline on a pipe whose reader left raises SIGPIPE in
-         * this thread (the default action ends the process): writes to anything but files
-         * and block devices go to the pool, whose threads block every signal. */
-        struct stat st;
-        if ((op->code != WEFT__FS_WRITE && op->code != WEFT__FS_WRITEV) ||
-            (fstat(op->fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))))
-            return weft__fs_uring_run(t, f->ring, op, deadline);
-        return weft__fs_pool_run(t, op, deadline);
+    /* The budget: a task whose file calls completed without suspending for a whole budget
+     * since its turn began yields first, as weft_yield() does. */
+    if (WEFT__UNLIKELY(f->bused >= WEFT__FS_BUDGET) && f->btask == t && f->biter == l->iter) {
+        int y = weft_yield();
+        if (y < 0)
+            return y;
+        if (deadline != WEFT_NO_DEADLINE && deadline <= weft__now(l))
+            return -ETIMEDOUT;
     }
-    if (op->code == WEFT__FS_READ && op->len > 0 && !weft__fs_no_nowait)
-        return read_cached(t, op, deadline);
-    if (op->code == WEFT__FS_CLOSE && !weft__fs_no_nowait) {
-        /* A read-only fd has nothing to flush: closed here, no hand-off. */
-        int fl = fcntl(op->fd, F_GETFL);
-        if (fl < 0)
-            return -errno;
-        if ((fl & O_ACCMODE) == O_RDONLY && (fl & O_PATH) == 0)
-            return close(op->fd) < 0 && errno != EINTR ? -errno : 0;
+    uint32_t it = l->iter;
+    ssize_t r = engine_run(t, l, f, op, deadline);
+    if (l->iter == it) {
+        /* Completed without suspending: charged to the task's turn. */
+        if (f->btask != t || f->biter != it) {
+            f->btask = t;
+            f->biter = it;
+            f->bused = 0;
+        }
+        f->bused += budget_cost(op->code, r);
     }
-    if (op->code == WEFT__FS_OPEN && !weft__fs_no_nowait) {
-        int fd = open_cached(op);
-        if (fd >= 0)
-            return fd;
-    }
-    return weft__fs_pool_run(t, op, deadline);
+    return r;
 }
 
 /* ---- public calls ---- */

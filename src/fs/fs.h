@@ -80,11 +80,30 @@ void weft__uring_free(weft_loop_t *loop, struct weft__ring *r);
 struct weft__files {
     int engine; /* WEFT_FILE_POOL or WEFT_FILE_URING */
     struct weft__ring *ring;
+    /* The inline budget (engine.c): what `btask` spent (`bused` units) on operations that
+     * completed without suspending since iteration `biter` began. */
+    weft_task_t *btask;
+    uint32_t biter;
+    uint32_t bused;
+    /* This loop's data operations queued or running on the pool: a pool thread lowers it as
+     * soon as the operation is done, before its completion reaches the loop (pooled.c). */
+    atomic_int inpool;
+    uint32_t unwoken; /* reads kept inline since one was handed to a thread woken for it */
+    int offload_max;  /* weft__fs_offload_max when the state was made */
+    uint32_t pool_busy; /* reads kept inline since the last hand-over, the pool being busy */
+    uint32_t backoff;   /* reads still to keep inline (the pool was slow) */
 };
 
 /* Convert a statx result (uring.c). */
 struct statx;
 void weft__statx_to_stat(const struct statx *x, struct stat *st);
+
+/* The inline budget, in units: a file call costs one, plus one per 8 KiB it moved (engine.c). */
+#define WEFT__FS_BUDGET 32
+
+/* The pool engine's cap on this loop's operations on the pool for a read to be handed over
+ * instead of made inline (engine.c; tests set 0: every cached read inline). */
+extern int weft__fs_offload_max;
 
 /* Tests: the pool engine's reads skip the page-cache attempt (engine.c). */
 extern bool weft__fs_no_nowait;

@@ -29,18 +29,23 @@ static struct {
     unsigned queued[WEFT__POOL_NCLASS];
     unsigned running[WEFT__POOL_NCLASS];
     unsigned cap[WEFT__POOL_NCLASS];
-    unsigned size;       /* bound on threads; 0 until first needed */
-    unsigned nthreads;   /* alive: started or starting, not exited */
-    unsigned nidle;      /* waiting on `cond` */
-    unsigned nsignalled; /* of those, signalled and not yet awake */
-    unsigned nstarting;  /* created, not yet at their first pick */
-    unsigned stopping;   /* weft_pool_shutdown() calls in progress */
-    bool exiting;        /* the process is exiting: no new work starts */
+    unsigned size;          /* bound on threads; 0 until first needed */
+    unsigned nthreads;      /* alive: started or starting, not exited */
+    unsigned nidle;         /* waiting on `cond` */
+    unsigned nsignalled;    /* of those, signalled and not yet awake */
+    unsigned nstarting;     /* created, not yet at their first pick */
+    atomic_uint nspin;      /* looking for work without the lock before they sleep (changed
+                             * under the lock; read without it by weft__pool_awake) */
+    unsigned spin_max;      /* bound on nspin: 0 with a single CPU */
+    atomic_uint avail;      /* queued jobs, mirrored for the spinners (written under the lock) */
+    atomic_uint nreturning; /* running jobs that said they are ending (weft__pool_returning) */
+    unsigned stopping;      /* weft_pool_shutdown() calls in progress */
+    bool exiting;           /* the process is exiting: no new work starts */
     bool atexit_set;
     uint64_t seq;
     struct weft__list workers;
 } P = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP,
     .cond = PTHREAD_COND_INITIALIZER,
     .queue = {{&P.queue[0], &P.queue[0]}, {&P.queue[1], &P.queue[1]}},
     .workers = {&P.workers, &P.workers},
@@ -49,6 +54,7 @@ static struct {
 _Static_assert(WEFT__POOL_NCLASS == 2, "queue initialisers");
 
 static _Thread_local bool in_pool_thread;
+static _Thread_local bool returning; /* this thread called weft__pool_returning() */
 
 /* asyncio's default executor size: min(32, cpus + 4), cpus being those this process may use. */
 static unsigned default_size(void)
@@ -68,6 +74,7 @@ static unsigned default_size(void)
 static void set_size(unsigned n)
 {
     P.size = n != 0 ? n : default_size();
+    P.spin_max = default_size() > 5 ? 1 : 0; /* cpus + 4: two CPUs or more */
     P.cap[WEFT__POOL_SLOW] = (P.size + 1) / 2;
     P.cap[WEFT__POOL_WORK] = P.size > 1 ? P.size - 1 : 1;
 }
@@ -76,6 +83,12 @@ static void ensure_size(void)
 {
     if (P.size == 0)
         set_size(0);
+}
+
+/* The queued count for the spinners. Pool lock held. */
+static void avail_update(void)
+{
+    atomic_store_explicit(&P.avail, P.queued[0] + P.queued[1], memory_order_relaxed);
 }
 
 /* Take the oldest job whose class is under its cap, or NULL. Pool lock held. */
@@ -92,6 +105,7 @@ static struct weft__job *pick(void)
     if (best != NULL) {
         weft__list_remove(&best->link);
         P.queued[best->cls]--;
+        avail_update();
         P.running[best->cls]++;
         best->state = WEFT__J_RUNNING;
     }
@@ -150,7 +164,8 @@ static int spawn(void)
  */
 static int kick(void)
 {
-    if (P.exiting || startable() <= P.nsignalled + P.nstarting)
+    if (P.exiting || startable() <= P.nsignalled + P.nstarting + P.nspin +
+                                        atomic_load_explicit(&P.nreturning, memory_order_relaxed))
         return 0;
     if (P.nidle > P.nsignalled) {
         P.nsignalled++;
@@ -187,6 +202,30 @@ static void run_job(struct weft__job *j)
     post(j);
 }
 
+/*
+ * A thread that found no work looks for more, without the lock, for up to POOL_SPIN_NS before
+ * it sleeps: a loop that hands work over at a steady rate (the file engine's reads) then finds
+ * a thread awake, and neither side pays a futex call and a wake-up. At most spin_max threads
+ * spin (none on one CPU); kick() counts them as on their way. An idle pool spins once, then
+ * sleeps.
+ */
+#define POOL_SPIN_NS 50000
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A plain loop on the flag and the clock: PAUSE, in a guest, can exit to the hypervisor. */
+static void spin_for_work(void)
+{
+    int64_t end = mono_ns() + POOL_SPIN_NS;
+    while (atomic_load_explicit(&P.avail, memory_order_relaxed) == 0 && mono_ns() < end)
+        ;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -195,11 +234,27 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&P.lock);
     P.nstarting--;
     w->started = true;
+    bool spun = false;
     while (!P.exiting) {
+        if (returning) {
+            returning = false;
+            atomic_fetch_sub_explicit(&P.nreturning, 1, memory_order_relaxed);
+        }
         struct weft__job *j = pick();
         if (j == NULL) {
             if (P.stopping > 0)
                 break;
+            if (!spun && P.nspin < P.spin_max) {
+                spun = true;
+                atomic_fetch_add_explicit(&P.nspin, 1, memory_order_relaxed);
+                w->idle = true; /* the exit joins it: it stops within POOL_SPIN_NS */
+                pthread_mutex_unlock(&P.lock);
+                spin_for_work();
+                pthread_mutex_lock(&P.lock);
+                w->idle = false;
+                atomic_fetch_sub_explicit(&P.nspin, 1, memory_order_relaxed);
+                continue;
+            }
             w->idle = true;
             P.nidle++;
             pthread_cond_wait(&P.cond, &P.lock);
@@ -209,14 +264,34 @@ static void *worker_main(void *arg)
                 P.nsignalled--;
             continue;
         }
+        spun = false;
         kick();
         pthread_mutex_unlock(&P.lock);
         run_job(j);
         pthread_mutex_lock(&P.lock);
     }
+    if (returning) {
+        returning = false;
+        atomic_fetch_sub_explicit(&P.nreturning, 1, memory_order_relaxed);
+    }
     P.nthreads--;
     pthread_mutex_unlock(&P.lock);
     return NULL;
+}
+
+bool weft__pool_awake(void)
+{
+    return atomic_load_explicit(&P.nspin, memory_order_relaxed) +
+               atomic_load_explicit(&P.nreturning, memory_order_relaxed) >
+           atomic_load_explicit(&P.avail, memory_order_relaxed);
+}
+
+void weft__pool_returning(void)
+{
+    if (in_pool_thread && !returning) {
+        returning = true;
+        atomic_fetch_add_explicit(&P.nreturning, 1, memory_order_relaxed);
+    }
 }
 
 int weft__pool_submit(struct weft__job *j)
@@ -231,10 +306,12 @@ int weft__pool_submit(struct weft__job *j)
     j->state = WEFT__J_QUEUED;
     weft__list_append(&P.queue[j->cls], &j->link);
     P.queued[j->cls]++;
+    avail_update();
     int err = kick();
     if (err < 0 && P.nthreads == 0) {
         weft__list_remove(&j->link);
         P.queued[j->cls]--;
+        avail_update();
         pthread_mutex_unlock(&P.lock);
         return err;
     }
@@ -249,6 +326,7 @@ int weft__pool_leave(struct weft__job *j, bool abandon)
     if (s == WEFT__J_QUEUED) {
         weft__list_remove(&j->link);
         P.queued[j->cls]--;
+        avail_update();
     } else if (s == WEFT__J_RUNNING && abandon) {
         j->state = WEFT__J_ABANDONED;
     }

@@ -59,6 +59,18 @@ int weft__pool_submit(struct weft__job *j);
  */
 int weft__pool_leave(struct weft__job *j, bool abandon);
 
+/*
+ * Called by a job's fn on its pool thread when what is left of it is short (no system call that
+ * may block): until the thread looks at the queue again, a submission counts it as a thread on
+ * its way and wakes none. The file engine calls it before it tells its loop that the pool has
+ * room for another read, so that the read handed over next needs no wake-up.
+ */
+void weft__pool_returning(void);
+
+/* Whether a job submitted now would find a thread awake (spinning, or returning) instead of
+ * waking one: a hint, read without the lock. */
+bool weft__pool_awake(void);
+
 /* Loop side: the completion callback a pool thread posts with weft_call_soon_threadsafe. */
 void weft__job_complete(void *arg);
 
