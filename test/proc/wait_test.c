@@ -5,6 +5,7 @@
  * without a wait, and an application's SIGCHLD handler that keeps running. The same binary runs
  * a second time with WEFT_NO_PIDFD=1 (the SIGCHLD mode: test/CMakeLists.txt).
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -269,5 +270,83 @@ static void test_app_sigchld_handler(void)
     sigaction(SIGCHLD, &old, NULL);
 }
 
+/* ---- a task cancelled around its spawn: no child is left behind ---- */
+
+/* How many live (not zombie) children this process has, from /proc. */
+static int live_children(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    CHECK(d != NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t k = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (k <= 0)
+            continue;
+        buf[k] = '\0';
+        char *rp = strrchr(buf, ')');
+        char st;
+        int ppid;
+        if (rp != NULL && sscanf(rp + 1, " %c %d", &st, &ppid) == 2 && ppid == getpid() &&
+            st != 'Z')
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static int spawner(void *arg)
+{
+    weft_proc_t **out = arg;
+    char *sl[] = {"sleep", "30", NULL};
+    return weft_proc_spawn(out, sl, NULL);
+}
+
+static int spawn_cancel_main(void *arg)
+{
+    (void)arg;
+    int base = live_children();
+    int cancelled = 0;
+    for (int i = 0; i < 20; i++) {
+        weft_proc_t *p = NULL;
+        weft_task_t *t;
+        CHECK_EQ(weft_spawn(&t, spawner, &p), 0);
+        for (int k = 0; k < i % 4; k++)
+            CHECK_EQ(weft_yield(), 0); /* cancel before the task starts, or after its spawn */
+        weft_task_cancel(t, NULL);
+        int r = weft_join(t);
+        weft_task_release(t);
+        if (r == -ECANCELED) {
+            CHECK(p == NULL); /* cancelled before it ran: no child, nothing handed out */
+            cancelled++;
+        } else {
+            CHECK_EQ(r, 0); /* the spawn finished before the cancel was seen */
+            CHECK(p != NULL);
+            CHECK_EQ(weft_proc_kill(p), 0);
+            CHECK_EQ(weft_proc_wait(p, NULL), 0);
+            weft_proc_release(p);
+        }
+    }
+    CHECK(cancelled > 0);
+    /* No child left running: each cancelled one was killed and is reaped in the background. */
+    for (int i = 0; i < 1000 && live_children() > base; i++)
+        CHECK_EQ(weft_sleep(0.01), 0);
+    CHECK_EQ(live_children(), base);
+    return 0;
+}
+
+static void test_spawn_cancelled(void)
+{
+    CHECK_EQ(weft_run(spawn_cancel_main, NULL), 0);
+}
+
 TEST_MAIN(test_return_codes, test_missing_program, test_wait_deadline_cancel, test_kill_returncode,
-          test_release_reaps, test_app_sigchld_handler)
+          test_release_reaps, test_app_sigchld_handler, test_spawn_cancelled)
