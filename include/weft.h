@@ -264,7 +264,8 @@ typedef int (*weft_task_fn)(void *arg);
 /*
  * asyncio.run(): create a fresh loop, run `main(arg)` as a task until it finishes, then cancel
  * every task still alive and wait for them, report (through the error handler) any that ended
- * with an error other than cancellation, and close the loop.
+ * with an error other than cancellation, run one more iteration (callbacks already scheduled,
+ * such as done callbacks of the tasks that just ended, run), and close the loop.
  * Returns main's result: its value, its error, or -ECANCELED; -EBUSY if called while a loop is
  * running on this thread; -EINVAL if main is NULL; -ENOMEM.
  * Ctrl+C: on the main thread, when SIGINT has its default action, the first SIGINT cancels the

@@ -113,6 +113,12 @@ int weft_run_opts(weft_task_fn main, void *arg, const struct weft_loop_opts *opt
     l->main_task = NULL;
     weft_task_release(t);
     shutdown_tasks(l);
+    /* Callbacks already scheduled (done callbacks of tasks that ended in the last iterations,
+     * the cancelled ones' included) run before the loop closes: one more iteration with a zero
+     * poll timeout, as asyncio.run() runs more iterations (the gather of the cancelled tasks,
+     * shutdown_asyncgens) before it closes its loop. */
+    weft_loop_stop(l);
+    weft_loop_run(l);
     if (catching)
         weft_signal_remove(l, SIGINT);
     weft_loop_close(l);

@@ -231,9 +231,17 @@ static int driver(void *arg)
         if (r == -ECANCELED || r == -EBADF)
             break;
     }
+    return 0;
+}
+
+/* The driver's end, whether it ran or was cancelled before its first step (a shutdown that
+ * cancels every task): later requests fail with -ESHUTDOWN, and its reference is dropped. */
+static void driver_done(weft_future_t *fut, void *arg)
+{
+    (void)fut;
+    weft_curl_client_t *c = arg;
     c->driver_gone = true;
     weft__curl_client_unref(c);
-    return 0;
 }
 
 void weft__curl_client_unref(weft_curl_client_t *c)
@@ -341,10 +349,18 @@ int weft_curl_client_new(weft_curl_client_t **out, const struct weft_curl_client
         curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, total);
 
     struct weft_task_opts to = {.name = "weft-curl-driver", .stack_mode = WEFT_STACK_OWN};
-    int e = weft_spawn_opts(NULL, driver, c, &to);
+    weft_task_t *t;
+    int e = weft_spawn_opts(&t, driver, c, &to);
+    if (e == 0) {
+        e = weft_future_add_done_callback(weft_task_future(t), driver_done, c);
+        if (e < 0)
+            weft_task_cancel(t, NULL); /* not started yet: it ends without running */
+        weft_task_release(t);
+    }
     if (e < 0) {
         curl_multi_cleanup(c->multi);
         close(c->epfd);
+        free(c->socks);
         free(c);
         return e;
     }

@@ -263,6 +263,56 @@ static void test_run_close_frees_parked_waiters(void)
     pending_fut = NULL; /* a reference still held would now show up as a leak */
 }
 
+/* ---- test_run_shutdown_runs_done_callbacks ---- */
+
+static int done_cb_ran;
+
+static void on_leftover_done(weft_future_t *fut, void *arg)
+{
+    (void)fut;
+    (void)arg;
+    done_cb_ran++;
+}
+
+static int sleeper(void *arg)
+{
+    (void)arg;
+    return weft_sleep(100);
+}
+
+static int quick(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int callbacks_main(void *arg)
+{
+    weft_task_t *t;
+    CHECK_EQ(weft_spawn(&t, arg != NULL ? sleeper : quick, NULL), 0);
+    CHECK_EQ(weft_future_add_done_callback(weft_task_future(t), on_leftover_done, NULL), 0);
+    weft_task_release(t);
+    if (arg != NULL)
+        CHECK_EQ(weft_yield(), 0); /* the sleeper is left to the shutdown's cancel */
+    /* else the quick task ends in main's last iteration, its callback scheduled as the loop
+     * stops, with no task left for the shutdown to cancel */
+    return 0;
+}
+
+/* Done callbacks of tasks that end as main ends, or that the shutdown cancels, run before
+ * weft_run() returns (asyncio.run runs loop iterations after main: the gather of the cancelled
+ * tasks, shutdown_asyncgens). */
+static void test_run_shutdown_runs_done_callbacks(void)
+{
+    done_cb_ran = 0;
+    CHECK_EQ(run_virtual(callbacks_main, NULL), 0);
+    CHECK_EQ(done_cb_ran, 1);
+    done_cb_ran = 0;
+    CHECK_EQ(run_virtual(callbacks_main, (void *)1), 0);
+    CHECK_EQ(done_cb_ran, 1);
+}
+
 TEST_MAIN(test_asyncio_run_cancels_hanging_tasks, test_asyncio_run_reports_hanging_tasks_errors,
           test_run_shutdown_detached, test_asyncio_run_from_running_loop, test_recursive_run,
-          test_run_outcomes, test_run_shutdown_spawns_more, test_run_close_frees_parked_waiters)
+          test_run_outcomes, test_run_shutdown_spawns_more, test_run_close_frees_parked_waiters,
+          test_run_shutdown_runs_done_callbacks)
