@@ -566,6 +566,14 @@ static inline int64_t weft__now(weft_loop_t *l)
     return l->now;
 }
 
+/* An iteration begins: what is ready now is its batch, and the iteration count moves (a task
+ * that finds it unchanged has not suspended: every resumption follows an iteration start). */
+static inline void weft__loop_begin_batch(weft_loop_t *l)
+{
+    weft__list_move_all(&l->ready, &l->batch);
+    l->iter++;
+}
+
 /*
  * The loop's clock and poll policy, all of it, for every iteration, whoever starts it (the loop
  * in weft__loop_iterate(), or a task that suspends when the batch is used up, in task.c):
@@ -593,8 +601,7 @@ static inline bool weft__loop_busy_start(weft_loop_t *l)
         if (weft__timers_first(&l->timers) <= now)
             weft__timers_expire(l, now);
     }
-    weft__list_move_all(&l->ready, &l->batch);
-    l->iter++;
+    weft__loop_begin_batch(l);
     return true;
 }
 

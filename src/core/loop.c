@@ -292,8 +292,7 @@ void weft__loop_poll(weft_loop_t *l)
          * per poll on a server's path): a busy iteration that needs it polls first. */
         l->last_poll = l->virtual_clock ? l->now : polled_at;
     }
-    weft__list_move_all(&l->ready, &l->batch);
-    l->iter++;
+    weft__loop_begin_batch(l);
 }
 
 /*

@@ -17,8 +17,9 @@
 struct wc_sock {
     uint8_t mask; /* EPOLLIN/EPOLLOUT registered in the set (when `reg`) */
     bool reg;     /* in the set */
-    bool ours;    /* a connection socket opened by wc_open_socket(): it is closed through
-                   * wc_close_socket(), so the client knows when its fd number is reused */
+    bool ours;    /* a connection socket opened by weft__curl_open_socket(): it is closed
+                   * through weft__curl_close_socket(), so the client knows when its fd number
+                   * is reused */
     bool parked;  /* curl no longer watches it (an idle pooled connection) but it stays in the
                    * set, so that reusing the connection costs no epoll_ctl */
 };
@@ -31,7 +32,7 @@ struct weft_curl_client {
     int nsocks;
     weft_timer_t timer; /* curl's timer (CURLMOPT_TIMERFUNCTION) */
     bool timer_now;     /* the timer is armed for "as soon as possible" and has not run yet */
-    int refs;           /* the owner and the driver task */
+    int refs;           /* the owner, and the driver (dropped by its done callback) */
     bool closed;        /* weft_curl_client_free() was called */
     bool verbose;       /* WEFT_CURL_VERBOSE is set: every transfer traces to stderr */
     bool driver_gone;   /* the driver task ended (cancelled at loop shutdown) */

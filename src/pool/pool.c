@@ -211,18 +211,11 @@ static void run_job(struct weft__job *j)
  */
 #define POOL_SPIN_NS 50000
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* A plain loop on the flag and the clock: PAUSE, in a guest, can exit to the hypervisor. */
 static void spin_for_work(void)
 {
-    int64_t end = mono_ns() + POOL_SPIN_NS;
-    while (atomic_load_explicit(&P.avail, memory_order_relaxed) == 0 && mono_ns() < end)
+    int64_t end = weft__clock() + POOL_SPIN_NS;
+    while (atomic_load_explicit(&P.avail, memory_order_relaxed) == 0 && weft__clock() < end)
         ;
 }
 

@@ -350,50 +350,16 @@ static void redirects(void)
 
 /* ---- many at once: the per-host limit, and cancellation in flight ---- */
 
-struct many {
-    weft_curl_client_t *c;
-    const char *u;
-    int ok, cancelled, other;
-    long connects;
-};
-
-static int one(void *arg)
-{
-    struct many *m = arg;
-    struct weft_curl_response r;
-    int e = get(m->c, m->u, &r);
-    if (e == 0) {
-        m->ok += r.status == 200;
-        m->connects += r.new_connections;
-        weft_curl_response_free(&r);
-    } else if (e == -ECANCELED) {
-        m->cancelled++;
-    } else {
-        fprintf(stderr, "request: %s\n", weft_curl_strerror(e));
-        m->other++;
-    }
-    return e;
-}
-
-static int run_many(struct many *m, int n)
-{
-    weft_group_t g = {0}; /* valgrind: weft_group_enter reads the storage before setting it */
-    CHECK_EQ(weft_group_enter(&g), 0);
-    for (int i = 0; i < n; i++)
-        CHECK_EQ(weft_group_spawn(&g, NULL, one, m), 0);
-    return weft_group_exit(&g, 0, NULL);
-}
-
 static int perhost_main(void *arg)
 {
     (void)arg;
     int n = ct_slow_env() ? 100 : 1000;
-    struct many m = {.c = client(10), .u = url("/bytes?n=100")};
+    struct ct_many m = {.c = client(10), .q = {.url = url("/bytes?n=100")}};
     struct weft_curl_response r;
     CHECK_EQ(get(m.c, url("/conns"), &r), 0);
     int before = atoi(r.body);
     weft_curl_response_free(&r);
-    CHECK_EQ(run_many(&m, n), 0);
+    CHECK_EQ(ct_run_many(&m, n), 0);
     CHECK_EQ(m.ok, n);
     CHECK(m.connects >= 1 && m.connects <= 10);
     /* The server's own count: at most 10 connections more than before (the /conns one reused). */
@@ -417,9 +383,9 @@ static weft_event_t wire_full;
 
 static int streamer(void *arg)
 {
-    struct many *m = arg;
+    struct ct_many *m = arg;
     weft_curl_stream_t *s;
-    struct weft_curl_request q = {.url = m->u};
+    struct weft_curl_request q = {.url = m->q.url};
     int e = weft_curl_open(m->c, &q, &s, NULL);
     if (e < 0)
         return e;
@@ -442,7 +408,7 @@ static int cancel_main(void *arg)
     char stall[128], bytes[128];
     ct_url(stall, sizeof(stall), "http", py.port, "/stall");
     ct_url(bytes, sizeof(bytes), "http", py.port, "/bytes?n=10");
-    struct many m = {.c = client(10), .u = stall};
+    struct ct_many m = {.c = client(10), .q = {.url = stall}};
     weft_task_t *t[100];
     weft_event_init(&wire_full);
     /* 10 requests on the wire (the per-host limit), 90 more queued for a connection. */
@@ -450,7 +416,7 @@ static int cancel_main(void *arg)
         CHECK_EQ(weft_spawn(&t[i], streamer, &m), 0);
     CHECK_EQ(weft_event_wait(&wire_full), 0);
     for (int i = 10; i < 100; i++)
-        CHECK_EQ(weft_spawn(&t[i], one, &m), 0);
+        CHECK_EQ(weft_spawn(&t[i], ct_one, &m), 0);
     CHECK_EQ(weft_yield(), 0);
     CHECK_EQ(weft_curl_client_active(m.c), 100);
     /* Cancel them all: each returns at once, its transfer removed and freed. */
@@ -463,8 +429,8 @@ static int cancel_main(void *arg)
     CHECK_EQ(weft_curl_client_active(m.c), 0);
 
     /* 100 more on the same client share at most 10 connections. */
-    m.u = bytes;
-    CHECK_EQ(run_many(&m, 100), 0);
+    m.q.url = bytes;
+    CHECK_EQ(ct_run_many(&m, 100), 0);
     CHECK_EQ(m.ok, 100);
     CHECK(m.connects >= 1 && m.connects <= 10);
     CHECK_EQ(weft_curl_client_free(m.c), 0);
@@ -775,11 +741,11 @@ static int hello_port;
 static int hello_main(void *arg)
 {
     (void)arg;
-    struct many m = {.c = client(4)};
+    struct ct_many m = {.c = client(4)};
     char u[128];
     ct_url(u, sizeof(u), "http", hello_port, "/hello");
-    m.u = u;
-    CHECK_EQ(run_many(&m, 200), 0);
+    m.q.url = u;
+    CHECK_EQ(ct_run_many(&m, 200), 0);
     CHECK_EQ(m.ok, 200);
     CHECK(m.connects >= 1 && m.connects <= 4); /* keep-alive */
     struct weft_curl_response r;

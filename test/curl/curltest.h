@@ -294,4 +294,43 @@ static inline void ct_nginx_stop(struct ct_nginx *n)
     ct_run(argv);
 }
 
+/* ---- many requests at once, in a TaskGroup (client_test and nginx_test) ---- */
+
+/* Requests of `q` through `c`, and how they ended. */
+struct ct_many {
+    weft_curl_client_t *c;
+    struct weft_curl_request q;
+    int ok, cancelled, other, started;
+    long connects;
+};
+
+/* One request of m->q: a task body, counted in `m`. */
+static inline int ct_one(void *arg)
+{
+    struct ct_many *m = arg;
+    struct weft_curl_response r;
+    int e = weft_curl_request(m->c, &m->q, &r);
+    if (e == 0) {
+        m->ok += r.status == 200;
+        m->connects += r.new_connections;
+        weft_curl_response_free(&r);
+    } else if (e == -ECANCELED) {
+        m->cancelled++;
+    } else {
+        fprintf(stderr, "request: %s (%s)\n", weft_curl_strerror(e), r.error);
+        m->other++;
+    }
+    return e;
+}
+
+/* `n` requests of m->q at once in a TaskGroup; the group's outcome. */
+static inline int ct_run_many(struct ct_many *m, int n)
+{
+    weft_group_t g = {0}; /* valgrind: weft_group_enter reads the storage before setting it */
+    CHECK_EQ(weft_group_enter(&g), 0);
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(weft_group_spawn(&g, NULL, ct_one, m), 0);
+    return weft_group_exit(&g, 0, NULL);
+}
+
 #endif /* WEFT_CURLTEST_H */

@@ -90,45 +90,12 @@ static void tls(void)
     CHECK_EQ(weft_run(tls_main, NULL), 0);
 }
 
-struct many {
-    weft_curl_client_t *c;
-    struct weft_curl_request q;
-    int ok, cancelled, started;
-    long connects;
-};
-
-static int one(void *arg)
-{
-    struct many *m = arg;
-    struct weft_curl_response r;
-    int e = weft_curl_request(m->c, &m->q, &r);
-    if (e == 0) {
-        m->ok += r.status == 200;
-        m->connects += r.new_connections;
-        weft_curl_response_free(&r);
-    } else if (e == -ECANCELED) {
-        m->cancelled++;
-    } else {
-        fprintf(stderr, "request: %s (%s)\n", weft_curl_strerror(e), r.error);
-    }
-    return e;
-}
-
-static int run_many(struct many *m, int n)
-{
-    weft_group_t g = {0}; /* valgrind: weft_group_enter reads the storage before setting it */
-    CHECK_EQ(weft_group_enter(&g), 0);
-    for (int i = 0; i < n; i++)
-        CHECK_EQ(weft_group_spawn(&g, NULL, one, m), 0);
-    return weft_group_exit(&g, 0, NULL);
-}
-
 static int h2_main(void *arg)
 {
     (void)arg;
-    struct many m = {.q = {.url = url("https", "/1k"), .ca_file = ngx.ca}};
+    struct ct_many m = {.q = {.url = url("https", "/1k"), .ca_file = ngx.ca}};
     CHECK_EQ(weft_curl_client_new(&m.c, NULL), 0);
-    CHECK_EQ(run_many(&m, 100), 0);
+    CHECK_EQ(ct_run_many(&m, 100), 0);
     CHECK_EQ(m.ok, 100);
     CHECK_EQ(m.connects, 1); /* 100 streams multiplexed on one connection */
     CHECK_EQ(weft_curl_client_free(m.c), 0);
@@ -145,10 +112,10 @@ static int perhost_main(void *arg)
 {
     (void)arg;
     int n = ct_slow_env() ? 200 : 1000;
-    struct many m = {.q = {.url = url("http", "/1k")}};
+    struct ct_many m = {.q = {.url = url("http", "/1k")}};
     struct weft_curl_client_opts o = {.max_host_connections = 10};
     CHECK_EQ(weft_curl_client_new(&m.c, &o), 0);
-    CHECK_EQ(run_many(&m, n), 0);
+    CHECK_EQ(ct_run_many(&m, n), 0);
     CHECK_EQ(m.ok, n);
     CHECK(m.connects >= 1 && m.connects <= 10);
     CHECK_EQ(weft_curl_client_free(m.c), 0);
@@ -170,7 +137,7 @@ static char slow_url[256];
 
 static int streamer(void *arg)
 {
-    struct many *m = arg;
+    struct ct_many *m = arg;
     weft_curl_stream_t *s;
     struct weft_curl_request q = {.url = slow_url, .ca_file = ngx.ca};
     struct weft_curl_response info;
@@ -194,7 +161,7 @@ static int cancel_main(void *arg)
 {
     (void)arg;
     int fds0 = test_count_fds();
-    struct many m = {.q = {.url = url("https", "/1k"), .ca_file = ngx.ca}};
+    struct ct_many m = {.q = {.url = url("https", "/1k"), .ca_file = ngx.ca}};
     CHECK_EQ(weft_curl_client_new(&m.c, NULL), 0);
     weft_task_t *t[100];
     weft_event_init(&wire_full);
@@ -214,7 +181,7 @@ static int cancel_main(void *arg)
 
     /* The streams were reset, the connection stays: 100 more reuse it. */
     m.connects = 0;
-    CHECK_EQ(run_many(&m, 100), 0);
+    CHECK_EQ(ct_run_many(&m, 100), 0);
     CHECK_EQ(m.ok, 100);
     CHECK_EQ(m.connects, 0);
     CHECK_EQ(weft_curl_client_free(m.c), 0);
