@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <weft.h>
 
@@ -61,6 +65,35 @@ static inline int test_count_fds(void)
         n++;
     closedir(d);
     return n - 3; /* ".", ".." and the DIR's own fd */
+}
+
+/*
+ * A TCP port on 127.0.0.1 that nobody listens on now, for a test that wants a refused connection
+ * or hands the port to an outside server (nginx, openssl s_server, a Python script). It is taken
+ * below the kernel's ephemeral range (32768-60999 by default), at a random place, so that the
+ * outgoing connections of tests running beside this one (ctest -j) never get it as their local
+ * port between this check and the server's bind (which bind(0) could not promise), and a connect
+ * to it can never connect to itself.
+ */
+static inline int test_free_port(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)ts.tv_nsec;
+    for (int tries = 0; tries < 1000; tries++) {
+        seed = seed * 1103515245u + 12345u;
+        int port = 20000 + (int)((seed >> 8) % 12000u); /* 20000..31999 */
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(fd >= 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int r = bind(fd, (struct sockaddr *)&a, sizeof(a));
+        close(fd);
+        if (r == 0)
+            return port;
+    }
+    CHECK(!"no free port in 20000-31999");
+    return -1;
 }
 
 typedef void (*test_case_fn)(void);

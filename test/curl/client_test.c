@@ -210,7 +210,7 @@ static int errors_main(void *arg)
     weft_curl_client_t *c = client(0);
     struct weft_curl_response r;
     char u[128];
-    ct_url(u, sizeof(u), "http", ct_free_port(), "/");
+    ct_url(u, sizeof(u), "http", test_free_port(), "/");
     CHECK_EQ(get(c, u, &r), -ECONNREFUSED);
     CHECK_EQ(r.curl_code, CURLE_COULDNT_CONNECT);
     CHECK(r.error[0] != '\0');
@@ -599,7 +599,7 @@ static int stream_main(void *arg)
     CHECK_EQ(n, WEFT_CURL_EPARTIAL);
     weft_curl_stream_close(s);
     char u[128];
-    ct_url(u, sizeof(u), "http", ct_free_port(), "/");
+    ct_url(u, sizeof(u), "http", test_free_port(), "/");
     q.url = u;
     CHECK_EQ(weft_curl_open(c, &q, &s, &info), -ECONNREFUSED);
     CHECK(s == NULL && info.curl_code == CURLE_COULDNT_CONNECT);
@@ -719,7 +719,7 @@ static void fetch_urls(void)
     /* URLs on stdin; a failure and a timeout do not stop the others, and make the status 1. */
     char input[1024];
     char refused[128];
-    ct_url(refused, sizeof(refused), "http", ct_free_port(), "/");
+    ct_url(refused, sizeof(refused), "http", test_free_port(), "/");
     snprintf(input, sizeof(input), "%s\n%s\n%s\n%s\n", url("/bytes?n=5"), refused, url("/stall"),
              url("/redirect?n=1"));
     char *in[] = {prog, "-t", "0.5", NULL};
@@ -768,7 +768,7 @@ static void weft_server(void)
         fprintf(stderr, "http_hello not built: case skipped\n");
         return;
     }
-    hello_port = ct_free_port();
+    hello_port = test_free_port();
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", hello_port);
     char *argv[] = {prog, ps, NULL};

@@ -106,18 +106,6 @@ static inline bool ct_wait_port(int port)
     return false;
 }
 
-/* A free TCP port on 127.0.0.1 (bound then released). */
-static inline int ct_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    CHECK_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* ---- py_server.py ---- */
 
 struct ct_py {
@@ -249,8 +237,10 @@ static inline void ct_nginx_start(struct ct_nginx *n)
     ct_openssl(n->dir, other);
     snprintf(n->other_ca, sizeof(n->other_ca), "%s/other.crt", n->dir);
 
-    n->port = ct_free_port();
-    n->tls_port = ct_free_port();
+    n->port = test_free_port();
+    do
+        n->tls_port = test_free_port();
+    while (n->tls_port == n->port);
     char conf[4096];
     int len =
         snprintf(conf, sizeof(conf),

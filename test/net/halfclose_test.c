@@ -343,7 +343,7 @@ static int udp_main(void *arg)
     CHECK(fd >= 0);
     struct sockaddr_storage ss;
     socklen_t len;
-    CHECK_EQ(weft_addr_parse("127.0.0.1", nt_closed_port(), &ss, &len), 0);
+    CHECK_EQ(weft_addr_parse("127.0.0.1", test_free_port(), &ss, &len), 0);
     CHECK_EQ(connect(fd, (struct sockaddr *)&ss, len), 0);
     char b[16];
     /* The receive waits when the error arrives, so the loop hears of it (EPOLLERR). */

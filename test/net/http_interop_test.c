@@ -16,7 +16,7 @@ static pid_t start_server(const char *rel, const char *mode, int *port)
         fprintf(stderr, "%s not built: skipped\n", path);
         exit(77);
     }
-    *port = nt_closed_port();
+    *port = test_free_port();
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", *port);
     char *argv[] = {path, mode != NULL ? (char *)mode : ps, mode != NULL ? ps : NULL, NULL};

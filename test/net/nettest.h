@@ -44,18 +44,6 @@ static inline bool nt_have_ipv6(void)
     return ok;
 }
 
-/* A port on 127.0.0.1 that nothing listens on (bound then closed). */
-static inline int nt_closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    CHECK_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* A unique Unix socket path under /tmp (the caller unlinks it). */
 static inline void nt_unix_path(char *buf, size_t cap, const char *tag)
 {

@@ -400,7 +400,7 @@ static int refused_main(void *arg)
     (void)arg;
     char err[256];
     struct weft_connect_opts o = {.errbuf = err, .errlen = sizeof(err)};
-    int port = nt_closed_port();
+    int port = test_free_port();
     weft_stream_t *c;
     CHECK_EQ(weft_stream_connect(&c, "127.0.0.1", port, &o), -ECONNREFUSED);
     CHECK(c == NULL);
@@ -490,7 +490,7 @@ static int he_main(void *arg)
     /* A failure starts the next attempt at once, long before the delay. */
     struct sockaddr_in refused = {.sin_family = AF_INET,
                                   .sin_addr.s_addr = htonl(0x7f000001),
-                                  .sin_port = htons((uint16_t)nt_closed_port())};
+                                  .sin_port = htons((uint16_t)test_free_port())};
     link_ai(&a1, &refused, &a2);
     o.happy_eyeballs_delay = 5;
     t0 = weft_time(NULL);
@@ -539,7 +539,7 @@ static int interleave_main(void *arg)
     int port = weft_server_port(srv);
     struct sockaddr_in6 v6a = {.sin6_family = AF_INET6,
                                .sin6_addr = IN6ADDR_LOOPBACK_INIT,
-                               .sin6_port = htons((uint16_t)nt_closed_port())};
+                               .sin6_port = htons((uint16_t)test_free_port())};
     struct sockaddr_in6 v6b = v6a;
     struct sockaddr_in v4 = {.sin_family = AF_INET,
                              .sin_addr.s_addr = htonl(0x7f000001),

@@ -224,7 +224,7 @@ static int refused_main(void *arg)
     (void)arg;
     struct sockaddr_storage ss;
     socklen_t len;
-    CHECK_EQ(weft_addr_parse("127.0.0.1", nt_closed_port(), &ss, &len), 0);
+    CHECK_EQ(weft_addr_parse("127.0.0.1", test_free_port(), &ss, &len), 0);
     int c = weft_socket(AF_INET, SOCK_STREAM, 0);
     CHECK_EQ(weft_sock_connect(c, (struct sockaddr *)&ss, len), -ECONNREFUSED);
     CHECK_EQ(weft_close(c), 0);

@@ -196,7 +196,7 @@ static void test_openssl_s_client(void)
 static int s_server_main(void *arg)
 {
     (void)arg;
-    int port = nt_closed_port();
+    int port = test_free_port();
     char portarg[16];
     snprintf(portarg, sizeof(portarg), "%d", port);
     char *argv[] = {"openssl", "s_server", "-accept", portarg, "-cert",
