@@ -25,7 +25,7 @@
 # Debian 12's 1.22 defaults to TLS 1.0-1.2 and would otherwise be measured on TLS 1.2, whose
 # resumption needs no key exchange). All OpenSSL-based servers use Debian's OpenSSL 3.0. A
 # missing one is skipped. Environment: DUR (seconds measured, 4), CONNS (50), PORT (19700),
-# WORKLOADS (default "echo64 echo16k hs_full hs_resume").
+# WORKLOADS (default "echo64 echo16k hs_full hs_resume"), ROUNDS (3).
 # Every process is bounded in time and killed at the end; traffic stays on 127.0.0.1.
 set -euo pipefail
 B=${1:-build-release}/bench
@@ -116,19 +116,45 @@ one() { # NAME WORKLOAD -> "NAME WORKLOAD rate cpu_us_per_op tls"
              printf "%s %s %.0f %.1f %s\n", n, w, r, c / hz * 1e6 / (r * d), t }'
 }
 
-printf "%-6s %-10s %10s %10s %8s %11s %9s\n" server workload "ops/s" "cpu us/op" "x floor" \
-  "ops/core-s" tls
-for wl in ${WORKLOADS:-echo64 echo16k hs_full hs_resume}; do
-  floor=
-  for name in floor weft go node nginx; do
-    [ -n "${CMD[$name]:-}" ] || continue
-    case $name$wl in nginxecho*) continue ;; esac
-    read -r n w rate us tls < <(one "$name" "$wl")
-    [ "$name" = floor ] && floor=$us
-    read -r ratio core < <(awk -v a="$us" -v b="${floor:-NA}" 'BEGIN {
-      r = (a == "NA" || b == "NA" || b == 0) ? "NA" : sprintf("%.2f", a / b)
-      c = (a == "NA" || a == 0) ? "NA" : sprintf("%.0f", 1e6 / a)
-      print r, c }')
-    printf "%-6s %-10s %10s %10s %8s %11s %9s\n" "$n" "$w" "$rate" "$us" "$ratio" "$core" "$tls"
+# ROUNDS (default 3) rounds, each running every server once per workload in turn (floor first),
+# so that a slow spell of the machine falls on all of them; each row is one run, and the summary
+# gives per server and workload the median cpu us/op and the median of the per-round ratios to
+# that round's floor.
+ROUNDS=${ROUNDS:-3}
+RES=$TMP/results
+: > "$RES"
+printf "%-6s %-10s %10s %10s %8s %11s %9s %5s\n" server workload "ops/s" "cpu us/op" "x floor" \
+  "ops/core-s" tls round
+for round in $(seq "$ROUNDS"); do
+  for wl in ${WORKLOADS:-echo64 echo16k hs_full hs_resume}; do
+    floor=
+    for name in floor weft go node nginx; do
+      [ -n "${CMD[$name]:-}" ] || continue
+      case $name$wl in nginxecho*) continue ;; esac
+      read -r n w rate us tls < <(one "$name" "$wl")
+      [ "$name" = floor ] && floor=$us
+      read -r ratio core < <(awk -v a="$us" -v b="${floor:-NA}" 'BEGIN {
+        r = (a == "NA" || b == "NA" || b == 0) ? "NA" : sprintf("%.2f", a / b)
+        c = (a == "NA" || a == 0) ? "NA" : sprintf("%.0f", 1e6 / a)
+        print r, c }')
+      printf "%-6s %-10s %10s %10s %8s %11s %9s %5s\n" "$n" "$w" "$rate" "$us" "$ratio" "$core" "$tls" "$round"
+      echo "$n $w $us $ratio" >> "$RES"
+    done
   done
 done
+echo
+echo "median over $ROUNDS rounds:"
+printf "%-6s %-10s %10s %8s %11s\n" server workload "cpu us/op" "x floor" "ops/core-s"
+awk '
+  function median(str,   a, n, i, j, t) {
+    n = split(str, a, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    if (n == 0) return "NA"
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  $3 != "NA" { k = $1 " " $2; if (!(k in us)) order[++m] = k; us[k] = us[k] " " $3
+               if ($4 != "NA") rt[k] = rt[k] " " $4 }
+  END { for (i = 1; i <= m; i++) { k = order[i]; split(k, nw, " ")
+          u = median(us[k]); r = (k in rt) ? median(rt[k]) : "NA"
+          printf "%-6s %-10s %10.1f %8s %11.0f\n", nw[1], nw[2], u, (r == "NA" ? r : sprintf("%.2f", r)), 1e6 / u } }
+' "$RES"
