@@ -12,7 +12,12 @@ start-up is negligible) over its whole run, from wait4.
 Prints a markdown table.
 
   bench/pg/run.py [--seconds 3] [--peers weft,asyncpg,psycopg,pgx,node,pgbench]
-                  [--queries select1,series,insert] [--weft PATH]
+                  [--queries select1,series,insert] [--weft PATH] [--rounds N]
+
+With --rounds N every client runs N times, interleaved, and the table gives medians. The last
+column is how busy the server's core was during the client's run (server CPU seconds per
+second): near 100 % the server is the bottleneck and the clients are compared by how much
+server work their traffic costs; well below, by how quickly they answer.
 
 Needs: the weft-bench-pg program (cmake -DCMAKE_BUILD_TYPE=Release; build-release/bench/), and
 for the peers the Debian packages python3-asyncpg python3-psycopg golang-go
@@ -41,6 +46,28 @@ def pin(cpu):
     return f
 
 
+def server_cpu(pid):
+    """CPU seconds (user + system) the server has used so far: the postmaster, the backends and
+    workers it has reaped (cutime/cstime) and those still alive."""
+    tck = os.sysconf("SC_CLK_TCK")
+
+    def fields(p):
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    f = fields(pid)
+    total = sum(int(x) for x in f[11:15])  # utime stime cutime cstime
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                c = fields(d)
+            except OSError:
+                continue
+            if int(c[1]) == pid:
+                total += int(c[11]) + int(c[12])
+    return total / tck
+
+
 def run_client(argv, env=None):
     """Run a client on CPU 0; return (its stdout, cpu seconds)."""
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
@@ -63,6 +90,8 @@ def main():
     ap.add_argument("--queries", default="select1,series,insert")
     ap.add_argument("--weft", default=os.path.join(ROOT, "build-release", "bench", "weft-bench-pg"))
     ap.add_argument("--pipeline", type=int, default=10000)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every client this many times, interleaved; report medians")
     a = ap.parse_args()
     peers = a.peers.split(",")
     queries = a.queries.split(",")
@@ -137,33 +166,45 @@ def main():
 
         rows = []
         for q in queries:
-            for peer, cmd in cmds.items():
-                subprocess.run(psql + ["-c", "TRUNCATE bench_ins"], check=True)
-                env = goenv if peer == "pgx" else None
-                out, cpu = run_client(cmd(q), env)
-                if peer == "pgbench":
-                    n = int(re.search(r"number of transactions actually processed: (\d+)", out).group(1))
-                    qps = float(re.search(r"tps = ([\d.]+)", out).group(1))
-                    total = n
-                else:
-                    m = re.search(r"queries (\d+) seconds ([\d.]+) total (\d+) cpu ([\d.]+)", out)
-                    n, secs = int(m.group(1)), float(m.group(2))
-                    cpu, total = float(m.group(4)), n  # CPU of the counted window only
-                    qps = n / secs
-                rows.append((q, peer, qps, cpu / max(total, 1) * 1e6))
-                print(f"  {q:8} {peer:8} {qps:10.0f} q/s  {cpu / max(total, 1) * 1e6:7.1f} us CPU/query",
-                      file=sys.stderr)
+            runs = {}
+            for rnd in range(a.rounds):
+                for peer, cmd in cmds.items():
+                    subprocess.run(psql + ["-c", "TRUNCATE bench_ins"], check=True)
+                    env = goenv if peer == "pgx" else None
+                    s0, w0 = server_cpu(server.pid), time.monotonic()
+                    out, cpu = run_client(cmd(q), env)
+                    time.sleep(0.3)  # the backends exit and are reaped
+                    busy = (server_cpu(server.pid) - s0) / (time.monotonic() - w0 - 0.3)
+                    if peer == "pgbench":
+                        n = int(re.search(r"number of transactions actually processed: (\d+)", out).group(1))
+                        qps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+                        total = n
+                    else:
+                        m = re.search(r"queries (\d+) seconds ([\d.]+) total (\d+) cpu ([\d.]+)", out)
+                        n, secs = int(m.group(1)), float(m.group(2))
+                        cpu, total = float(m.group(4)), n  # CPU of the counted window only
+                        qps = n / secs
+                    us = cpu / max(total, 1) * 1e6
+                    runs.setdefault(peer, []).append((qps, us, busy))
+                    print(f"  {q:8} {peer:8} {qps:10.0f} q/s  {us:7.1f} us CPU/query  "
+                          f"server core {busy * 100:3.0f} % busy", file=sys.stderr)
+            for peer, rs in runs.items():
+                med = lambda xs: sorted(xs)[len(xs) // 2]
+                rows.append((q, peer, med([r[0] for r in rs]), med([r[1] for r in rs]),
+                             med([r[2] for r in rs])))
 
-        print("| query | client | queries/s | client CPU µs/query | weft q/s ÷ this | this CPU ÷ pgbench CPU |")
-        print("|---|---|---:|---:|---:|---:|")
+        if a.rounds > 1:
+            print(f"(medians of {a.rounds} interleaved rounds)")
+        print("| query | client | queries/s | client CPU µs/query | weft q/s ÷ this | this CPU ÷ pgbench CPU | server core busy | server CPU µs/query |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
         for q in queries:
-            byp = {p: (qps, cpu) for (qq, p, qps, cpu) in rows if qq == q}
-            for p, (qps, cpu) in byp.items():
-                w = byp.get("weft", (None, None))[0]
-                fl = byp.get("pgbench", (None, None))[1]
+            byp = {p: (qps, cpu, busy) for (qq, p, qps, cpu, busy) in rows if qq == q}
+            for p, (qps, cpu, busy) in byp.items():
+                w = byp.get("weft", (None, None, None))[0]
+                fl = byp.get("pgbench", (None, None, None))[1]
                 r1 = f"{w / qps:.2f}" if w else "-"
                 r2 = f"{cpu / fl:.2f}" if fl else "-"
-                print(f"| {q} | {p} | {qps:,.0f} | {cpu:.1f} | {r1} | {r2} |")
+                print(f"| {q} | {p} | {qps:,.0f} | {cpu:.1f} | {r1} | {r2} | {busy * 100:.0f} % | {busy / qps * 1e6:.1f} |")
 
         if "weft" in cmds and a.pipeline > 0:
             subprocess.run(psql + ["-c", "TRUNCATE bench_ins"], check=True)
