@@ -30,6 +30,31 @@ struct weft_proc {
  */
 int weft__proc_wait(weft_proc_t *p, weft_task_t *t, int64_t deadline, bool reap);
 
+/* Where the child's stdin, stdout or stderr come from (struct weft__spawn.src): one of these, or
+ * an fd of the parent (above 2) that the child gets as 0, 1 or 2. */
+#define WEFT__SRC_INHERIT (-1)
+#define WEFT__SRC_DEVNULL (-2)
+#define WEFT__SRC_STDOUT (-3) /* stderr only: a copy of the child's stdout */
+
+/* A spawn's plan (weft_proc_spawn's, prepared before the child starts). */
+struct weft__spawn {
+    char *const *argv;
+    char *const *envp; /* NULL: environ */
+    const char *cwd;   /* or NULL */
+    int src[3];
+    bool setsid, setpgid;
+    bool pidfd; /* return a pidfd of the child */
+};
+
+/*
+ * The asynchronous exec (clone.c): start the child with clone(CLONE_VM) and suspend `t` until it
+ * exec'd (or failed to), while the loop runs other tasks. Returns 0 with *pid and *pidfd (-1
+ * unless s->pidfd); a failure before or at the exec (-ENOENT, -EACCES, ...) with no child left;
+ * -ECANCELED (the child killed and reaped); or -EOPNOTSUPP: not available here (use
+ * posix_spawn).
+ */
+int weft__proc_clone(weft_task_t *t, const struct weft__spawn *s, pid_t *pid, int *pidfd);
+
 /* Signal the child's process group if it leads one, else the child, unless it was reaped. */
 int weft__proc_signal_group(weft_proc_t *p, int sig);
 
