@@ -449,28 +449,31 @@ int weft__proc_clone(weft_task_t *t, const struct weft__spawn *s, pid_t *pid, in
     if (!s->pidfd)
         fd = -1;
 
-    /* Wait for the report: end of file once the exec closed the child's end, or its errno. */
+    /* Wait for the report: end of file once the exec closed the child's end, or its errno.
+     * The task always suspends first (the exec takes a while; the loop runs meanwhile). */
     int err = 0;
     struct weft__fdstate *st = weft__fd_watch(t->fut.loop, efd[0], &err);
     for (;;) {
-        int code = 0;
-        ssize_t n = read(efd[0], &code, sizeof(code));
-        if (n == 0)
-            break; /* exec'd */
-        if (n == (ssize_t)sizeof(code)) {
-            err = code > 0 ? -code : -ECHILD;
-            reap_now(child, fd); /* it exits at once (127) */
-            break;
-        }
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            err = -errno;
-        } else if (st != NULL) {
+        if (st == NULL) {
+            err = err < 0 ? err : -ENOMEM;
+        } else {
             int w = weft__fd_wait(t, st, WEFT_READABLE, WEFT_NO_DEADLINE, NULL);
-            if (w >= 0)
-                continue;
-            err = w;
-        } else if (err == 0) {
-            err = -ENOMEM;
+            if (w < 0) {
+                err = w;
+            } else {
+                int code = 0;
+                ssize_t n = read(efd[0], &code, sizeof(code));
+                if (n == 0)
+                    break; /* exec'd */
+                if (n == (ssize_t)sizeof(code)) {
+                    err = code > 0 ? -code : -ECHILD;
+                    reap_now(child, fd); /* it exits at once (127) */
+                    break;
+                }
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                    continue;
+                err = n < 0 ? -errno : -EIO;
+            }
         }
         /* Cancelled (or no way to wait): the child must not outlive the call, nor its stack
          * the child. SIGKILL ends it right after its exec, or before it; then reap it. */
