@@ -355,7 +355,19 @@ static void reap_now(pid_t pid, int pidfd)
     } while (r < 0 && errno == EINTR);
 }
 
-int weft__proc_clone(weft_task_t *t, const struct weft__spawn *s, pid_t *pid, int *pidfd)
+void weft__proc_clone_abandon(weft_proc_t *p)
+{
+    kill(p->pid, SIGKILL);
+    reap_now(p->pid, p->pidfd);
+    if (p->pidfd >= 0)
+        close(p->pidfd);
+    close(p->spawn_efd);
+    weft__free(p->spawn_block);
+    weft__free(p);
+}
+
+int weft__proc_clone(weft_task_t *t, const struct weft__spawn *s, weft_proc_t *p, pid_t *pid,
+                     int *pidfd)
 {
     *pid = -1;
     *pidfd = -1;
@@ -451,8 +463,15 @@ int weft__proc_clone(weft_task_t *t, const struct weft__spawn *s, pid_t *pid, in
 
     /* Wait for the report: end of file once the exec closed the child's end, or its errno.
      * The task always suspends first (the exec takes a while; the loop runs meanwhile). */
+    weft_loop_t *l = t->fut.loop;
+    p->pid = child;
+    p->pidfd = fd;
+    p->spawning = 1;
+    p->spawn_block = block;
+    p->spawn_efd = efd[0];
+    weft__list_append(&l->procs, &p->link);
     int err = 0;
-    struct weft__fdstate *st = weft__fd_watch(t->fut.loop, efd[0], &err);
+    struct weft__fdstate *st = weft__fd_watch(l, efd[0], &err);
     for (;;) {
         if (st == NULL) {
             err = err < 0 ? err : -ENOMEM;
@@ -481,6 +500,11 @@ int weft__proc_clone(weft_task_t *t, const struct weft__spawn *s, pid_t *pid, in
         reap_now(child, fd);
         break;
     }
+    weft__list_remove(&p->link);
+    p->spawning = 0;
+    p->spawn_block = NULL;
+    p->pid = 0;
+    p->pidfd = -1;
     if (st != NULL)
         weft_close(efd[0]);
     else
@@ -498,10 +522,17 @@ int weft__proc_clone(weft_task_t *t, const struct weft__spawn *s, pid_t *pid, in
 
 #else /* !WEFT_HAVE_CLONE_SPAWN */
 
-int weft__proc_clone(weft_task_t *t, const struct weft__spawn *s, pid_t *pid, int *pidfd)
+void weft__proc_clone_abandon(weft_proc_t *p)
+{
+    (void)p;
+}
+
+int weft__proc_clone(weft_task_t *t, const struct weft__spawn *s, weft_proc_t *p, pid_t *pid,
+                     int *pidfd)
 {
     (void)t;
     (void)s;
+    (void)p;
     *pid = -1;
     *pidfd = -1;
     return -EOPNOTSUPP;

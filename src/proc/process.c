@@ -416,7 +416,7 @@ int weft_proc_spawn(weft_proc_t **out, char *const argv[], const struct weft_pro
     if (err == 0) {
         /* In a task: the asynchronous exec (the task waits for the exec, the loop does not). */
         weft_task_t *t = l->current;
-        err = t != NULL ? weft__proc_clone(t, &s, &pid, &pidfd) : -EOPNOTSUPP;
+        err = t != NULL ? weft__proc_clone(t, &s, p, &pid, &pidfd) : -EOPNOTSUPP;
         if (err == -EOPNOTSUPP)
             err = spawn_posix(&s, &pid);
     }
@@ -673,6 +673,11 @@ void weft__proc_loop_fini(weft_loop_t *l)
     while (!weft__list_empty(&l->procs)) {
         weft_proc_t *p = weft__container_of(l->procs.next, weft_proc_t, link);
         weft__list_remove(&p->link);
+        if (p->spawning) {
+            /* Its task waits for the exec and will never resume: end the child here. */
+            weft__proc_clone_abandon(p);
+            continue;
+        }
         p->loop = NULL; /* its pidfd stays open, unwatched: the fd table goes with the loop */
         if (p->released) {
             orphan_add(-1, p->pid);

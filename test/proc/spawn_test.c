@@ -293,6 +293,33 @@ static void test_cancel_during_exec(void)
     CHECK_EQ(test_count_fds(), fds);
 }
 
+/* A loop closed while a task waits for its child's exec: the child is killed and reaped. */
+static void test_loop_closed_during_exec(void)
+{
+    int fds = test_count_fds(), kids = children();
+    weft_loop_t *l;
+    CHECK_EQ(weft_loop_new(&l, NULL), 0);
+    weft_proc_t *p = NULL;
+    weft_task_t *t;
+    CHECK_EQ(weft_spawn(&t, spawner, &p), 0);
+    weft_loop_stop(l);
+    CHECK_EQ(weft_loop_run(l), 0); /* one iteration: the task starts its child and waits */
+    CHECK_EQ(weft_loop_close(l), 0);
+    weft_task_release(t);
+    if (async_spawn()) {
+        CHECK(p == NULL);
+    } else {
+        CHECK(p != NULL); /* posix_spawnp returned at once: an ordinary child */
+        CHECK_EQ(weft_proc_kill(p), 0);
+        weft_proc_release(p); /* reaped by the orphan thread */
+        for (int i = 0; i < 500 && children() > kids; i++)
+            usleep(2000);
+        fds++; /* the orphan thread's eventfd, made once */
+    }
+    CHECK_EQ(children(), kids);
+    CHECK(test_count_fds() <= fds);
+}
+
 /* ---- signals, env, cwd ---- */
 
 static pid_t parent_pid;
@@ -541,4 +568,5 @@ static void test_two_threads(void)
 }
 
 TEST_MAIN(test_200_at_once, test_loop_runs_during_exec, test_errors, test_cancel_during_exec,
-          test_signal_dispositions, test_signal_storm, test_env_cwd, test_spawn_from_callback, test_two_threads)
+          test_loop_closed_during_exec, test_signal_dispositions, test_signal_storm, test_env_cwd,
+          test_spawn_from_callback, test_two_threads)
