@@ -192,11 +192,17 @@ struct child {
 #define CHILD_STACK (32 * 1024) /* as glibc's posix_spawn: room for the compiler's stack checks */
 #define CHILD_PATHBUF (PATH_MAX + NAME_MAX + 2)
 
+/* An empty asm in a loop keeps the compiler from turning it into a call to strlen or memcpy
+ * (through the PLT: the dynamic linker's lazy binding writes memory and takes locks). */
+#define NO_LIBCALL() __asm__ volatile("" ::: "memory")
+
 CHILD_INLINE size_t c_strlen(const char *s)
 {
     size_t n = 0;
-    while (s[n] != '\0')
+    while (s[n] != '\0') {
+        NO_LIBCALL();
         n++;
+    }
     return n;
 }
 
@@ -212,17 +218,23 @@ CHILD_INLINE long child_exec(const struct child *c)
     const char *p = c->path;
     for (;;) {
         const char *e = p;
-        while (*e != '\0' && *e != ':')
+        while (*e != '\0' && *e != ':') {
+            NO_LIBCALL();
             e++;
+        }
         size_t dlen = (size_t)(e - p);
         if (dlen < PATH_MAX) {
             size_t n = 0;
-            for (size_t i = 0; i < dlen; i++)
+            for (size_t i = 0; i < dlen; i++) {
+                NO_LIBCALL();
                 buf[n++] = p[i];
+            }
             if (dlen > 0)
                 buf[n++] = '/'; /* an empty entry: the current directory */
-            for (size_t i = 0; i <= flen; i++)
+            for (size_t i = 0; i <= flen; i++) {
+                NO_LIBCALL();
                 buf[n++] = c->file[i];
+            }
             err = sc3(SYS_execve, buf, c->argv, c->envp);
             switch (err) {
             case -EACCES:

@@ -1,7 +1,9 @@
 /*
- * Child processes: spawned with posix_spawn (glibc's is vfork-style, CLONE_VFORK: the parent's
- * memory is never copied, and an exec failure comes back as posix_spawn's result), every fd above
- * 2 closed in the child (posix_spawn_file_actions_addclosefrom_np, a close_range), each child
+ * Child processes: spawned in a task with the asynchronous exec (clone.c: a clone sharing the
+ * parent's memory, the task waiting for the exec's report on a pipe), else with posix_spawnp
+ * (glibc's is vfork-style, CLONE_VFORK); either way the parent's memory is never copied and an
+ * exec failure is the spawn's result. Every fd above 2 is closed in the child (close_range), each
+ * child
  * watched through a pidfd in the loop (pidfd_open, readable once the child exits) and reaped with
  * waitid(P_PIDFD). No SIGCHLD handler, no waitpid(-1): children weft did not start are never
  * touched. Without pidfds (ENOSYS before Linux 5.3) the loop catches SIGCHLD through its signal
