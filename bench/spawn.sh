@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Spawn + wait of /bin/true: weft beside the raw posix_spawn+waitpid floor, libuv's uv_spawn,
+# Spawn + wait of /bin/true: weft (its asynchronous exec, and `weft-vfork`: the same binary forced
+# onto its posix_spawnp fallback) beside the raw posix_spawn+waitpid floor, libuv's uv_spawn,
 # Go's os/exec and Python's asyncio, one after the other (seq) and 64 at a time (par), with a
 # parent heap of 0 and of 1 GiB (touched). Each run reports wall time and CPU time (user + system
 # of the program and its reaped children) per spawn; the CPU figure is what a spawn costs, the
@@ -15,7 +16,7 @@ OUT=${OUT:-/tmp/weft-spawn-bench}
 N=${N:-300}
 ROUNDS=${ROUNDS:-3}
 HEAPS=${HEAPS:-"0 1024"}
-PEERS=${PEERS:-"floor weft libuv go asyncio"}
+PEERS=${PEERS:-"floor weft weft-vfork libuv go asyncio"}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 
@@ -31,6 +32,7 @@ cmd_of() {
   case "$1" in
     floor) echo "$OUT/floor" ;;
     weft) echo "$BUILD/bench/weft-bench-spawn" ;;
+    weft-vfork) echo "env WEFT_SPAWN=posix_spawn $BUILD/bench/weft-bench-spawn" ;; # the fallback
     libuv) echo "$OUT/uv" ;;
     go) echo "$OUT/spawn-go" ;;
     asyncio) echo "$PY $ROOT/bench/spawn/spawn.py" ;;

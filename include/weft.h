@@ -1804,8 +1804,10 @@ WEFT_EXTERN int weft_signal_wait_dl(int sig, int64_t deadline);
 /* (section: subprocesses) */
 
 /*
- * A child process (asyncio's Process). Children are started with posix_spawn (vfork-style: the
- * cost does not grow with the parent's memory), with every fd above 2 closed in the child, and
+ * A child process (asyncio's Process). Children are started without copying the parent's memory
+ * (the cost does not grow with the parent's heap): from a task, with an asynchronous exec (a
+ * clone sharing the parent's memory; the task waits for the exec, the loop runs on), else with
+ * posix_spawn (vfork-style), with every fd above 2 closed in the child, and
  * watched through a pidfd in the loop and reaped with waitid(P_PIDFD): weft never installs a
  * SIGCHLD handler and never reaps a child it did not start. On kernels without pidfds (before
  * 5.3, ENOSYS) a SIGCHLD handler chained to the one installed before it reaps with waitpid(pid),
@@ -1844,10 +1846,14 @@ struct weft_proc_opts {
  * searched in PATH. `opts` may be NULL (all three inherited). The child starts with an empty
  * signal mask and SIGPIPE at its default action; caught signals are reset to their defaults
  * (posix_spawn). On success *out is a process the caller owns (weft_proc_release).
- * Returns 0 or: -ENOENT (no such program), -EACCES (not executable), -ENOEXEC, other errors of
- * the exec or of a file action (a bad cwd: -ENOENT / -ENOTDIR), -EINVAL (argv empty, a bad mode
- * or fd), -EMFILE, -ENOMEM, -EPERM (no loop on this thread). The failure is reported here, never
- * as a child exiting with 127. Does not suspend (the parent is blocked only until the exec).
+ * Returns 0 or: -ENOENT (no such program), -EACCES (not executable), -ENOEXEC, -ENAMETOOLONG,
+ * other errors of the exec or of a file action (a bad cwd: -ENOENT / -ENOTDIR), -EINVAL (argv
+ * empty, a bad mode or fd), -EMFILE, -ENOMEM, -EAGAIN, -EPERM (no loop on this thread), and in a
+ * task -ECANCELED (the child, if started, is killed and reaped before the call returns). The
+ * failure is reported here, never as a child exiting with 127.
+ * Suspends in a task until the child exec'd (other tasks run meanwhile, and spawn their own
+ * children at the same time); argv, env and cwd must stay valid until it returns. Outside a task
+ * (a loop callback) it does not suspend: the thread is blocked until the exec (posix_spawn).
  */
 WEFT_EXTERN int weft_proc_spawn(weft_proc_t **out, char *const argv[],
                                 const struct weft_proc_opts *opts);

@@ -1,7 +1,9 @@
 /*
- * Child processes: spawned with posix_spawn (glibc's is vfork-style, CLONE_VFORK: the parent's
- * memory is never copied, and an exec failure comes back as posix_spawn's result), every fd above
- * 2 closed in the child (posix_spawn_file_actions_addclosefrom_np, a close_range), each child
+ * Child processes: spawned in a task with the asynchronous exec (clone.c: a clone sharing the
+ * parent's memory, the task waiting for the exec's report on a pipe), else with posix_spawnp
+ * (glibc's is vfork-style, CLONE_VFORK); either way the parent's memory is never copied and an
+ * exec failure is the spawn's result. Every fd above 2 is closed in the child (close_range), each
+ * child
  * watched through a pidfd in the loop (pidfd_open, readable once the child exits) and reaped with
  * waitid(P_PIDFD). No SIGCHLD handler, no waitpid(-1): children weft did not start are never
  * touched. Without pidfds (ENOSYS before Linux 5.3) the loop catches SIGCHLD through its signal
@@ -248,7 +250,7 @@ static int lift(int fd, int *tmp)
 
 struct spawn_fds {
     int parent[3]; /* our ends of the pipes, or -1 */
-    int child[3];  /* what the child gets as 0-2 (dup2 source), or -1 */
+    int src[3];    /* what the child gets as 0-2: WEFT__SRC_* or an fd of ours (dup2 source) */
     int tmp[6];    /* fds to close after the spawn */
     int ntmp;
 };
@@ -267,21 +269,21 @@ static void fds_close(struct spawn_fds *f, bool parents)
     }
 }
 
-/* Prepare stdin (0), stdout (1) and stderr (2) as the options say. */
-static int fds_prepare(struct spawn_fds *f, const int mode[3], const int ufd[3],
-                       posix_spawn_file_actions_t *fa)
+/* Prepare stdin (0), stdout (1) and stderr (2) as the options say: f->src[i] is where the
+ * child's fd i comes from (WEFT__SRC_* or an fd of ours above 2). */
+static int fds_prepare(struct spawn_fds *f, const int mode[3], const int ufd[3])
 {
     for (int i = 0; i < 3; i++) {
-        f->parent[i] = f->child[i] = -1;
+        f->parent[i] = -1;
+        f->src[i] = WEFT__SRC_INHERIT;
     }
     f->ntmp = 0;
     for (int i = 0; i < 3; i++) {
-        int err = 0;
         switch (mode[i]) {
         case WEFT_STDIO_INHERIT:
             break;
         case WEFT_STDIO_DEVNULL:
-            err = -posix_spawn_file_actions_addopen(fa, i, "/dev/null", O_RDWR, 0);
+            f->src[i] = WEFT__SRC_DEVNULL;
             break;
         case WEFT_STDIO_PIPE: {
             int pfd[2];
@@ -296,14 +298,14 @@ static int fds_prepare(struct spawn_fds *f, const int mode[3], const int ufd[3],
                 return src;
             if (t >= 0)
                 f->tmp[f->ntmp++] = t;
-            f->child[i] = src;
+            f->src[i] = src;
             break;
         }
         case WEFT_STDIO_FD: {
             if (ufd[i] < 0 || fcntl(ufd[i], F_GETFD) < 0)
                 return -EINVAL;
             if (ufd[i] == i) {
-                f->child[i] = i; /* dup2 onto itself clears close-on-exec */
+                f->src[i] = i; /* its own: close-on-exec cleared */
                 break;
             }
             int t = -1;
@@ -312,26 +314,63 @@ static int fds_prepare(struct spawn_fds *f, const int mode[3], const int ufd[3],
                 return src;
             if (t >= 0)
                 f->tmp[f->ntmp++] = t;
-            f->child[i] = src;
+            f->src[i] = src;
             break;
         }
         case WEFT_STDIO_STDOUT:
             if (i != 2)
                 return -EINVAL;
-            err = -posix_spawn_file_actions_adddup2(fa, 1, 2);
+            f->src[i] = WEFT__SRC_STDOUT;
             break;
         default:
             return -EINVAL;
         }
-        if (err < 0)
-            return err;
-        if (f->child[i] >= 0) {
-            err = -posix_spawn_file_actions_adddup2(fa, f->child[i], i);
-            if (err < 0)
-                return err;
-        }
     }
     return 0;
+}
+
+/* The vfork-style spawn (glibc's posix_spawnp): the loop's thread waits for the exec. */
+static int spawn_posix(const struct weft__spawn *s, pid_t *pid)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    int err = 0;
+    for (int i = 0; i < 3 && err == 0; i++) {
+        int src = s->src[i];
+        if (src == WEFT__SRC_DEVNULL)
+            err = -posix_spawn_file_actions_addopen(&fa, i, "/dev/null", O_RDWR, 0);
+        else if (src == WEFT__SRC_STDOUT)
+            err = -posix_spawn_file_actions_adddup2(&fa, 1, i);
+        else if (src >= 0) /* onto itself: glibc clears close-on-exec */
+            err = -posix_spawn_file_actions_adddup2(&fa, src, i);
+    }
+    if (err == 0)
+        err = -posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    if (err == 0 && s->cwd != NULL)
+        err = -posix_spawn_file_actions_addchdir_np(&fa, s->cwd);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (s->setsid)
+        flags |= POSIX_SPAWN_SETSID;
+    else if (s->setpgid)
+        flags |= POSIX_SPAWN_SETPGROUP; /* group 0: the child's own */
+    sigset_t empty, def;
+    sigemptyset(&empty);
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+    if (err == 0) {
+        posix_spawnattr_setsigmask(&attr, &empty);
+        posix_spawnattr_setsigdefault(&attr, &def);
+        posix_spawnattr_setpgroup(&attr, 0);
+        err = -posix_spawnattr_setflags(&attr, flags);
+    }
+    if (err == 0)
+        err = -posix_spawnp(pid, s->argv[0], &fa, &attr, s->argv,
+                            s->envp != NULL ? s->envp : environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    return err;
 }
 
 int weft_proc_spawn(weft_proc_t **out, char *const argv[], const struct weft_proc_opts *opts)
@@ -363,39 +402,26 @@ int weft_proc_spawn(weft_proc_t **out, char *const argv[], const struct weft_pro
     p->refs = 1;
     weft__list_init(&p->waiters);
 
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
     struct spawn_fds f;
     const int mode[3] = {opts->stdin_mode, opts->stdout_mode, opts->stderr_mode};
     const int ufd[3] = {opts->stdin_fd, opts->stdout_fd, opts->stderr_fd};
-    int err = fds_prepare(&f, mode, ufd, &fa);
-    if (err == 0)
-        err = -posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    if (err == 0 && opts->cwd != NULL)
-        err = -posix_spawn_file_actions_addchdir_np(&fa, opts->cwd);
-    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-    if (opts->new_session)
-        flags |= POSIX_SPAWN_SETSID;
-    else if (opts->new_pgroup)
-        flags |= POSIX_SPAWN_SETPGROUP; /* group 0: the child's own */
-    sigset_t empty, def;
-    sigemptyset(&empty);
-    sigemptyset(&def);
-    sigaddset(&def, SIGPIPE);
-    if (err == 0) {
-        posix_spawnattr_setsigmask(&attr, &empty);
-        posix_spawnattr_setsigdefault(&attr, &def);
-        posix_spawnattr_setpgroup(&attr, 0);
-        err = -posix_spawnattr_setflags(&attr, flags);
-    }
+    int err = fds_prepare(&f, mode, ufd);
+    struct weft__spawn s = {.argv = argv,
+                            .envp = opts->env,
+                            .cwd = opts->cwd,
+                            .src = {f.src[0], f.src[1], f.src[2]},
+                            .setsid = opts->new_session,
+                            .setpgid = !opts->new_session && opts->new_pgroup,
+                            .pidfd = pidfds};
     pid_t pid = -1;
-    if (err == 0)
-        err = -posix_spawnp(&pid, argv[0], &fa, &attr, argv,
-                            opts->env != NULL ? opts->env : environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    int pidfd = -1;
+    if (err == 0) {
+        /* In a task: the asynchronous exec (the task waits for the exec, the loop does not). */
+        weft_task_t *t = l->current;
+        err = t != NULL ? weft__proc_clone(t, &s, p, &pid, &pidfd) : -EOPNOTSUPP;
+        if (err == -EOPNOTSUPP)
+            err = spawn_posix(&s, &pid);
+    }
     fds_close(&f, err < 0);
     if (err < 0) {
         weft__free(p);
@@ -404,7 +430,7 @@ int weft_proc_spawn(weft_proc_t **out, char *const argv[], const struct weft_pro
     p->pid = pid;
     p->group = opts->new_session || opts->new_pgroup;
     if (pidfds) {
-        p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        p->pidfd = pidfd >= 0 ? pidfd : (int)syscall(SYS_pidfd_open, pid, 0);
         if (p->pidfd < 0) {
             /* Out of fds: the child cannot be watched. Stop it rather than lose it. */
             err = -errno;
@@ -649,6 +675,11 @@ void weft__proc_loop_fini(weft_loop_t *l)
     while (!weft__list_empty(&l->procs)) {
         weft_proc_t *p = weft__container_of(l->procs.next, weft_proc_t, link);
         weft__list_remove(&p->link);
+        if (p->spawning) {
+            /* Its task waits for the exec and will never resume: end the child here. */
+            weft__proc_clone_abandon(p);
+            continue;
+        }
         p->loop = NULL; /* its pidfd stays open, unwatched: the fd table goes with the loop */
         if (p->released) {
             orphan_add(-1, p->pid);
