@@ -39,6 +39,7 @@ struct weft__job {
     uint8_t cls;       /* WEFT__POOL_* */
     uint8_t state;     /* WEFT__J_*, pool lock */
     uint8_t delivered; /* the completion ran on the loop (loop thread only) */
+    uint8_t detached;  /* no waiter, no completion: see WEFT__POOL_AGAIN */
     struct weft__handle done; /* the completion's handle, made with the job: posting it
                                * needs no memory, so it cannot fail */
 };
@@ -49,6 +50,20 @@ struct weft__job {
  * exists and none could be started (then `j` is not queued). Never blocks.
  */
 int weft__pool_submit(struct weft__job *j);
+
+/*
+ * A detached job (`detached` set; loop, waiter and the completion handle unused) belongs to its
+ * owner: when fn returns r, the pool's last use of it is drop(arg, r) (required), on the pool
+ * thread; nothing is posted and nothing freed, so the owner may submit it again from drop.
+ * Returning WEFT__POOL_AGAIN instead puts it at the back of its class queue, behind the work
+ * queued meanwhile, and fn runs again later (a long job taking turns with other work). Never
+ * left (weft__pool_leave). The file engine's reader (src/fs/drain.c) is one.
+ */
+#define WEFT__POOL_AGAIN 0x7fffffff
+
+/* Whether jobs wait in a queue for a thread: a hint, read without the lock (a detached job
+ * that has run for a while gives its thread up when it is true). */
+bool weft__pool_others_queued(void);
 
 /*
  * The waiter leaves `j` (cancelled, deadline passed, or its timer could not be armed) and gets
