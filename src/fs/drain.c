@@ -47,6 +47,8 @@ struct dread {
 #define DRAIN_SLICE 256
 /* How long the reader looks for more reads before its job ends. */
 #define DRAIN_WAIT_NS 30000
+/* Reads kept inline between two starts of the reader on a sleeping pool thread. */
+#define WEFT__FS_WAKE_EVERY 64
 
 struct weft__drain {
     struct weft__job job; /* the reader's pool job (detached) */
@@ -56,7 +58,8 @@ struct weft__drain {
     /* Written by both sides at every hand-over: a line of their own. */
     alignas(64) _Atomic(struct dread *) list; /* pushed by the loop, taken whole by the reader */
     atomic_uint queued; /* handed over and not yet made nor taken back */
-    atomic_int active;  /* the job is queued or running */
+    atomic_int running; /* the job takes reads: a hand-over is made at once */
+    atomic_int active;  /* the job is queued or running (its struct is in the pool's hands) */
 };
 
 static void drain_free(struct weft__drain *d)
@@ -72,53 +75,74 @@ static void drain_free(struct weft__drain *d)
     weft__free_line(d);
 }
 
+/* Take every read on the list and make it; the completions go to the loop in one post.
+ * Returns how many were made. */
+static unsigned drain_batch(struct weft__drain *d)
+{
+    struct dread *e = atomic_exchange(&d->list, NULL);
+    struct dread *fifo = NULL; /* pushed newest first: made in the order handed over */
+    while (e != NULL) {
+        struct dread *next = e->next;
+        e->next = fifo;
+        fifo = e;
+        e = next;
+    }
+    struct weft__list posts;
+    weft__list_init(&posts);
+    unsigned made = 0;
+    for (e = fifo; e != NULL;) {
+        struct dread *next = e->next;
+        int s = R_FREE;
+        if (!atomic_compare_exchange_strong(&e->state, &s, R_USER)) {
+            weft__free(e); /* GONE: its task took it back and counted it out */
+        } else {
+            e->n = weft__fs_read_nowait(e->fd, e->buf, e->len, e->off, &e->rest);
+            atomic_fetch_sub_explicit(&d->queued, 1, memory_order_relaxed);
+            weft__list_append(&posts, &e->done.link);
+            made++;
+        }
+        e = next;
+    }
+    /* The tasks wait for these, so the loop is there; once they are posted, neither the loop
+     * nor the reads are touched again. */
+    weft__post_threadsafe_list(d->loop, &posts);
+    return made;
+}
+
 /* The pool thread's part. */
 static int drain_job(void *arg)
 {
     struct weft__drain *d = arg;
+    atomic_store(&d->running, 1);
     unsigned made = 0;
+    int ret = 0;
     for (;;) {
-        struct dread *e = atomic_exchange(&d->list, NULL);
-        if (e == NULL) {
-            /* The loop hands reads over as its tasks run: wait a little for the next ones
-             * before the job ends (a plain loop, no PAUSE: see pool.c). */
-            int64_t end = weft__clock() + DRAIN_WAIT_NS;
-            while (atomic_load_explicit(&d->list, memory_order_relaxed) == NULL)
-                if (weft__clock() >= end)
-                    return 0;
+        if (atomic_load_explicit(&d->list, memory_order_relaxed) != NULL) {
+            made += drain_batch(d);
+            if (made >= DRAIN_SLICE && weft__pool_others_queued()) {
+                ret = WEFT__POOL_AGAIN; /* take turns with the work queued meanwhile */
+                break;
+            }
             continue;
         }
-        struct dread *fifo = NULL; /* pushed newest first: made in the order handed over */
-        while (e != NULL) {
-            struct dread *next = e->next;
-            e->next = fifo;
-            fifo = e;
-            e = next;
-        }
-        struct weft__list posts;
-        weft__list_init(&posts);
-        for (e = fifo; e != NULL;) {
-            struct dread *next = e->next;
-            int s = R_FREE;
-            if (!atomic_compare_exchange_strong(&e->state, &s, R_USER)) {
-                weft__free(e); /* GONE: its task left and counted it out */
-            } else {
-                e->n = weft__fs_read_nowait(e->fd, e->buf, e->len, e->off, &e->rest);
-                atomic_fetch_sub_explicit(&d->queued, 1, memory_order_relaxed);
-                weft__list_append(&posts, &e->done.link);
-                made++;
-            }
-            e = next;
-        }
-        /* The tasks wait for these, so the loop is there; once they are posted, neither the
-         * loop nor the reads are touched again. */
-        weft__post_threadsafe_list(d->loop, &posts);
-        if (made >= DRAIN_SLICE && weft__pool_others_queued())
-            return WEFT__POOL_AGAIN;
+        /* The loop hands reads over as its tasks run: wait a little for the next ones before
+         * the job ends (a plain loop, no PAUSE: see pool.c). */
+        int64_t end = weft__clock() + DRAIN_WAIT_NS;
+        while (atomic_load_explicit(&d->list, memory_order_relaxed) == NULL &&
+               weft__clock() < end)
+            ;
+        if (atomic_load_explicit(&d->list, memory_order_relaxed) == NULL)
+            break;
     }
+    /* Stopping: from here the loop hands nothing over (it reads inline, or takes back a read it
+     * pushed as this stopped); what it pushed before is on the list (both sides sequentially
+     * consistent: the loop pushes, then looks at `running`). */
+    atomic_store(&d->running, 0);
+    drain_batch(d);
+    return ret;
 }
 
-/* The job ended (the pool's last use of it): restart it if reads came meanwhile. */
+/* The job ended (the pool's last use of it). */
 static void drain_drop(void *arg, int result)
 {
     (void)result;
@@ -129,8 +153,9 @@ static void drain_drop(void *arg, int result)
         drain_free(d);
         return;
     }
-    /* Pairs with the loop's push, then load of `active` (both sequentially consistent): either
-     * the loop sees the job ended and starts it, or this sees the push. */
+    /* A read pushed for a job that was queued (weft__fs_offload_always) may have come after
+     * the last batch: then the job starts again (pairs with the loop's push, then load of
+     * `active`). Reads taken back (GONE) are freed by the next batch or the loop's close. */
     atomic_store(&d->active, 0);
     int idle = 0;
     if (atomic_load(&d->list) == NULL || !atomic_compare_exchange_strong(&d->active, &idle, 1)) {
@@ -160,6 +185,7 @@ static struct weft__drain *drain_new(weft_loop_t *l)
     d->loop = l;
     atomic_init(&d->list, NULL);
     atomic_init(&d->queued, 0);
+    atomic_init(&d->running, 0);
     atomic_init(&d->active, 0);
     weft__list_init(&d->job.link);
     d->job.fn = drain_job;
@@ -168,16 +194,6 @@ static struct weft__drain *drain_new(weft_loop_t *l)
     d->job.cls = WEFT__POOL_WORK;
     d->job.detached = 1;
     return d;
-}
-
-unsigned weft__drain_queued(const struct weft__drain *d)
-{
-    return atomic_load_explicit(&d->queued, memory_order_relaxed);
-}
-
-bool weft__drain_active(const struct weft__drain *d)
-{
-    return atomic_load_explicit(&d->active, memory_order_relaxed) != 0;
 }
 
 void weft__drain_close(struct weft__drain *d)
@@ -225,6 +241,29 @@ static ssize_t finish(weft_task_t *t, struct dread *e, const struct weft__fsop *
     return n;
 }
 
+/* Start the reader's job. Loop thread; the job is not queued nor running. */
+static bool drain_start(struct weft__drain *d)
+{
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&d->active, &idle, 1))
+        return true; /* its end has not been seen yet: it is still there */
+    if (weft__pool_submit(&d->job) < 0) {
+        atomic_store(&d->active, 0);
+        return false;
+    }
+    return true;
+}
+
+/* Take a read back from the list, if the reader has not claimed it. */
+static bool take_back(struct weft__drain *d, struct dread *e)
+{
+    int s = R_FREE;
+    if (!atomic_compare_exchange_strong(&e->state, &s, R_GONE))
+        return false;
+    atomic_fetch_sub_explicit(&d->queued, 1, memory_order_relaxed);
+    return true; /* the next batch (or the close) frees it unread */
+}
+
 ssize_t weft__fs_drain_run(weft_task_t *t, struct weft__files *f, struct weft__fsop *op,
                            int64_t deadline, bool *handed)
 {
@@ -232,6 +271,23 @@ ssize_t weft__fs_drain_run(weft_task_t *t, struct weft__files *f, struct weft__f
     struct weft__drain *d = f->drain;
     if (d == NULL && (d = f->drain = drain_new(t->fut.loop)) == NULL)
         return 0;
+    if (atomic_load_explicit(&d->queued, memory_order_relaxed) >= (unsigned)f->offload_max)
+        return 0;
+    bool always = weft__fs_offload_always;
+    if (!atomic_load(&d->running)) {
+        /* The reader is idle or waits for a pool thread. Starting it costs a submission, and
+         * a futex call on each side when the pool thread sleeps: only when a thread is awake
+         * to take it, or once per WEFT__FS_WAKE_EVERY reads that could have gone. Meanwhile
+         * reads are made inline: none waits behind other pool work. */
+        if (atomic_load_explicit(&d->active, memory_order_relaxed) == 0 &&
+            (always || weft__pool_awake() || ++f->unwoken >= WEFT__FS_WAKE_EVERY)) {
+            f->unwoken = 0;
+            if (!drain_start(d))
+                return 0;
+        }
+        if (!always)
+            return 0;
+    }
     struct dread *e = weft__malloc(sizeof(*e));
     if (e == NULL)
         return 0;
@@ -254,14 +310,11 @@ ssize_t weft__fs_drain_run(weft_task_t *t, struct weft__files *f, struct weft__f
     do
         e->next = head;
     while (!atomic_compare_exchange_weak(&d->list, &head, e));
-    int idle = 0;
-    if (atomic_load(&d->active) == 0 && atomic_compare_exchange_strong(&d->active, &idle, 1) &&
-        weft__pool_submit(&d->job) < 0) {
-        /* No pool thread: no reader ran since the job ended, none will take this one. */
-        atomic_store(&d->active, 0);
-        atomic_store(&e->state, R_GONE); /* freed with the list */
-        atomic_fetch_sub_explicit(&d->queued, 1, memory_order_relaxed);
-        return 0;
+    if (always) {
+        if (atomic_load(&d->active) == 0 && !drain_start(d) && take_back(d, e))
+            return 0;
+    } else if (!atomic_load(&d->running) && take_back(d, e)) {
+        return 0; /* the reader stopped before it could see this read */
     }
     *handed = true;
     int r = weft__park(t, WEFT__P_PRIM, e, NULL, deadline);
@@ -272,12 +325,9 @@ ssize_t weft__fs_drain_run(weft_task_t *t, struct weft__files *f, struct weft__f
         await_delivery(t, e);
         return finish(t, e, op, 0, deadline);
     }
-    /* Leaving early (-ECANCELED, -ETIMEDOUT): an unclaimed read is taken back at once. */
-    int s = R_FREE;
-    if (atomic_compare_exchange_strong(&e->state, &s, R_GONE)) {
-        atomic_fetch_sub_explicit(&d->queued, 1, memory_order_relaxed);
-        return r; /* the reader frees it unread */
-    }
+    /* Leaving early (-ECANCELED, -ETIMEDOUT): a read not yet claimed is taken back at once. */
+    if (take_back(d, e))
+        return r;
     /* Claimed: the reader is copying from the page cache into the buffer (it never waits for a
      * device); wait for the completion. */
     await_delivery(t, e);

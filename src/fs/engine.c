@@ -198,35 +198,20 @@ static inline uint32_t budget_cost(uint8_t code, ssize_t r)
 /*
  * Using the second core. With the file cached, every read of the pool engine completes inline,
  * on one core. While other tasks are ready to run (so the loop has other work meanwhile), a read
- * goes to the reader instead (drain.c: one pool thread taking the loop's reads in batches), as
- * long as fewer than `offload_max` reads handed over are still to be made (WEFT__FS_OFFLOAD by
- * default; WEFT_FILE_OFFLOAD=N for benchmarks, 0: none; none when the process has one CPU).
- * While the reader runs, a hand-over is a push on a lock-free list. Starting it when it is idle
- * costs a pool submission, and a futex call on each side if the pool thread sleeps: that is done
- * only when a pool thread is awake to take it (spinning, or ending a job), or once per
- * WEFT__FS_WAKE_EVERY reads that could have gone. A reader without CPU (a loaded machine) costs
- * the loop nothing: the loop reads inline while the cap is reached.
+ * goes to the reader instead (drain.c: a pool thread taking the loop's reads in batches) while it
+ * runs, as long as fewer than `offload_max` reads handed over are still to be made
+ * (WEFT__FS_OFFLOAD by default; WEFT_FILE_OFFLOAD=N for benchmarks, 0: none; none when the
+ * process has one CPU). A lone task reads inline: handing its read over would leave the loop
+ * idle until it came back.
  */
-#define WEFT__FS_OFFLOAD 8
-#define WEFT__FS_WAKE_EVERY 64
+#define WEFT__FS_OFFLOAD 64
 int weft__fs_offload_max = WEFT__FS_OFFLOAD;
+bool weft__fs_offload_always;
 
-static inline bool offload(const weft_loop_t *l, struct weft__files *f)
+static inline bool offload(const weft_loop_t *l, const struct weft__files *f)
 {
-    if (f->offload_max == 0 || (weft__list_empty(&l->batch) && weft__list_empty(&l->ready)))
-        return false;
-    const struct weft__drain *d = f->drain;
-    if (d != NULL) {
-        if (weft__drain_queued(d) >= (unsigned)f->offload_max)
-            return false;
-        if (weft__drain_active(d))
-            return true;
-    }
-    if (weft__pool_awake() || ++f->unwoken >= WEFT__FS_WAKE_EVERY) {
-        f->unwoken = 0;
-        return true;
-    }
-    return false;
+    return f->offload_max != 0 && (weft__fs_offload_always || !weft__list_empty(&l->batch) ||
+                                   !weft__list_empty(&l->ready));
 }
 
 /* Run `op` on the loop's engine (the checks are done). */

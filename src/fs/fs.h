@@ -106,19 +106,15 @@ ssize_t weft__fs_read_finish(weft_task_t *t, const struct weft__fsop *op, ssize_
                              int64_t deadline);
 
 /*
- * The reader (drain.c): a loop's cached reads handed to one pool thread in batches. The task
- * queues its read without a lock and parks; a pool job, started when the queue was idle, takes
- * every queued read at once, makes each with weft__fs_read_nowait() (never waiting for a
- * device), and posts the batch's completions to the loop under one lock. Returns what the read
- * returns, with *handed set; *handed false (nothing done: the caller reads inline) when memory
- * or a pool thread is missing.
+ * The reader (drain.c): a loop's cached reads handed to one pool thread in batches. While the
+ * reader runs, the task pushes its read on a list without a lock and parks; the reader takes the
+ * whole list at once, makes each read with weft__fs_read_nowait() (never waiting for a device)
+ * and posts the batch's completions to the loop under one lock. Returns what the read returns,
+ * with *handed set; *handed false (nothing done: the caller reads inline) when the reader is
+ * not running (it may have been started), at the cap, or memory is missing.
  */
 ssize_t weft__fs_drain_run(weft_task_t *t, struct weft__files *f, struct weft__fsop *op,
                            int64_t deadline, bool *handed);
-/* Reads handed over and not yet made (a hint for the loop's choice). */
-unsigned weft__drain_queued(const struct weft__drain *d);
-/* Whether the reader's pool job is queued or running. */
-bool weft__drain_active(const struct weft__drain *d);
 /* The loop's file state goes: the reader frees its part when its job ends. */
 void weft__drain_close(struct weft__drain *d);
 
@@ -132,6 +128,10 @@ void weft__statx_to_stat(const struct statx *x, struct stat *st);
 /* The pool engine's cap on this loop's reads handed to the reader and not yet made (engine.c;
  * tests set 0: every cached read inline). */
 extern int weft__fs_offload_max;
+
+/* Tests: every read is handed to the reader (a lone task's too), which is started for it and
+ * waits in the pool's queue like any job when no thread is free. */
+extern bool weft__fs_offload_always;
 
 /* Tests: the pool engine's reads skip the page-cache attempt (engine.c). */
 extern bool weft__fs_no_nowait;
