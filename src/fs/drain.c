@@ -75,6 +75,8 @@ static void drain_free(struct weft__drain *d)
     weft__free_line(d);
 }
 
+atomic_ulong weft__fs_drain_reads;
+
 /* Take every read on the list and make it; the completions go to the loop in one post.
  * Returns how many were made. */
 static unsigned drain_batch(struct weft__drain *d)
@@ -103,6 +105,7 @@ static unsigned drain_batch(struct weft__drain *d)
         }
         e = next;
     }
+    atomic_fetch_add_explicit(&weft__fs_drain_reads, made, memory_order_relaxed);
     /* The tasks wait for these, so the loop is there; once they are posted, neither the loop
      * nor the reads are touched again. */
     weft__post_threadsafe_list(d->loop, &posts);
@@ -271,9 +274,9 @@ ssize_t weft__fs_drain_run(weft_task_t *t, struct weft__files *f, struct weft__f
     struct weft__drain *d = f->drain;
     if (d == NULL && (d = f->drain = drain_new(t->fut.loop)) == NULL)
         return 0;
-    if (atomic_load_explicit(&d->queued, memory_order_relaxed) >= (unsigned)f->offload_max)
-        return 0;
     bool always = weft__fs_offload_always;
+    if (!always && atomic_load_explicit(&d->queued, memory_order_relaxed) >= (unsigned)f->offload_max)
+        return 0;
     if (!atomic_load(&d->running)) {
         /* The reader is idle or waits for a pool thread. Starting it costs a submission, and
          * a futex call on each side when the pool thread sleeps: only when a thread is awake

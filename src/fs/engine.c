@@ -210,8 +210,8 @@ bool weft__fs_offload_always;
 
 static inline bool offload(const weft_loop_t *l, const struct weft__files *f)
 {
-    return f->offload_max != 0 && (weft__fs_offload_always || !weft__list_empty(&l->batch) ||
-                                   !weft__list_empty(&l->ready));
+    return weft__fs_offload_always ||
+           (f->offload_max != 0 && (!weft__list_empty(&l->batch) || !weft__list_empty(&l->ready)));
 }
 
 /* Run `op` on the loop's engine (the checks are done). */

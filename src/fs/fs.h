@@ -129,9 +129,13 @@ void weft__statx_to_stat(const struct statx *x, struct stat *st);
  * tests set 0: every cached read inline). */
 extern int weft__fs_offload_max;
 
-/* Tests: every read is handed to the reader (a lone task's too), which is started for it and
- * waits in the pool's queue like any job when no thread is free. */
+/* Tests: every pool-engine read is handed to the reader (a lone task's too, past the cap, with
+ * one CPU), which is started for it and waits in the pool's queue like any job when no thread
+ * is free. */
 extern bool weft__fs_offload_always;
+
+/* Reads the reader made, in every loop (tests). */
+extern atomic_ulong weft__fs_drain_reads;
 
 /* Tests: the pool engine's reads skip the page-cache attempt (engine.c). */
 extern bool weft__fs_no_nowait;
