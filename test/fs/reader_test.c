@@ -9,7 +9,8 @@
  *     at once by a cancel or a deadline, their buffers untouched, while the reads around them in
  *     the same batch complete, in the order they were handed over;
  *   - the loop may close while the reader's queued job still holds reads taken back (ASan);
- *   - a flood of reads takes turns with weft_to_thread() work on a pool with one general thread.
+ *   - a flood of reads takes turns with weft_to_thread() work on a pool with one general thread;
+ *   - once the reads stop, the reader and the pool threads sleep: an idle loop uses no CPU.
  * The reads are handed over even where the engine would keep them inline (a lone task, one CPU):
  * weft__fs_offload_always. The io_uring run of the file tests is skipped (exit 77): the reader
  * is the pool engine's.
@@ -402,6 +403,49 @@ static void test_reader_fair(void)
     default_pool();
 }
 
+/* ---- idle after a flood: the reader and the pool threads sleep ---- */
+
+static int64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int idle_main(void *arg)
+{
+    (void)arg;
+    fd = weft_file_open(path, O_RDONLY, 0);
+    CHECK(fd >= 0);
+    atomic_store(&flood_stop, 0);
+    enum { N = 8 };
+    weft_task_t *t[N];
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(weft_spawn(&t[i], flooder, NULL), 0);
+    unsigned long at = atomic_load(&weft__fs_drain_reads);
+    while (atomic_load(&weft__fs_drain_reads) < at + 2000)
+        CHECK_EQ(weft_sleep(0.001), 0);
+    atomic_store(&flood_stop, 1);
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(weft_join(t[i]), 0);
+        weft_task_release(t[i]);
+    }
+    /* The reader looks for reads for 30 us, a pool thread for work for 50 us: then they sleep.
+     * A reader or a pool thread spinning on would use the whole 300 ms. */
+    int64_t c0 = cpu_ns();
+    CHECK_EQ(weft_sleep(0.3), 0);
+    int64_t used = cpu_ns() - c0;
+    fprintf(stderr, "CPU used by the process in 300 ms idle: %.2f ms\n", used / 1e6);
+    CHECK(used < 30000000);
+    CHECK_EQ(weft_file_close(fd), 0);
+    return 0;
+}
+
+static void test_reader_idle(void)
+{
+    CHECK_EQ(run_pool(idle_main, NULL), 0);
+}
+
 /* ---- the file, and the cases ---- */
 
 static void setup(void)
@@ -438,6 +482,7 @@ static void test_all(void)
         {"reader_cancel", test_reader_cancel},
         {"reader_loop_closes", test_reader_loop_closes},
         {"reader_fair", test_reader_fair},
+        {"reader_idle", test_reader_idle},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         if (only != NULL && strcmp(only, cases[i].name) != 0)
