@@ -3,9 +3,11 @@
  * a second core"). Handing one read at a time to the pool costs a lock, a queue and a wake-up
  * on the way there, and a lock and a wake-up on the way back, for a read of 1-2 us. Here:
  *
- * - the task pushes its read on the reader's list (one compare-and-swap, no lock) and parks;
- *   the first push while the reader is idle submits the reader's pool job (a detached job,
- *   pool.h), so a steady stream of reads costs one pool submission in all;
+ * - while the reader's pool job (a detached job, pool.h) runs, a task pushes its read on the
+ *   reader's list (one compare-and-swap, no lock, no wake-up) and parks; otherwise the loop
+ *   starts the job (when a pool thread is awake to take it, or now and then) and reads inline
+ *   meanwhile, so no read waits behind other pool work and a steady stream of reads costs one
+ *   pool submission in all;
  * - the reader takes the whole list at once (one exchange), makes each read with
  *   weft__fs_read_nowait() (RWF_NOWAIT: it never waits for a device, so a leaving task waits for
  *   a claimed read at most a memory copy), and posts the batch's completions to the loop with
@@ -15,11 +17,11 @@
  *
  * Each read is FREE until the reader claims it (USER: it reads into the caller's buffer now) or
  * its task leaves (cancel, deadline) and marks it GONE: the reader frees a GONE read unread.
- * The reader ends its job when the list is empty, and gives its thread up to other queued work
- * (WEFT__POOL_AGAIN: back of the queue) after DRAIN_SLICE reads, so that a flood of reads holds
- * one pool thread per loop and takes turns with weft_to_thread() work. The reader's state
- * outlives the loop while its job runs: the loop's close marks it closed and the job's end
- * frees it.
+ * The reader ends its job when the list stays empty for DRAIN_WAIT_NS, and gives its thread up
+ * to other queued work (WEFT__POOL_AGAIN: back of the queue) after DRAIN_SLICE reads, so that a
+ * flood of reads holds one pool thread per loop and takes turns with weft_to_thread() work. The
+ * reader's state outlives the loop while its job runs: the loop's close marks it closed and the
+ * job's end frees it.
  */
 #include "fs/fs.h"
 #include "pool/pool.h"

@@ -75,10 +75,10 @@ bool weft__pool_others_queued(void);
 int weft__pool_leave(struct weft__job *j, bool abandon);
 
 /*
- * Called by a job's fn on its pool thread when what is left of it is short (no system call that
- * may block): until the thread looks at the queue again, a submission counts it as a thread on
- * its way and wakes none. The file engine calls it before it tells its loop that the pool has
- * room for another read, so that the read handed over next needs no wake-up.
+ * Called on a pool thread when what is left of its job is short (no system call that may
+ * block): until the thread looks at the queue again, a submission counts it as a thread on its
+ * way and wakes none. The file engine's reader calls it before it submits itself again from its
+ * drop (src/fs/drain.c), so that its own thread takes it.
  */
 void weft__pool_returning(void);
 
