@@ -36,13 +36,13 @@ struct dread {
     struct weft__handle done; /* the completion, posted with the batch */
     weft_task_t *task;
     int fd;
-    bool rest;          /* the reader's answer: the rest is not cached */
-    uint8_t delivered;  /* the completion ran (loop thread) */
-    atomic_int state;   /* R_* */
+    bool rest;         /* the reader's answer: the rest is not cached */
+    uint8_t delivered; /* the completion ran (loop thread) */
+    atomic_int state;  /* R_* */
     void *buf;
     size_t len;
     int64_t off;
-    ssize_t n;          /* the reader's answer (weft__fs_read_nowait) */
+    ssize_t n; /* the reader's answer (weft__fs_read_nowait) */
 };
 
 /* Reads the reader makes before it gives its thread up, when other work is queued. */
@@ -59,9 +59,9 @@ struct weft__drain {
     bool closed;          /* the loop is gone: the job's end frees the state */
     /* Written by both sides at every hand-over: a line of their own. */
     alignas(64) _Atomic(struct dread *) list; /* pushed by the loop, taken whole by the reader */
-    atomic_uint queued; /* handed over and not yet made nor taken back */
-    atomic_int running; /* the job takes reads: a hand-over is made at once */
-    atomic_int active;  /* the job is queued or running (its struct is in the pool's hands) */
+    atomic_uint queued;                       /* handed over and not yet made nor taken back */
+    atomic_int running;                       /* the job takes reads: a hand-over is made at once */
+    atomic_int active; /* the job is queued or running (its struct is in the pool's hands) */
 };
 
 static void drain_free(struct weft__drain *d)
@@ -133,8 +133,7 @@ static int drain_job(void *arg)
         /* The loop hands reads over as its tasks run: wait a little for the next ones before
          * the job ends (a plain loop, no PAUSE: see pool.c). */
         int64_t end = weft__clock() + DRAIN_WAIT_NS;
-        while (atomic_load_explicit(&d->list, memory_order_relaxed) == NULL &&
-               weft__clock() < end)
+        while (atomic_load_explicit(&d->list, memory_order_relaxed) == NULL && weft__clock() < end)
             ;
         if (atomic_load_explicit(&d->list, memory_order_relaxed) == NULL)
             break;
@@ -277,7 +276,8 @@ ssize_t weft__fs_drain_run(weft_task_t *t, struct weft__files *f, struct weft__f
     if (d == NULL && (d = f->drain = drain_new(t->fut.loop)) == NULL)
         return 0;
     bool always = weft__fs_offload_always;
-    if (!always && atomic_load_explicit(&d->queued, memory_order_relaxed) >= (unsigned)f->offload_max)
+    if (!always &&
+        atomic_load_explicit(&d->queued, memory_order_relaxed) >= (unsigned)f->offload_max)
         return 0;
     if (!atomic_load(&d->running)) {
         /* The reader is idle or waits for a pool thread. Starting it costs a submission, and

@@ -87,8 +87,8 @@ struct weft__files {
     uint32_t bused;
     /* Cached reads handed to a pool thread (drain.c; the pool engine, two CPUs or more). */
     struct weft__drain *drain; /* made with the first hand-over, or NULL */
-    int offload_max;    /* the cap on reads handed over and not yet read (0: none) */
-    uint32_t unwoken;   /* reads kept inline since the reader was last started asleep */
+    int offload_max;           /* the cap on reads handed over and not yet made (0: none) */
+    uint32_t unwoken;          /* reads kept inline since the reader was last started */
 };
 
 /*

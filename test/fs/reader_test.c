@@ -87,8 +87,9 @@ static int random_reader(void *arg)
         size_t len = 1 + (size_t)((x >> 32) % sizeof(buf));
         memset(buf, 0xee, sizeof(buf));
         ssize_t n = weft_file_pread(fd, buf, len, off);
-        int64_t want = off >= FILE_SIZE ? 0 : (int64_t)len < FILE_SIZE - off ? (int64_t)len
-                                                                             : FILE_SIZE - off;
+        int64_t want = off >= FILE_SIZE                 ? 0
+                       : (int64_t)len < FILE_SIZE - off ? (int64_t)len
+                                                        : FILE_SIZE - off;
         if (n != want || !same(buf, off, n) || (n < (ssize_t)len && buf[n] != 0xee))
             bad++;
     }
@@ -477,12 +478,9 @@ static void test_all(void)
         const char *name;
         void (*fn)(void);
     } cases[] = {
-        {"reader_batches", test_reader_batches},
-        {"reader_pipe", test_reader_pipe},
-        {"reader_cancel", test_reader_cancel},
-        {"reader_loop_closes", test_reader_loop_closes},
-        {"reader_fair", test_reader_fair},
-        {"reader_idle", test_reader_idle},
+        {"reader_batches", test_reader_batches}, {"reader_pipe", test_reader_pipe},
+        {"reader_cancel", test_reader_cancel},   {"reader_loop_closes", test_reader_loop_closes},
+        {"reader_fair", test_reader_fair},       {"reader_idle", test_reader_idle},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         if (only != NULL && strcmp(only, cases[i].name) != 0)
