@@ -555,6 +555,9 @@ static inline bool weft__on_cstack(const weft_loop_t *l, const void *p)
  * cannot fail, so what must reach the loop (a pool job's completion) reserves its handle early.
  */
 void weft__post_threadsafe(weft_loop_t *loop, struct weft__handle *h);
+/* The same for a list of such handles (linked through their `link`, in the order they run):
+ * one lock and at most one wake-up for all; `hs` is left empty. */
+void weft__post_threadsafe_list(weft_loop_t *loop, struct weft__list *hs);
 int64_t weft__clock(void);
 
 /* The present on the loop's clock (CLOCK_MONOTONIC read now, or the virtual clock), also kept as

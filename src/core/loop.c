@@ -170,10 +170,9 @@ int weft_call_soon_threadsafe(weft_loop_t *loop, weft_callback_fn cb, void *arg)
     return 0;
 }
 
-void weft__post_threadsafe(weft_loop_t *loop, struct weft__handle *h)
+/* Queue what the caller linked at the tail of ts_queue and wake the loop. ts_lock held. */
+static void posted(weft_loop_t *loop)
 {
-    pthread_mutex_lock(&loop->ts_lock);
-    weft__list_append(&loop->ts_queue, &h->link);
     atomic_store(&loop->ts_pending, 1);
     /* Pairs with the loop's store to `polling` before it re-checks ts_pending. Taking the flag
      * makes one caller wake a sleeping loop and the others (pool threads finishing together)
@@ -182,6 +181,28 @@ void weft__post_threadsafe(weft_loop_t *loop, struct weft__handle *h)
      * the loop, so the callback may be the last thing before the loop is closed and freed. */
     if (atomic_load(&loop->polling) && atomic_exchange(&loop->polling, 0))
         loop->backend->wake(loop->backend_data);
+}
+
+void weft__post_threadsafe(weft_loop_t *loop, struct weft__handle *h)
+{
+    pthread_mutex_lock(&loop->ts_lock);
+    weft__list_append(&loop->ts_queue, &h->link);
+    posted(loop);
+    pthread_mutex_unlock(&loop->ts_lock);
+}
+
+void weft__post_threadsafe_list(weft_loop_t *loop, struct weft__list *hs)
+{
+    if (weft__list_empty(hs))
+        return;
+    pthread_mutex_lock(&loop->ts_lock);
+    struct weft__list *q = &loop->ts_queue;
+    hs->next->prev = q->prev;
+    q->prev->next = hs->next;
+    hs->prev->next = q;
+    q->prev = hs->prev;
+    weft__list_init(hs);
+    posted(loop);
     pthread_mutex_unlock(&loop->ts_lock);
 }
 

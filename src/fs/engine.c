@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <string.h>
@@ -44,6 +45,9 @@ static struct weft__files *files_of(weft_loop_t *l)
     const char *e = getenv("WEFT_FILE_OFFLOAD"); /* docs/files.md: for benchmarks */
     if (e != NULL && *e >= '0' && *e <= '9')
         f->offload_max = atoi(e);
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) < 2)
+        f->offload_max = 0; /* no second core to use */
     f->engine = WEFT_FILE_POOL;
     if (want != WEFT_FILE_POOL && weft__uring_probe() == 0 && weft__uring_new(l, &f->ring) == 0)
         f->engine = WEFT_FILE_URING;
@@ -58,6 +62,8 @@ void weft__files_fini(weft_loop_t *l)
         return;
     if (f->ring != NULL)
         weft__uring_free(l, f->ring);
+    if (f->drain != NULL)
+        weft__drain_close(f->drain);
     weft__free(f);
     l->files = NULL;
 }
@@ -80,36 +86,53 @@ int weft_file_engine(void)
  */
 bool weft__fs_no_nowait;
 
-static ssize_t read_cached(weft_task_t *t, struct weft__fsop *op, int64_t deadline)
+ssize_t weft__fs_read_nowait(int fd, void *buf, size_t len, int64_t off, bool *rest)
 {
-    struct iovec v = {op->buf, op->len};
-    ssize_t n = preadv2(op->fd, &v, 1, op->off < 0 ? -1 : op->off, RWF_NOWAIT);
-    if (n == (ssize_t)op->len || n == 0)
+    *rest = false;
+    struct iovec v = {buf, len};
+    ssize_t n = preadv2(fd, &v, 1, off < 0 ? -1 : off, RWF_NOWAIT);
+    if (n == (ssize_t)len || n == 0)
         return n; /* all of it, or the end of the file */
     if (n < 0)
-        return weft__fs_pool_run(t, op, deadline);
+        return -errno;
     /* Short: the end of the file (a read of a whole small file asks for one byte more than it
      * has), or the rest is not all cached. Another attempt tells which before any hand-off:
-     * 0 is the end; EAGAIN sends the rest to the pool. */
-    struct weft__fsop rest = *op;
+     * 0 is the end; EAGAIN leaves the rest to the pool. */
     for (;;) {
-        rest.buf = (char *)op->buf + n;
-        rest.len = op->len - (size_t)n;
-        rest.off = op->off < 0 ? -1 : op->off + n;
-        struct iovec w = {rest.buf, rest.len};
-        ssize_t k = preadv2(op->fd, &w, 1, rest.off, RWF_NOWAIT);
+        struct iovec w = {(char *)buf + n, len - (size_t)n};
+        ssize_t k = preadv2(fd, &w, 1, off < 0 ? -1 : off + n, RWF_NOWAIT);
         if (k < 0)
             break;
         n += k;
-        if (k == 0 || n == (ssize_t)op->len)
+        if (k == 0 || n == (ssize_t)len)
             return n;
     }
-    if (errno != EAGAIN && errno != EOPNOTSUPP)
-        return n; /* an error after some bytes: report the bytes */
-    ssize_t m = weft__fs_pool_run(t, &rest, deadline);
+    *rest = errno == EAGAIN || errno == EOPNOTSUPP; /* else an error after some bytes: the bytes */
+    return n;
+}
+
+ssize_t weft__fs_read_finish(weft_task_t *t, const struct weft__fsop *op, ssize_t n, bool rest,
+                             int64_t deadline)
+{
+    if (n < 0)
+        return weft__fs_pool_run(t, op, deadline);
+    if (!rest)
+        return n;
+    struct weft__fsop more = *op;
+    more.buf = (char *)op->buf + n;
+    more.len = op->len - (size_t)n;
+    more.off = op->off < 0 ? -1 : op->off + n;
+    ssize_t m = weft__fs_pool_run(t, &more, deadline);
     if (m == -ECANCELED)
         t->must_cancel = 1; /* the bytes read are reported; the cancel waits for the next point */
     return m > 0 ? n + m : n;
+}
+
+static ssize_t read_cached(weft_task_t *t, struct weft__fsop *op, int64_t deadline)
+{
+    bool rest;
+    ssize_t n = weft__fs_read_nowait(op->fd, op->buf, op->len, op->off, &rest);
+    return weft__fs_read_finish(t, op, n, rest, deadline);
 }
 
 /*
@@ -175,40 +198,20 @@ static inline uint32_t budget_cost(uint8_t code, ssize_t r)
 /*
  * Using the second core. With the file cached, every read of the pool engine completes inline,
  * on one core. While other tasks are ready to run (so the loop has other work meanwhile), a read
- * goes to the pool instead, as long as fewer than `offload_max` of this loop's operations are
- * queued or running there (1 by default; WEFT_FILE_OFFLOAD=N for benchmarks, 0: none) and a
- * pool thread is awake to take it (spinning, or ending a job): a thread that must be woken (a
- * futex call on each side, and the woken thread may take the loop's own CPU) costs more than the
- * cached read, so that is done only once per WEFT__FS_WAKE_EVERY reads that could have gone. A
- * pool that takes longer than WEFT__FS_SLOW_POOL of the loop's reads for one read has no CPU to
- * spare (a loaded machine, one CPU): the next WEFT__FS_BACKOFF reads stay inline.
+ * goes to the reader instead (drain.c: a pool thread taking the loop's reads in batches) while it
+ * runs, as long as fewer than `offload_max` reads handed over are still to be made
+ * (WEFT__FS_OFFLOAD by default; WEFT_FILE_OFFLOAD=N for benchmarks, 0: none; none when the
+ * process has one CPU). A lone task reads inline: handing its read over would leave the loop
+ * idle until it came back.
  */
-#define WEFT__FS_WAKE_EVERY 64
-#define WEFT__FS_SLOW_POOL 32
-#define WEFT__FS_BACKOFF 256
-int weft__fs_offload_max = 1;
+#define WEFT__FS_OFFLOAD 64
+int weft__fs_offload_max = WEFT__FS_OFFLOAD;
+bool weft__fs_offload_always;
 
-static inline bool offload(const weft_loop_t *l, struct weft__files *f)
+static inline bool offload(const weft_loop_t *l, const struct weft__files *f)
 {
-    if (f->offload_max == 0 || (weft__list_empty(&l->batch) && weft__list_empty(&l->ready)))
-        return false;
-    if (f->backoff > 0) {
-        f->backoff--;
-        return false;
-    }
-    if (atomic_load_explicit(&f->inpool, memory_order_relaxed) >= f->offload_max) {
-        if (++f->pool_busy >= WEFT__FS_SLOW_POOL) {
-            f->pool_busy = 0;
-            f->backoff = WEFT__FS_BACKOFF;
-        }
-        return false;
-    }
-    if (weft__pool_awake() || ++f->unwoken >= WEFT__FS_WAKE_EVERY) {
-        f->unwoken = 0;
-        f->pool_busy = 0;
-        return true;
-    }
-    return false;
+    return weft__fs_offload_always ||
+           (f->offload_max != 0 && (!weft__list_empty(&l->batch) || !weft__list_empty(&l->ready)));
 }
 
 /* Run `op` on the loop's engine (the checks are done). */
@@ -226,8 +229,12 @@ static ssize_t engine_run(weft_task_t *t, weft_loop_t *l, struct weft__files *f,
         return weft__fs_pool_run(t, op, deadline);
     }
     if (op->code == WEFT__FS_READ && op->len > 0 && !weft__fs_no_nowait) {
-        if (offload(l, f))
-            return weft__fs_pool_run(t, op, deadline);
+        if (offload(l, f)) {
+            bool handed;
+            ssize_t r = weft__fs_drain_run(t, f, op, deadline, &handed);
+            if (handed)
+                return r;
+        }
         return read_cached(t, op, deadline);
     }
     if (op->code == WEFT__FS_CLOSE && !weft__fs_no_nowait) {

@@ -85,14 +85,38 @@ struct weft__files {
     weft_task_t *btask;
     uint32_t biter;
     uint32_t bused;
-    /* This loop's data operations queued or running on the pool: a pool thread lowers it as
-     * soon as the operation is done, before its completion reaches the loop (pooled.c). */
-    atomic_int inpool;
-    uint32_t unwoken; /* reads kept inline since one was handed to a thread woken for it */
-    int offload_max;  /* weft__fs_offload_max when the state was made */
-    uint32_t pool_busy; /* reads kept inline since the last hand-over, the pool being busy */
-    uint32_t backoff;   /* reads still to keep inline (the pool was slow) */
+    /* Cached reads handed to a pool thread (drain.c; the pool engine, two CPUs or more). */
+    struct weft__drain *drain; /* made with the first hand-over, or NULL */
+    int offload_max;           /* the cap on reads handed over and not yet made (0: none) */
+    uint32_t unwoken;          /* reads kept inline since the reader was last started */
 };
+
+/*
+ * A read from the page cache that never waits for a device (preadv2 RWF_NOWAIT, retried after
+ * a short count), on whichever thread: returns the bytes read (the end of the file or an error
+ * after some bytes stops it), or a negative errno when the first attempt failed (not cached, a
+ * pipe without data, no NOWAIT support: the whole read belongs to the pool). *rest is set when
+ * some bytes were read and the rest is not cached (engine.c).
+ */
+ssize_t weft__fs_read_nowait(int fd, void *buf, size_t len, int64_t off, bool *rest);
+
+/* The task's end of a read that weft__fs_read_nowait() answered with (n, rest): the pool reads
+ * what was not cached (engine.c). */
+ssize_t weft__fs_read_finish(weft_task_t *t, const struct weft__fsop *op, ssize_t n, bool rest,
+                             int64_t deadline);
+
+/*
+ * The reader (drain.c): a loop's cached reads handed to one pool thread in batches. While the
+ * reader runs, the task pushes its read on a list without a lock and parks; the reader takes the
+ * whole list at once, makes each read with weft__fs_read_nowait() (never waiting for a device)
+ * and posts the batch's completions to the loop under one lock. Returns what the read returns,
+ * with *handed set; *handed false (nothing done: the caller reads inline) when the reader is
+ * not running (it may have been started), at the cap, or memory is missing.
+ */
+ssize_t weft__fs_drain_run(weft_task_t *t, struct weft__files *f, struct weft__fsop *op,
+                           int64_t deadline, bool *handed);
+/* The loop's file state goes: the reader frees its part when its job ends. */
+void weft__drain_close(struct weft__drain *d);
 
 /* Convert a statx result (uring.c). */
 struct statx;
@@ -101,9 +125,17 @@ void weft__statx_to_stat(const struct statx *x, struct stat *st);
 /* The inline budget, in units: a file call costs one, plus one per 8 KiB it moved (engine.c). */
 #define WEFT__FS_BUDGET 32
 
-/* The pool engine's cap on this loop's operations on the pool for a read to be handed over
- * instead of made inline (engine.c; tests set 0: every cached read inline). */
+/* The pool engine's cap on this loop's reads handed to the reader and not yet made (engine.c;
+ * tests set 0: every cached read inline). */
 extern int weft__fs_offload_max;
+
+/* Tests: every pool-engine read is handed to the reader (a lone task's too, past the cap, with
+ * one CPU), which is started for it and waits in the pool's queue like any job when no thread
+ * is free. */
+extern bool weft__fs_offload_always;
+
+/* Reads the reader made, in every loop (tests). */
+extern atomic_ulong weft__fs_drain_reads;
 
 /* Tests: the pool engine's reads skip the page-cache attempt (engine.c). */
 extern bool weft__fs_no_nowait;

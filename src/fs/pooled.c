@@ -34,7 +34,6 @@ struct pjob {
     int user_iovcnt;
     struct iovec one;     /* READ/WRITE as a one-element vector */
     void *bounce;         /* PRIV: the private buffer (thread-owned until delivered) */
-    atomic_int *inpool;   /* the loop's count of operations on the pool (weft__files) */
     struct stat stbuf;
     struct iovec *iov_copy;
     char path_copy[];
@@ -152,20 +151,13 @@ static int pjob_run(void *arg)
     bool direct = fstat(op->fd, &sb) != 0 || S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode);
     if (direct) {
         atomic_store(&p->bstate, B_USER);
-        int r = sys_rw(op->code, op->fd, p->user_iov, p->user_iovcnt, op->off);
-        /* Still USER: the caller waits for the completion, so its loop is there. */
-        weft__pool_returning();
-        atomic_fetch_sub_explicit(p->inpool, 1, memory_order_relaxed);
-        return r;
+        return sys_rw(op->code, op->fd, p->user_iov, p->user_iovcnt, op->off);
     }
     size_t n = iov_total(p->user_iov, p->user_iovcnt);
     char *b = weft__malloc(n ? n : 1);
     /* The caller may close its fd (and the number be reused) once it left: work on a
      * duplicate. */
     int dfd = b != NULL ? fcntl(op->fd, F_DUPFD_CLOEXEC, 0) : -1;
-    /* The loop's count is lowered while the caller still waits (COPYING): from PRIV on, it
-     * may be gone. */
-    atomic_fetch_sub_explicit(p->inpool, 1, memory_order_relaxed);
     if (dfd < 0) {
         int e = b == NULL ? -ENOMEM : -errno;
         weft__free(b);
@@ -288,15 +280,8 @@ ssize_t weft__fs_pool_run(weft_task_t *t, const struct weft__fsop *op, int64_t d
     p->job.done.cb = weft__job_complete;
     p->job.done.arg = &p->job;
     weft__list_init(&p->job.link);
-    if (weft__fsop_moves(op->code)) {
-        /* Counted until a pool thread is done with it or the caller takes it back (GONE). */
-        p->inpool = &((struct weft__files *)t->fut.loop->files)->inpool;
-        atomic_fetch_add_explicit(p->inpool, 1, memory_order_relaxed);
-    }
     int err = weft__pool_submit(&p->job);
     if (err < 0) {
-        if (p->inpool != NULL)
-            atomic_fetch_sub_explicit(p->inpool, 1, memory_order_relaxed);
         pjob_clear(p, -1);
         weft__free(p);
         return err;
@@ -314,11 +299,8 @@ ssize_t weft__fs_pool_run(weft_task_t *t, const struct weft__fsop *op, int64_t d
     if (weft__fsop_moves(op->code)) {
         for (;;) {
             int s = B_FREE;
-            if (atomic_compare_exchange_strong(&p->bstate, &s, B_GONE)) {
-                /* No thread will touch it (nor lower the count) any more. */
-                atomic_fetch_sub_explicit(p->inpool, 1, memory_order_relaxed);
-                break;
-            }
+            if (atomic_compare_exchange_strong(&p->bstate, &s, B_GONE))
+                break; /* no thread will touch it any more */
             if (s == B_PRIV)
                 break;
             if (s == B_USER) {

@@ -189,6 +189,21 @@ static void run_job(struct weft__job *j)
     int r = j->fn(j->arg);
     pthread_mutex_lock(&P.lock);
     P.running[j->cls]--;
+    if (j->detached) {
+        if (r == WEFT__POOL_AGAIN && !P.exiting) {
+            /* Behind what was queued meanwhile: this thread picks the oldest job next. */
+            j->seq = P.seq++;
+            j->state = WEFT__J_QUEUED;
+            weft__list_append(&P.queue[j->cls], &j->link);
+            P.queued[j->cls]++;
+            avail_update();
+            pthread_mutex_unlock(&P.lock);
+            return;
+        }
+        pthread_mutex_unlock(&P.lock);
+        j->drop(j->arg, r); /* the last use of j: its owner's again */
+        return;
+    }
     if (j->state == WEFT__J_ABANDONED) {
         pthread_mutex_unlock(&P.lock);
         if (j->drop != NULL)
@@ -277,6 +292,11 @@ bool weft__pool_awake(void)
     return atomic_load_explicit(&P.nspin, memory_order_relaxed) +
                atomic_load_explicit(&P.nreturning, memory_order_relaxed) >
            atomic_load_explicit(&P.avail, memory_order_relaxed);
+}
+
+bool weft__pool_others_queued(void)
+{
+    return atomic_load_explicit(&P.avail, memory_order_relaxed) != 0;
 }
 
 void weft__pool_returning(void)

@@ -39,6 +39,7 @@ struct weft__job {
     uint8_t cls;       /* WEFT__POOL_* */
     uint8_t state;     /* WEFT__J_*, pool lock */
     uint8_t delivered; /* the completion ran on the loop (loop thread only) */
+    uint8_t detached;  /* no waiter, no completion: see WEFT__POOL_AGAIN */
     struct weft__handle done; /* the completion's handle, made with the job: posting it
                                * needs no memory, so it cannot fail */
 };
@@ -51,6 +52,20 @@ struct weft__job {
 int weft__pool_submit(struct weft__job *j);
 
 /*
+ * A detached job (`detached` set; loop, waiter and the completion handle unused) belongs to its
+ * owner: when fn returns r, the pool's last use of it is drop(arg, r) (required), on the pool
+ * thread; nothing is posted and nothing freed, so the owner may submit it again from drop.
+ * Returning WEFT__POOL_AGAIN instead puts it at the back of its class queue, behind the work
+ * queued meanwhile, and fn runs again later (a long job taking turns with other work). Never
+ * left (weft__pool_leave). The file engine's reader (src/fs/drain.c) is one.
+ */
+#define WEFT__POOL_AGAIN 0x7fffffff
+
+/* Whether jobs wait in a queue for a thread: a hint, read without the lock (a detached job
+ * that has run for a while gives its thread up when it is true). */
+bool weft__pool_others_queued(void);
+
+/*
  * The waiter leaves `j` (cancelled, deadline passed, or its timer could not be armed) and gets
  * the state it found. QUEUED: `j` was removed and is the caller's again (fn never ran).
  * RUNNING: with `abandon`, `j` is now ABANDONED and belongs to the pool thread, which calls drop
@@ -60,10 +75,10 @@ int weft__pool_submit(struct weft__job *j);
 int weft__pool_leave(struct weft__job *j, bool abandon);
 
 /*
- * Called by a job's fn on its pool thread when what is left of it is short (no system call that
- * may block): until the thread looks at the queue again, a submission counts it as a thread on
- * its way and wakes none. The file engine calls it before it tells its loop that the pool has
- * room for another read, so that the read handed over next needs no wake-up.
+ * Called on a pool thread when what is left of its job is short (no system call that may
+ * block): until the thread looks at the queue again, a submission counts it as a thread on its
+ * way and wakes none. The file engine's reader calls it before it submits itself again from its
+ * drop (src/fs/drain.c), so that its own thread takes it.
  */
 void weft__pool_returning(void);
 

@@ -86,6 +86,7 @@ int weft__pool_call(int cls, weft__job_fn fn, void *arg, weft__drop_fn drop, int
     j->result = 0;
     j->cls = (uint8_t)cls;
     j->delivered = 0;
+    j->detached = 0;
     j->done.kind = WEFT__RN_HANDLE;
     j->done.heap = WEFT__H_NONE;
     j->done.cb = weft__job_complete;
