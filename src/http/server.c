@@ -146,13 +146,27 @@ static bool bodiless_status(int status)
     return (status >= 100 && status < 200) || status == 204 || status == 304;
 }
 
-/* The digits of `v`, written ending at `end`; returns where they start. */
+/* The digits of `v`, written ending at `end`, two a step; returns where they start. */
 static inline char *put_dec(char *end, uint64_t v)
 {
-    do {
-        *--end = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                   "25262728293031323334353637383940414243444546474849"
+                                   "50515253545556575859606162636465666768697071727374"
+                                   "75767778798081828384858687888990919293949596979899";
+    while (v >= 100) {
+        unsigned k = (unsigned)(v % 100) * 2;
+        v /= 100;
+        end -= 2;
+        end[0] = pairs[k];
+        end[1] = pairs[k + 1];
+    }
+    if (v >= 10) {
+        end -= 2;
+        end[0] = pairs[v * 2];
+        end[1] = pairs[v * 2 + 1];
+    } else {
+        *--end = (char)('0' + v);
+    }
     return end;
 }
 
@@ -800,7 +814,7 @@ static int conn_main(weft_stream_t *s, void *arg)
         weft_stream_consume(s, (size_t)h);
         req.head_ptr = headp;
         req.head_len = (size_t)h;
-        req.is_head = weft_http_str_eq(req.head.method, "HEAD");
+        req.is_head = req.head.method.n == 4 && memcmp(req.head.method.p, "HEAD", 4) == 0;
         if (req.head.chunked) {
             req.chunk.max_trailer = hs->opts.limits.max_header_bytes;
         } else if (req.head.content_length > 0) {
