@@ -711,7 +711,8 @@ static ssize_t read_head(struct conn *c, weft_http_request_t *req, struct weft_h
      * connection the header timeout from the accept. A pipelined request is there already. */
     int64_t dl = c->first_dl;
     if (c->nreq > 0)
-        dl = weft_stream_buffered(c->s, NULL) > 0 ? WEFT_NO_DEADLINE : deadline_ns(hs->keepalive_ns);
+        dl = weft_stream_buffered(c->s, NULL) > 0 ? WEFT_NO_DEADLINE
+                                                  : deadline_ns(hs->keepalive_ns);
     c->idle = true;
     int r = weft_stream_peek_dl(c->s, 1, &d, &n, dl);
     c->idle = false;
@@ -776,8 +777,8 @@ static void req_reset(weft_http_request_t *req)
     /* The head is the parser's to reset; the buffers are kept, emptied. */
     req->hdrs.len = 0;
     req->owned.len = 0;
-    memset(&req->head_ptr, 0,
-           offsetof(struct weft_http_request, params) - offsetof(struct weft_http_request, head_ptr));
+    size_t from = offsetof(struct weft_http_request, head_ptr);
+    memset(&req->head_ptr, 0, offsetof(struct weft_http_request, params) - from);
 }
 
 static int conn_main(weft_stream_t *s, void *arg)

@@ -320,7 +320,8 @@ static void head_fn(int port, weft_http_server_t *srv)
         snprintf(req, sizeof(req), "GET /len?%zu HTTP/1.1\r\nHost: x\r\n\r\n", lens[i]);
         csends(s, req);
         CHECK_EQ(cread(s, &r), 0);
-        const char *line = lens[i] == 7 ? "HTTP/1.1 201 Created\r\nDate: " : "HTTP/1.1 200 OK\r\nDate: ";
+        const char *line =
+            lens[i] == 7 ? "HTTP/1.1 201 Created\r\nDate: " : "HTTP/1.1 200 OK\r\nDate: ";
         CHECK(strncmp(r.head, line, strlen(line)) == 0);
         CHECK(hval(r.head, "Date", v, sizeof(v)) != NULL && imf_fixdate(v));
         CHECK(hval(r.head, "Content-Length", v, sizeof(v)) != NULL);
@@ -890,5 +891,5 @@ static void test_router(void)
 }
 
 TEST_MAIN(test_keepalive, test_response_head, test_pipelining_head, test_bodies,
-          test_http10_chunked_file, test_corpus_wire, test_handler_failures, test_timeouts, test_max_connections,
-          test_graceful_shutdown, test_router)
+          test_http10_chunked_file, test_corpus_wire, test_handler_failures, test_timeouts,
+          test_max_connections, test_graceful_shutdown, test_router)
