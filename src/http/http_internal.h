@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define WEFT__HTTP_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define WEFT__HTTP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
 /* tchar (RFC 9110 5.6.2): 1 for a token byte (parse.c). */
 extern const unsigned char weft__http_tchar[256] __attribute__((visibility("hidden")));
 
@@ -52,6 +55,7 @@ struct weft_http_server {
     struct weft_http_server_opts opts;
     size_t max_body;
     double header_to, keepalive_to, body_to, write_to;
+    int64_t header_ns, keepalive_ns; /* the same in ns, -1 for none (the per-request ones) */
     char server_line[128]; /* "Server: name\r\n", or empty */
     size_t server_len;
     struct hlist conns; /* struct conn.link */
@@ -70,6 +74,7 @@ struct conn {
     bool reading;     /* reading a request head */
     struct hbuf out;      /* the response head being built */
     struct hbuf headcopy; /* the request head, once a body read must move it */
+    struct weft_http_parser parser; /* its limits set once; reset for each request */
 };
 
 static inline struct conn *weft__http_conn_of(struct hlist *n)
@@ -80,8 +85,11 @@ static inline struct conn *weft__http_conn_of(struct hlist *n)
 #define WEFT_HTTP_MAX_PARAMS 16
 
 struct weft_http_request {
-    struct weft_http_head head;
+    struct weft_http_head head; /* reset by the parser for each request */
     struct conn *c;
+    struct hbuf owned; /* body_all's copy (kept across requests, emptied) */
+    struct hbuf hdrs;  /* added response headers, "Name: value\r\n" each (kept, emptied) */
+    /* A new request resets everything from here to params. */
     const char *head_ptr; /* the head's bytes (stream buffer, or headcopy once kept) */
     size_t head_len;
     bool head_kept;
@@ -96,15 +104,13 @@ struct weft_http_request {
     int err_status; /* the status that failure calls for (400, 408, 413), or 0 */
     const char *piece; /* body_read's rest of the last piece */
     size_t piece_len;
-    struct hbuf owned; /* body_all's copy */
     /* response */
-    struct hbuf hdrs; /* added headers, "Name: value\r\n" each */
     int status;
     bool started, ended, chunked_out;
     bool close_after; /* the connection closes after this response */
     bool abort;       /* the response cannot be completed: drop the connection */
     size_t nparams;
-    /* router (last: a new request resets everything before it) */
+    /* router (last: a new request does not reset it; nparams says what is set) */
     struct {
         const char *name;
         size_t nlen;

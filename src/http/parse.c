@@ -84,6 +84,17 @@ static inline unsigned target_mask(__m128i x, bool q)
         ok = _mm_andnot_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('?')), ok);
     return ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
 }
+
+/* Bytes that cannot appear in a Host value (host_bad) among 16: a bit per byte. */
+static inline unsigned host_mask(__m128i x)
+{
+    __m128i m = _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(' ')),
+                             _mm_cmpeq_epi8(x, _mm_set1_epi8('\t')));
+    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8(',')));
+    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('/')));
+    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('@')));
+    return (unsigned)_mm_movemask_epi8(m);
+}
 #endif
 
 /* The first byte at or after b[i] (before `end`) that may not appear inside a field line
@@ -310,10 +321,14 @@ static int parse_request_line(struct weft_http_head *h, const char *l, size_t n,
 {
     /* l[n] is the line's CR: no token byte and no VCHAR, so it stops each scan. */
     size_t i = 0;
-    while (tchar[(unsigned char)l[i]])
-        i++;
-    if (i == 0 || i > MAX_METHOD || i == n || l[i] != ' ')
-        return -400;
+    if (n > 4 && memcmp(l, "GET ", 4) == 0) {
+        i = 3; /* the usual method: what the scan below would find */
+    } else {
+        while (tchar[(unsigned char)l[i]])
+            i++;
+        if (i == 0 || i > MAX_METHOD || i == n || l[i] != ' ')
+            return -400;
+    }
     h->method = (struct weft_http_str){l, i};
     size_t t0 = ++i;
     /* The target: VCHARs up to a space; its first '?' (if any) starts the query. */
@@ -383,8 +398,8 @@ static int parse_request_line(struct weft_http_head *h, const char *l, size_t n,
 /* One header field line (RFC 9112 5): field-name ":" OWS field-value OWS. */
 /* The line's bytes were checked by scan_stop already: no control byte but HTAB, no DEL; and
  * l[n] is its CR, which stops every scan below. */
-static inline int parse_field(struct weft_http_head *h, facts_t *f, const char *l, size_t n,
-                              size_t cap)
+static inline int parse_field(struct weft_http_head *h, facts_t *f, const char *base,
+                              const char *l, size_t n, size_t cap)
 {
     /* The name: four bytes a step while they are all token bytes. A line starting with SP or
      * HTAB (obsolete line folding) has an empty name. */
@@ -418,6 +433,23 @@ static inline int parse_field(struct weft_http_head *h, facts_t *f, const char *
                 return -400;
             const unsigned char *hv = (const unsigned char *)v;
             size_t k = 0;
+#ifdef HAVE_SSE2
+            /* Sixteen bytes a step; the last block is the one ending at the value's end, which
+             * lies at least 16 bytes into the buffer (after a request line of 14 or more bytes
+             * with its CRLF, and "Host:"). */
+            if (vn > 0 && (size_t)(v + vn - base) >= 16) {
+                for (; k + 16 <= vn; k += 16)
+                    if (host_mask(_mm_loadu_si128((const __m128i *)(const void *)(v + k))))
+                        return -400;
+                if (k < vn) {
+                    unsigned m = host_mask(
+                        _mm_loadu_si128((const __m128i *)(const void *)(v + vn - 16)));
+                    if (m >> (16 - (vn - k)))
+                        return -400;
+                }
+                break;
+            }
+#endif
             for (; k + 4 <= vn; k += 4)
                 if (host_bad[hv[k]] | host_bad[hv[k + 1]] | host_bad[hv[k + 2]] |
                     host_bad[hv[k + 3]])
@@ -545,6 +577,13 @@ ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
     size_t bound = p->line_start + p->lim.max_header_bytes;
     size_t end = len < bound ? len : bound;
     for (;;) {
+        if (from == pos && pos + 2 <= len && buf[pos] == '\r' && buf[pos + 1] == '\n' &&
+            pos + 2 <= bound) {
+            /* The empty line (what the scan below would find at once). */
+            int r = finish(h, f);
+            p->pos = pos + 2;
+            return r < 0 ? r : (ssize_t)(pos + 2);
+        }
         size_t k = scan_stop(buf, from, end);
         if (k == end) {
             p->scan = end;
@@ -568,7 +607,7 @@ ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
             p->pos = next;
             return r < 0 ? r : (ssize_t)next;
         }
-        int r = parse_field(h, f, buf + pos, k - pos, cap);
+        int r = parse_field(h, f, buf, buf + pos, k - pos, cap);
         if (r < 0)
             return r;
         pos = from = next;

@@ -33,23 +33,29 @@
 
 /* ---- the Date header, formatted once a second ---- */
 
-static __thread time_t date_sec;
-static __thread char date_line[48]; /* "Date: ...\r\n" */
-static __thread size_t date_len;
+#define DATE_LEN   37 /* "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n" (IMF-fixdate: fixed width) */
+#define OK_LEN     17 /* "HTTP/1.1 200 OK\r\n" */
 
-/* The Date header line, formatted once a second. */
-static const char *http_date_line(size_t *len)
+static __thread time_t date_sec = -1;
+static __thread char ok_date[OK_LEN + DATE_LEN + 1]; /* the 200 status line and the Date line */
+
+/* The 200 status line followed by the Date line (OK_LEN + DATE_LEN bytes), formatted once a
+ * second (time() is the vDSO's coarse read, a few ns). */
+static const char *http_ok_date(void)
 {
     time_t now = time(NULL);
-    if (now != date_sec) {
+    if (WEFT__HTTP_UNLIKELY(now != date_sec)) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        date_len = strftime(date_line, sizeof(date_line), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n",
-                            &tm);
+        char t[48];
+        size_t n = strftime(t, sizeof(t), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        if (n != DATE_LEN) /* a year past 9999: keep a well-formed line */
+            memcpy(t, "Date: Fri, 31 Dec 9999 23:59:59 GMT\r\n", DATE_LEN);
+        memcpy(ok_date, "HTTP/1.1 200 OK\r\n", OK_LEN);
+        memcpy(ok_date + OK_LEN, t, DATE_LEN);
         date_sec = now;
     }
-    *len = date_len;
-    return date_line;
+    return ok_date;
 }
 
 /* ---- a growable byte buffer ---- */
@@ -105,6 +111,12 @@ static double opt_or(double v, double def)
     return v > 0 ? v : def;
 }
 
+/* A timeout in ns, -1 for none (as weft_deadline_in treats +inf). */
+static int64_t secs_ns(double seconds)
+{
+    return seconds >= 9.2e9 ? -1 : weft_seconds_to_ns(seconds);
+}
+
 /* ---- writing ---- */
 
 /* Write `n` bytes and apply backpressure within the write timeout. */
@@ -134,41 +146,79 @@ static bool bodiless_status(int status)
     return (status >= 100 && status < 200) || status == 204 || status == 304;
 }
 
-/* Build the response head into c->out (which is emptied first). `clen` < 0: no Content-Length
- * (chunked when `chunked`, else delimited by close). */
-static int build_head(weft_http_request_t *req, int status, int64_t clen, bool chunked)
+/* The digits of `v`, written ending at `end`, two a step; returns where they start. */
+static inline char *put_dec(char *end, uint64_t v)
+{
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                   "25262728293031323334353637383940414243444546474849"
+                                   "50515253545556575859606162636465666768697071727374"
+                                   "75767778798081828384858687888990919293949596979899";
+    while (v >= 100) {
+        unsigned k = (unsigned)(v % 100) * 2;
+        v /= 100;
+        end -= 2;
+        end[0] = pairs[k];
+        end[1] = pairs[k + 1];
+    }
+    if (v >= 10) {
+        end -= 2;
+        end[0] = pairs[v * 2];
+        end[1] = pairs[v * 2 + 1];
+    } else {
+        *--end = (char)('0' + v);
+    }
+    return end;
+}
+
+/* Build the response head into c->out (which is emptied first), with room for `extra` more
+ * bytes after it (a small body). `clen` < 0: no Content-Length (chunked when `chunked`, else
+ * delimited by close). */
+static int build_head(weft_http_request_t *req, int status, int64_t clen, bool chunked,
+                      size_t extra)
 {
     struct conn *c = req->c;
     struct hbuf *o = &c->out;
     o->len = 0;
-    if (status < 100 || status > 999)
+    if (WEFT__HTTP_UNLIKELY(status < 100 || status > 999))
         return -EINVAL;
     if (clen < 0 && !chunked)
         req->close_after = true; /* the end of the body is the end of the connection */
     bool close = will_close(req);
-    const char *reason = weft_http_reason(status);
-    size_t rlen = strlen(reason);
-    size_t dlen;
-    const char *date = http_date_line(&dlen);
-    /* One reservation for everything but the server name and the added headers. */
-    if (buf_reserve(o, 160 + rlen + dlen + c->hs->server_len + req->hdrs.len) < 0)
+    weft_http_server_t *hs = c->hs;
+    /* One reservation for everything: status line (reason included), Date, Server, the added
+     * headers, Content-Length or Transfer-Encoding, Connection, the empty line, and `extra`. */
+    size_t rlen = 0;
+    const char *reason = NULL;
+    if (status != 200) {
+        reason = weft_http_reason(status);
+        rlen = strlen(reason);
+    }
+    size_t need = 13 + rlen + 2 + DATE_LEN + hs->server_len + req->hdrs.len + 16 + 20 + 2 + 28 +
+                  24 + 2 + extra;
+    if (WEFT__HTTP_UNLIKELY(o->cap < need) && buf_reserve(o, need) < 0)
         return -ENOMEM;
     char *p = o->p;
-    memcpy(p, "HTTP/1.1 ", 9);
-    p[9] = (char)('0' + status / 100);
-    p[10] = (char)('0' + status / 10 % 10);
-    p[11] = (char)('0' + status % 10);
-    p[12] = ' ';
-    p += 13;
-    memcpy(p, reason, rlen);
-    p += rlen;
-    *p++ = '\r';
-    *p++ = '\n';
-    memcpy(p, date, dlen);
-    p += dlen;
-    if (c->hs->server_len > 0) {
-        memcpy(p, c->hs->server_line, c->hs->server_len);
-        p += c->hs->server_len;
+    const char *okd = http_ok_date();
+    if (WEFT__HTTP_LIKELY(status == 200)) {
+        memcpy(p, okd, OK_LEN + DATE_LEN); /* one fixed-size copy: status line and Date */
+        p += OK_LEN + DATE_LEN;
+    } else {
+        memcpy(p, "HTTP/1.1 ", 9);
+        p[9] = (char)('0' + status / 100);
+        p[10] = (char)('0' + status / 10 % 10);
+        p[11] = (char)('0' + status % 10);
+        p[12] = ' ';
+        p += 13;
+        memcpy(p, reason, rlen);
+        p += rlen;
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, okd + OK_LEN, DATE_LEN);
+        p += DATE_LEN;
+    }
+    if (hs->server_len > 0) {
+        memcpy(p, hs->server_line, hs->server_len);
+        p += hs->server_len;
     }
     if (req->hdrs.len > 0) {
         memcpy(p, req->hdrs.p, req->hdrs.len);
@@ -177,14 +227,13 @@ static int build_head(weft_http_request_t *req, int status, int64_t clen, bool c
     if (clen >= 0 && !(status >= 100 && status < 200) && status != 204) {
         memcpy(p, "Content-Length: ", 16);
         p += 16;
-        char t[24];
-        int n = 0;
-        uint64_t v = (uint64_t)clen;
-        do {
-            t[sizeof(t) - 1 - n++] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v > 0);
-        memcpy(p, t + sizeof(t) - n, (size_t)n);
+        char t[32]; /* the digits end at t + 24: a fixed 8-byte copy stays inside t */
+        char *d = put_dec(t + 24, (uint64_t)clen);
+        size_t n = (size_t)(t + 24 - d);
+        if (WEFT__HTTP_LIKELY(n <= 8))
+            memcpy(p, d, 8); /* one fixed-size copy; the bytes past n are written over next */
+        else
+            memcpy(p, d, n);
         p += n;
         *p++ = '\r';
         *p++ = '\n';
@@ -210,28 +259,35 @@ static int build_head(weft_http_request_t *req, int status, int64_t clen, bool c
 
 int weft_http_header_add(weft_http_request_t *req, const char *name, const char *value)
 {
-    if (req == NULL || name == NULL || value == NULL || name[0] == '\0')
+    if (req == NULL || name == NULL || value == NULL)
         return -EINVAL;
     if (req->started)
         return -EALREADY;
+    /* The name: token bytes up to its NUL, four a step (each test stops before reading past a
+     * non-token byte, the NUL included). */
+    const unsigned char *u = (const unsigned char *)name;
+    const unsigned char *tc = weft__http_tchar;
     size_t nl = 0;
-    while (weft__http_tchar[(unsigned char)name[nl]])
+    while (tc[u[nl]] && tc[u[nl + 1]] && tc[u[nl + 2]] && tc[u[nl + 3]])
+        nl += 4;
+    while (tc[u[nl]])
         nl++;
-    if (name[nl] != '\0')
-        return -EINVAL; /* not a token */
+    if (nl == 0 || name[nl] != '\0')
+        return -EINVAL; /* empty, or not a token */
     size_t vl = strcspn(value, "\r\n");
     if (value[vl] != '\0')
         return -EINVAL;
-    if (buf_reserve(&req->hdrs, nl + vl + 4) < 0)
+    struct hbuf *b = &req->hdrs;
+    if (WEFT__HTTP_UNLIKELY(b->cap - b->len < nl + vl + 4) && buf_reserve(b, nl + vl + 4) < 0)
         return -ENOMEM;
-    char *p = req->hdrs.p + req->hdrs.len;
+    char *p = b->p + b->len;
     memcpy(p, name, nl);
     p[nl] = ':';
     p[nl + 1] = ' ';
     memcpy(p + nl + 2, value, vl);
     p[nl + 2 + vl] = '\r';
     p[nl + 3 + vl] = '\n';
-    req->hdrs.len += nl + vl + 4;
+    b->len += nl + vl + 4;
     return 0;
 }
 
@@ -239,15 +295,16 @@ static int respond_impl(weft_http_request_t *req, int status, const void *body, 
 {
     if (req->started)
         return -EALREADY;
-    int r = build_head(req, status, (int64_t)len, false);
+    bool send_body = len > 0 && !req->is_head && !bodiless_status(status);
+    bool small = send_body && len <= SMALL_BODY;
+    int r = build_head(req, status, (int64_t)len, false, small ? len : 0);
     if (r < 0)
         return r;
     req->ended = true;
     struct conn *c = req->c;
-    bool send_body = !req->is_head && !bodiless_status(status) && len > 0;
-    if (send_body && len <= SMALL_BODY) {
-        if (buf_add(&c->out, body, len) < 0)
-            return -ENOMEM;
+    if (small) {
+        memcpy(c->out.p + c->out.len, body, len); /* build_head made room for it */
+        c->out.len += len;
         return out_write(c, c->out.p, c->out.len);
     }
     r = out_write(c, c->out.p, c->out.len);
@@ -273,7 +330,7 @@ int weft_http_respond_start(weft_http_request_t *req, int status)
     if (req->started)
         return -EALREADY;
     bool chunked = req->head.minor == 1;
-    int r = build_head(req, status, -1, chunked);
+    int r = build_head(req, status, -1, chunked, 0);
     if (r < 0)
         return r;
     req->chunked_out = chunked;
@@ -330,7 +387,7 @@ int weft_http_respond_file(weft_http_request_t *req, int status, int fd, off_t o
         return -EINVAL;
     if (req->started)
         return -EALREADY;
-    int r = build_head(req, status, (int64_t)len, false);
+    int r = build_head(req, status, (int64_t)len, false, 0);
     if (r < 0)
         return r;
     req->ended = true;
@@ -630,33 +687,54 @@ static void report(const char *msg, int err)
     weft_loop_report(weft_loop_current(), &info);
 }
 
-/* Read one request head. Returns the head's length, 0 for "close quietly", or -status. */
+/* The deadline `ns` (-1: none) from now on the loop's clock: weft_deadline_in() with the
+ * seconds converted once, at the server's start. */
+static inline int64_t deadline_ns(int64_t ns)
+{
+    if (ns < 0)
+        return WEFT_NO_DEADLINE;
+    int64_t now = weft_time(NULL);
+    return ns > INT64_MAX - now ? WEFT_NO_DEADLINE : now + ns;
+}
+
+/* Read one request head. Returns the head's length, 0 for "close quietly", or -status.
+ * The clock is read once per request at most: for the idle wait when nothing is buffered yet,
+ * and for the head's own deadline only when its first bytes did not hold all of it (counted
+ * from then: a little after its first byte came, never before). */
 static ssize_t read_head(struct conn *c, weft_http_request_t *req, struct weft_http_header *hdrs,
                          size_t cap, const char **headp)
 {
     weft_http_server_t *hs = c->hs;
-    /* Wait for the first byte: the idle (keep-alive) timeout, or for the first request of a
-     * connection the header timeout from the accept. */
-    int64_t dl = c->nreq == 0 ? c->first_dl : weft_deadline_in(hs->keepalive_to);
     const char *d;
     size_t n;
+    /* Wait for the first byte: the idle (keep-alive) timeout, or for the first request of a
+     * connection the header timeout from the accept. A pipelined request is there already. */
+    int64_t dl = c->first_dl;
+    if (c->nreq > 0)
+        dl = weft_stream_buffered(c->s, NULL) > 0 ? WEFT_NO_DEADLINE
+                                                  : deadline_ns(hs->keepalive_ns);
     c->idle = true;
     int r = weft_stream_peek_dl(c->s, 1, &d, &n, dl);
     c->idle = false;
     if (r < 0 || hs->shutting)
         return 0; /* idle timeout, end of stream, shutdown, an error: close without a word */
-    if (c->nreq > 0)
-        dl = weft_deadline_in(hs->header_to);
+    bool head_dl = c->nreq == 0; /* dl is the head's deadline already */
     c->reading = true;
-    struct weft_http_parser p;
-    weft_http_parser_init(&p, &hs->opts.limits);
+    struct weft_http_parser *p = &c->parser;
+    p->pos = p->scan = p->line_start = 0; /* parser_init's reset without its limits' copy */
+    p->base = NULL;
+    p->state = 0;
     req->head.headers = hdrs;
     for (;;) {
-        ssize_t h = weft_http_parse(&p, d, n, &req->head, cap);
+        ssize_t h = weft_http_parse(p, d, n, &req->head, cap);
         if (h != 0) {
             c->reading = false;
             *headp = d;
             return h;
+        }
+        if (!head_dl) {
+            dl = deadline_ns(hs->header_ns);
+            head_dl = true;
         }
         r = weft_stream_peek_dl(c->s, n + 1, &d, &n, dl);
         if (r == -ETIMEDOUT) {
@@ -696,21 +774,19 @@ static bool finish_body(weft_http_request_t *req)
 
 static void req_reset(weft_http_request_t *req)
 {
-    struct hbuf hdrs = req->hdrs, owned = req->owned;
-    struct conn *c = req->c;
-    memset(req, 0, offsetof(struct weft_http_request, params)); /* params: nparams says */
-    hdrs.len = 0;
-    owned.len = 0;
-    req->hdrs = hdrs;
-    req->owned = owned;
-    req->c = c;
+    /* The head is the parser's to reset; the buffers are kept, emptied. */
+    req->hdrs.len = 0;
+    req->owned.len = 0;
+    size_t from = offsetof(struct weft_http_request, head_ptr);
+    memset(&req->head_ptr, 0, offsetof(struct weft_http_request, params) - from);
 }
 
 static int conn_main(weft_stream_t *s, void *arg)
 {
     weft_http_server_t *hs = arg;
     struct conn c = {.hs = hs, .s = s, .task = weft_current_task()};
-    c.first_dl = weft_deadline_in(hs->header_to);
+    c.first_dl = deadline_ns(hs->header_ns);
+    weft_http_parser_init(&c.parser, &hs->opts.limits);
     hs->refs++;
     weft__http_list_add(&hs->conns, &c.link);
     hs->nconns++;
@@ -739,7 +815,7 @@ static int conn_main(weft_stream_t *s, void *arg)
         weft_stream_consume(s, (size_t)h);
         req.head_ptr = headp;
         req.head_len = (size_t)h;
-        req.is_head = weft_http_str_eq(req.head.method, "HEAD");
+        req.is_head = req.head.method.n == 4 && memcmp(req.head.method.p, "HEAD", 4) == 0;
         if (req.head.chunked) {
             req.chunk.max_trailer = hs->opts.limits.max_header_bytes;
         } else if (req.head.content_length > 0) {
@@ -835,6 +911,8 @@ int weft_http_server_start(weft_http_server_t **out, weft_http_handler_fn handle
     hs->keepalive_to = opt_or(hs->opts.keepalive_timeout, DEF_KEEPALIVE_TO);
     hs->body_to = opt_or(hs->opts.body_timeout, DEF_BODY_TO);
     hs->write_to = opt_or(hs->opts.write_timeout, DEF_WRITE_TO);
+    hs->header_ns = secs_ns(hs->header_to);
+    hs->keepalive_ns = secs_ns(hs->keepalive_to);
     if (hs->opts.server_name != NULL) {
         int n = snprintf(hs->server_line, sizeof(hs->server_line), "Server: %s\r\n",
                          hs->opts.server_name);

@@ -721,6 +721,37 @@ void weft__stream_wake_reader(weft_stream_t *s)
     wake_reader(s, 0);
 }
 
+/*
+ * peek() for a few bytes on a healthy socket that the last short recv() drained, with nothing
+ * buffered and a roomy buffer: wait, receive once into the buffer. An HTTP server's wait for its
+ * next request comes here (as readuntil_drained() for a line server); it skips the general
+ * loop's layers (fill, rwait). Returns 1 when `min` bytes are buffered, 0 when the general loop
+ * must go on from the state reached, or an error.
+ */
+static int peek_drained(weft_stream_t *s, size_t min, int64_t deadline, bool *held)
+{
+    s->rpos = s->rend = 0;
+    s->refs++; /* the stream outlives a release by another task while this one waits */
+    *held = true;
+    int w = wait_drained(s, deadline);
+    if (WEFT__LIKELY(w == 1)) {
+        size_t ask = s->rcap;
+        ssize_t n = weft__recv(s->fd, s->rbuf, ask, MSG_DONTWAIT);
+        if (WEFT__LIKELY(n > 0)) {
+            s->rend = (size_t)n;
+            if ((size_t)n < ask)
+                s->rdrained = 1;
+            return (size_t)n >= min;
+        }
+        if (n == 0)
+            s->eof = 1;
+        else if (errno != EAGAIN && errno != EINTR)
+            return read_failed(s, -errno);
+        return 0;
+    }
+    return w < 0 ? w : 0;
+}
+
 int weft_stream_peek_dl(weft_stream_t *s, size_t min, const char **data, size_t *len,
                         int64_t deadline)
 {
@@ -734,7 +765,15 @@ int weft_stream_peek_dl(weft_stream_t *s, size_t min, const char **data, size_t 
         return s->rerr;
     bool held = false;
     int r = 0;
-    while (buffered(s) < min) {
+    /* The common case of a server waiting for its next request: see peek_drained(). */
+    if (WEFT__LIKELY(min > 0 && min <= MIN_READ && healthy_empty(s) && s->rdrained && s->is_sock &&
+                     s->rtask == NULL && s->rcap >= MIN_READ && 2 * s->limit >= s->rcap &&
+                     in_task())) {
+        int k = peek_drained(s, min, deadline, &held);
+        if (k < 0)
+            r = k;
+    }
+    while (r == 0 && buffered(s) < min) {
         if (s->eof) {
             r = WEFT_EOF;
             break;

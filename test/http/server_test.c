@@ -86,6 +86,20 @@ static int handler(weft_http_request_t *req, void *arg)
             return r;
         return weft_http_respond(req, 200, "slow", 4);
     }
+    if (weft_http_str_eq(h->path, "/len")) {
+        /* A body of `query` bytes (Content-Length's digits); HEAD /len?huge: a file's head
+         * promising 1234567890 bytes. */
+        static char xs[200000];
+        memset(xs, 'x', sizeof(xs));
+        if (h->query.p != NULL && weft_http_str_eq(h->query, "huge")) {
+            int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            int r = weft_http_respond_file(req, 200, fd, 0, 1234567890);
+            close(fd);
+            return r;
+        }
+        size_t n = h->query.p ? (size_t)atol(h->query.p) : 0;
+        return weft_http_respond(req, n == 7 ? 201 : 200, xs, n < sizeof(xs) ? n : sizeof(xs));
+    }
     if (weft_http_str_eq(h->path, "/inject"))
         return weft_http_header_add(req, "X", "a\r\nSet-Cookie: x") == -EINVAL
                    ? weft_http_respond(req, 200, "refused", 7)
@@ -272,6 +286,65 @@ static void keepalive_fn(int port, weft_http_server_t *srv)
 static void test_keepalive(void)
 {
     run_with(keepalive_fn, NULL);
+}
+
+/* A Date line as RFC 9110 5.6.7 writes it: "Sun, 06 Nov 1994 08:49:37 GMT". */
+static bool imf_fixdate(const char *v)
+{
+    static const char *const days = "Mon Tue Wed Thu Fri Sat Sun ";
+    static const char *const months = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec ";
+    if (strlen(v) != 29 || v[3] != ',' || v[4] != ' ' || v[7] != ' ' || v[11] != ' ' ||
+        v[16] != ' ' || v[19] != ':' || v[22] != ':' || strcmp(v + 25, " GMT") != 0)
+        return false;
+    char d[5] = {v[0], v[1], v[2], ' ', 0}, m[5] = {v[8], v[9], v[10], ' ', 0};
+    if (strstr(days, d) == NULL || strstr(months, m) == NULL)
+        return false;
+    static const int digits[] = {5, 6, 12, 13, 14, 15, 17, 18, 20, 21, 23, 24};
+    for (size_t i = 0; i < sizeof(digits) / sizeof(digits[0]); i++)
+        if (!isdigit((unsigned char)v[digits[i]]))
+            return false;
+    return true;
+}
+
+/* The response head's pieces: status lines (the cached 200 one and others), Date, and
+ * Content-Length of every digit count (the head is built without a formatting call). */
+static void head_fn(int port, weft_http_server_t *srv)
+{
+    (void)srv;
+    weft_stream_t *s = cconnect(port);
+    struct resp r = {0};
+    char v[64], req[128];
+    static const size_t lens[] = {0, 1, 7, 9, 10, 99, 100, 999, 1000, 12345, 99999, 100000,
+                                  199999};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        snprintf(req, sizeof(req), "GET /len?%zu HTTP/1.1\r\nHost: x\r\n\r\n", lens[i]);
+        csends(s, req);
+        CHECK_EQ(cread(s, &r), 0);
+        const char *line =
+            lens[i] == 7 ? "HTTP/1.1 201 Created\r\nDate: " : "HTTP/1.1 200 OK\r\nDate: ";
+        CHECK(strncmp(r.head, line, strlen(line)) == 0);
+        CHECK(hval(r.head, "Date", v, sizeof(v)) != NULL && imf_fixdate(v));
+        CHECK(hval(r.head, "Content-Length", v, sizeof(v)) != NULL);
+        snprintf(req, sizeof(req), "%zu", lens[i]);
+        CHECK(strcmp(v, req) == 0);
+        CHECK_EQ(r.blen, lens[i]);
+        CHECK(strstr(r.head, "\r\n\r\n") == r.head + strlen(r.head) - 4);
+    }
+    csends(s, "HEAD /len?huge HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_EQ(cread_x(s, &r, true), 0);
+    CHECK(hval(r.head, "Content-Length", v, sizeof(v)) != NULL && strcmp(v, "1234567890") == 0);
+    csends(s, "GET /none HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_EQ(cread(s, &r), 0);
+    CHECK(strncmp(r.head, "HTTP/1.1 404 Not Found\r\nDate: ", 30) == 0);
+    CHECK(hval(r.head, "Date", v, sizeof(v)) != NULL && imf_fixdate(v));
+    CHECK(body_is(&r, "nope"));
+    weft_stream_release(s);
+    free(r.body);
+}
+
+static void test_response_head(void)
+{
+    run_with(head_fn, NULL);
 }
 
 static void pipeline_fn(int port, weft_http_server_t *srv)
@@ -551,6 +624,29 @@ static void timeouts_fn(int port, weft_http_server_t *srv)
     dt = (double)(weft_time(NULL) - t0) / 1e9;
     CHECK(dt >= 0.15 && dt < 2.0);
     weft_stream_release(s);
+    /* A later request of a connection: its head's deadline starts once its first bytes did
+     * not hold all of it. In two pieces 0.05 s apart: answered; trickled past header_timeout
+     * (and past keepalive_timeout, which no longer applies once bytes came): 408. */
+    s = cconnect(port);
+    csends(s, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_EQ(cread(s, &r), 0);
+    CHECK_EQ(r.status, 200);
+    csends(s, "GET /hello HTTP/1.1\r\n");
+    weft_sleep(0.05);
+    csends(s, "Host: x\r\n\r\n");
+    CHECK_EQ(cread(s, &r), 0);
+    CHECK_EQ(r.status, 200);
+    t0 = weft_time(NULL);
+    e = 0;
+    for (size_t i = 0; part[i] != '\0' && e == 0; i++) {
+        e = weft_stream_write(s, part + i, 1);
+        weft_sleep(0.02);
+    }
+    CHECK_EQ(cread(s, &r), 0);
+    CHECK_EQ(r.status, 408);
+    dt = (double)(weft_time(NULL) - t0) / 1e9;
+    CHECK(dt >= 0.25 && dt < 2.0);
+    weft_stream_release(s);
     /* A body that stops coming: 408 after body_timeout. */
     s = cconnect(port);
     csends(s, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
@@ -794,6 +890,6 @@ static void test_router(void)
     weft_http_router_free(router);
 }
 
-TEST_MAIN(test_keepalive, test_pipelining_head, test_bodies, test_http10_chunked_file,
-          test_corpus_wire, test_handler_failures, test_timeouts, test_max_connections,
-          test_graceful_shutdown, test_router)
+TEST_MAIN(test_keepalive, test_response_head, test_pipelining_head, test_bodies,
+          test_http10_chunked_file, test_corpus_wire, test_handler_failures, test_timeouts,
+          test_max_connections, test_graceful_shutdown, test_router)

@@ -85,6 +85,64 @@ static void test_peek_socket(void)
     CHECK_EQ(weft_run(peek_sock_main, NULL), 0);
 }
 
+static int late_sender(void *arg)
+{
+    int fd = *(int *)arg;
+    size_t sent;
+    weft_sleep(0.02);
+    CHECK_EQ(weft_sock_sendall(fd, "c", 1, &sent), 0);
+    weft_sleep(0.02);
+    CHECK_EQ(weft_sock_sendall(fd, "de", 2, &sent), 0);
+    weft_sleep(0.02);
+    CHECK_EQ(weft_sock_sendall(fd, "f", 1, &sent), 0);
+    return 0;
+}
+
+/* Peek on a socket the last short receive drained (a server waiting for its next request): the
+ * wait-and-receive fast path, its fallback when fewer than `min` bytes come, its timeout (nothing
+ * consumed, the stream still usable) and the end of the stream. */
+static int peek_drained_main(void *arg)
+{
+    (void)arg;
+    int sfd;
+    int cfd = nt_tcp_pair("127.0.0.1", &sfd);
+    weft_stream_t *s;
+    CHECK_EQ(weft_stream_new(&s, sfd, NULL), 0);
+    size_t sent;
+    const char *d;
+    size_t n;
+    CHECK_EQ(weft_sock_sendall(cfd, "ab", 2, &sent), 0);
+    CHECK_EQ(weft_stream_peek(s, 1, &d, &n), 0); /* a short receive: the socket is drained */
+    CHECK(n == 2 && memcmp(d, "ab", 2) == 0);
+    CHECK_EQ(weft_stream_consume(s, 2), 0);
+    weft_task_t *t;
+    CHECK_EQ(weft_spawn(&t, late_sender, &cfd), 0);
+    CHECK_EQ(weft_stream_peek(s, 1, &d, &n), 0); /* waits, then receives in one step */
+    CHECK(n == 1 && d[0] == 'c');
+    CHECK_EQ(weft_stream_consume(s, 1), 0);
+    CHECK_EQ(weft_stream_peek(s, 3, &d, &n), 0); /* "de" first: the general loop waits on */
+    CHECK(n == 3 && memcmp(d, "def", 3) == 0);
+    CHECK_EQ(weft_stream_consume(s, 3), 0);
+    CHECK_EQ(weft_join(t), 0);
+    weft_task_release(t);
+    CHECK_EQ(weft_stream_peek_dl(s, 1, &d, &n, weft_deadline_in(0.02)), -ETIMEDOUT);
+    CHECK_EQ(n, 0);
+    CHECK_EQ(weft_sock_sendall(cfd, "g", 1, &sent), 0);
+    CHECK_EQ(weft_stream_peek(s, 1, &d, &n), 0);
+    CHECK(n == 1 && d[0] == 'g');
+    CHECK_EQ(weft_stream_consume(s, 1), 0);
+    weft_close(cfd);
+    CHECK_EQ(weft_stream_peek(s, 1, &d, &n), WEFT_EOF);
+    CHECK_EQ(n, 0);
+    weft_stream_release(s);
+    return 0;
+}
+
+static void test_peek_drained(void)
+{
+    CHECK_EQ(weft_run(peek_drained_main, NULL), 0);
+}
+
 static int held;
 
 static int holding_handler(weft_stream_t *s, void *arg)
@@ -130,4 +188,4 @@ static void test_max_clients(void)
     CHECK_EQ(test_count_fds(), fds);
 }
 
-TEST_MAIN(test_peek_consume, test_peek_socket, test_max_clients)
+TEST_MAIN(test_peek_consume, test_peek_socket, test_peek_drained, test_max_clients)
