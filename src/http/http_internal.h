@@ -56,7 +56,7 @@ struct weft_http_server {
     size_t max_body;
     double header_to, keepalive_to, body_to, write_to;
     int64_t header_ns, keepalive_ns; /* the same in ns, -1 for none (the per-request ones) */
-    char server_line[128]; /* "Server: name\r\n", or empty */
+    char server_line[128];           /* "Server: name\r\n", or empty */
     size_t server_len;
     struct hlist conns; /* struct conn.link */
     size_t nconns;
@@ -70,10 +70,10 @@ struct conn {
     weft_task_t *task;
     int64_t first_dl; /* the first request's head deadline (from the accept) */
     size_t nreq;
-    bool idle;        /* waiting for a request's first byte */
-    bool reading;     /* reading a request head */
-    struct hbuf out;      /* the response head being built */
-    struct hbuf headcopy; /* the request head, once a body read must move it */
+    bool idle;                      /* waiting for a request's first byte */
+    bool reading;                   /* reading a request head */
+    struct hbuf out;                /* the response head being built */
+    struct hbuf headcopy;           /* the request head, once a body read must move it */
     struct weft_http_parser parser; /* its limits set once; reset for each request */
 };
 
@@ -100,8 +100,8 @@ struct weft_http_request {
     struct weft_http_chunked chunk;
     bool body_done;
     bool continue_sent;
-    int body_err;   /* the body's failure, once it failed */
-    int err_status; /* the status that failure calls for (400, 408, 413), or 0 */
+    int body_err;      /* the body's failure, once it failed */
+    int err_status;    /* the status that failure calls for (400, 408, 413), or 0 */
     const char *piece; /* body_read's rest of the last piece */
     size_t piece_len;
     /* response */
@@ -117,5 +117,21 @@ struct weft_http_request {
         struct weft_http_str value;
     } params[WEFT_HTTP_MAX_PARAMS];
 };
+
+/* Growable buffers (respond.c): room for `more` bytes, append, free. 0 or -ENOMEM. */
+int weft__hbuf_reserve(struct hbuf *b, size_t more);
+int weft__hbuf_add(struct hbuf *b, const void *d, size_t n);
+void weft__hbuf_free(struct hbuf *b);
+
+/* Answer `req` with `status` and a whole body (respond.c; weft_http_respond without its checks). */
+int weft__http_respond_impl(weft_http_request_t *req, int status, const void *body, size_t len);
+
+/* The request's connection will close after this response. */
+static inline bool weft__http_will_close(weft_http_request_t *req)
+{
+    struct conn *c = req->c;
+    return req->close_after || !req->head.keep_alive || c->hs->shutting ||
+           (c->hs->opts.max_requests > 0 && c->nreq >= c->hs->opts.max_requests);
+}
 
 #endif /* WEFT_HTTP_INTERNAL_H */
