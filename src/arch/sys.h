@@ -17,11 +17,15 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 
-#if defined(__linux__) && !defined(WEFT_FIBER_SANITIZER) &&                                     \
-    (defined(__x86_64__) || defined(__aarch64__))
-#define WEFT__INLINE_SYSCALLS 1
+#if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__))
+#define WEFT__HAVE_RAW_SYSCALL 1
 
-static inline long weft__syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+/* One system call: the result, or -errno (errno untouched). Always inlined and free of memory
+ * accesses, so code that may not call out or touch libc's state (a CLONE_VM child before its
+ * exec, src/proc/clone.c) can use it in every build, sanitizers included. */
+static inline __attribute__((always_inline)) long weft__syscall6(long nr, long a1, long a2,
+                                                                 long a3, long a4, long a5,
+                                                                 long a6)
 {
 #if defined(__x86_64__)
     register long r10 __asm__("r10") = a4;
@@ -48,6 +52,10 @@ static inline long weft__syscall6(long nr, long a1, long a2, long a3, long a4, l
     return x0;
 #endif
 }
+#endif
+
+#if defined(WEFT__HAVE_RAW_SYSCALL) && !defined(WEFT_FIBER_SANITIZER)
+#define WEFT__INLINE_SYSCALLS 1
 
 static inline ssize_t weft__sys_ret(long r)
 {

@@ -23,6 +23,8 @@
  */
 #include "proc/proc.h"
 
+#include "arch/sys.h"
+
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -38,7 +40,7 @@
 
 extern char **environ;
 
-#if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__)) && defined(SYS_clone)
+#if defined(WEFT__HAVE_RAW_SYSCALL) && defined(SYS_clone)
 #define WEFT_HAVE_CLONE_SPAWN 1
 #endif
 
@@ -66,39 +68,9 @@ extern char **environ;
 #define CHILD_FN static CHILD_ATTR
 #define CHILD_INLINE static inline __attribute__((always_inline)) CHILD_ATTR
 
-/* ---- raw system calls: the result, or -errno; errno untouched ---- */
+/* ---- raw system calls (arch/sys.h): the result, or -errno; errno untouched ---- */
 
-#if defined(__x86_64__)
-CHILD_INLINE long sc6(long n, long a, long b, long c, long d, long e, long f)
-{
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    register long r9 __asm__("r9") = f;
-    long ret;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
-#elif defined(__aarch64__)
-CHILD_INLINE long sc6(long n, long a, long b, long c, long d, long e, long f)
-{
-    register long x8 __asm__("x8") = n;
-    register long x0 __asm__("x0") = a;
-    register long x1 __asm__("x1") = b;
-    register long x2 __asm__("x2") = c;
-    register long x3 __asm__("x3") = d;
-    register long x4 __asm__("x4") = e;
-    register long x5 __asm__("x5") = f;
-    __asm__ volatile("svc #0"
-                     : "+r"(x0)
-                     : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
-                     : "memory");
-    return x0;
-}
-#endif
-
+#define sc6 weft__syscall6
 #define sc0(n) sc6((n), 0, 0, 0, 0, 0, 0)
 #define sc1(n, a) sc6((n), (long)(a), 0, 0, 0, 0, 0)
 #define sc2(n, a, b) sc6((n), (long)(a), (long)(b), 0, 0, 0, 0)
