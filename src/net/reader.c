@@ -535,39 +535,54 @@ int weft_stream_readuntil_any(weft_stream_t *s, const struct weft_sep *seps, siz
 }
 
 /*
- * readuntil() with one separator on a healthy socket that the last short recv() drained, with
- * nothing buffered and a roomy buffer: wait, receive once, look for the separator. A server's
- * request/response pattern (an HTTP head per call) comes here, so it skips the general loop's
- * layers (fill, rwait); anything unusual goes on in readuntil_impl() from the state reached.
+ * The fast paths' shared step, on a healthy socket that the last short recv() drained, with
+ * nothing buffered and a roomy buffer: wait for it to turn readable and receive once into the
+ * empty buffer, skipping the general loop's layers (fill, rwait). Returns the bytes received
+ * (> 0), 0 when the general loop must go on from the state reached (nothing yet, or the end:
+ * s->eof), or an error.
  */
-static int readuntil_drained(weft_stream_t *s, const struct weft_sep *sep, const char **data,
-                             size_t *len, int64_t deadline, bool *held)
+static ssize_t recv_drained(weft_stream_t *s, int64_t deadline, bool *held)
 {
     s->rpos = s->rend = 0;
     s->refs++; /* the stream outlives a release by another task while this one waits */
     *held = true;
     int w = wait_drained(s, deadline);
-    if (WEFT__LIKELY(w == 1)) {
-        size_t ask = s->rcap;
-        ssize_t n = weft__recv(s->fd, s->rbuf, ask, MSG_DONTWAIT);
-        if (WEFT__LIKELY(n > 0)) {
-            s->rend = (size_t)n;
-            if ((size_t)n < ask)
-                s->rdrained = 1;
-            const char *p = search(s->rbuf, (size_t)n, sep->data, sep->len);
-            if (WEFT__LIKELY(p != NULL && (size_t)(p - s->rbuf) <= s->limit)) {
-                *data = s->rbuf;
-                *len = (size_t)(p - s->rbuf) + sep->len;
-                s->rpos = *len;
-                return 0;
-            }
-        } else if (n == 0) {
-            s->eof = 1;
-        } else if (errno != EAGAIN && errno != EINTR) {
-            return read_failed(s, -errno);
+    if (WEFT__UNLIKELY(w != 1))
+        return w < 0 ? w : 0;
+    size_t ask = s->rcap;
+    ssize_t n = weft__recv(s->fd, s->rbuf, ask, MSG_DONTWAIT);
+    if (WEFT__LIKELY(n > 0)) {
+        s->rend = (size_t)n;
+        if ((size_t)n < ask)
+            s->rdrained = 1;
+        return n;
+    }
+    if (n == 0)
+        s->eof = 1;
+    else if (errno != EAGAIN && errno != EINTR)
+        return read_failed(s, -errno);
+    return 0;
+}
+
+/*
+ * readuntil() with one separator through recv_drained(): a server's request/response pattern (an
+ * HTTP head per call) comes here; anything unusual goes on in readuntil_impl() from the state
+ * reached.
+ */
+static int readuntil_drained(weft_stream_t *s, const struct weft_sep *sep, const char **data,
+                             size_t *len, int64_t deadline, bool *held)
+{
+    ssize_t n = recv_drained(s, deadline, held);
+    if (WEFT__UNLIKELY(n < 0))
+        return (int)n;
+    if (WEFT__LIKELY(n > 0)) {
+        const char *p = search(s->rbuf, (size_t)n, sep->data, sep->len);
+        if (WEFT__LIKELY(p != NULL && (size_t)(p - s->rbuf) <= s->limit)) {
+            *data = s->rbuf;
+            *len = (size_t)(p - s->rbuf) + sep->len;
+            s->rpos = *len;
+            return 0;
         }
-    } else if (w < 0) {
-        return w;
     }
     return readuntil_impl(s, sep, 1, data, len, deadline, held);
 }
@@ -722,34 +737,16 @@ void weft__stream_wake_reader(weft_stream_t *s)
 }
 
 /*
- * peek() for a few bytes on a healthy socket that the last short recv() drained, with nothing
- * buffered and a roomy buffer: wait, receive once into the buffer. An HTTP server's wait for its
- * next request comes here (as readuntil_drained() for a line server); it skips the general
- * loop's layers (fill, rwait). Returns 1 when `min` bytes are buffered, 0 when the general loop
- * must go on from the state reached, or an error.
+ * peek() for a few bytes through recv_drained(): an HTTP server's wait for its next request
+ * comes here. Returns 1 when `min` bytes are buffered, 0 when the general loop must go on from
+ * the state reached, or an error.
  */
 static int peek_drained(weft_stream_t *s, size_t min, int64_t deadline, bool *held)
 {
-    s->rpos = s->rend = 0;
-    s->refs++; /* the stream outlives a release by another task while this one waits */
-    *held = true;
-    int w = wait_drained(s, deadline);
-    if (WEFT__LIKELY(w == 1)) {
-        size_t ask = s->rcap;
-        ssize_t n = weft__recv(s->fd, s->rbuf, ask, MSG_DONTWAIT);
-        if (WEFT__LIKELY(n > 0)) {
-            s->rend = (size_t)n;
-            if ((size_t)n < ask)
-                s->rdrained = 1;
-            return (size_t)n >= min;
-        }
-        if (n == 0)
-            s->eof = 1;
-        else if (errno != EAGAIN && errno != EINTR)
-            return read_failed(s, -errno);
-        return 0;
-    }
-    return w < 0 ? w : 0;
+    ssize_t n = recv_drained(s, deadline, held);
+    if (WEFT__UNLIKELY(n < 0))
+        return (int)n;
+    return n > 0 && (size_t)n >= min;
 }
 
 int weft_stream_peek_dl(weft_stream_t *s, size_t min, const char **data, size_t *len,
