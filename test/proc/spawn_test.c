@@ -17,37 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "test.h"
-
-/* Children of this process in /proc (zombies included). */
-static int children(void)
-{
-    DIR *d = opendir("/proc");
-    CHECK(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        char path[300], buf[512];
-        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        ssize_t k = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (k <= 0)
-            continue;
-        buf[k] = '\0';
-        char *rp = strrchr(buf, ')');
-        char st;
-        int ppid;
-        if (rp != NULL && sscanf(rp + 1, " %c %d", &st, &ppid) == 2 && ppid == getpid())
-            n++;
-    }
-    closedir(d);
-    return n;
-}
+#include "proctest.h"
 
 static bool async_spawn(void)
 {
@@ -88,10 +58,10 @@ static int many_main(void *arg)
 
 static void test_200_at_once(void)
 {
-    int fds = test_count_fds(), kids = children();
+    int fds = test_count_fds(), kids = pt_children(true);
     CHECK_EQ(weft_run(many_main, NULL), 0);
     CHECK_EQ(test_count_fds(), fds);
-    CHECK_EQ(children(), kids);
+    CHECK_EQ(pt_children(true), kids);
 }
 
 /* ---- the loop runs while a child execs ---- */
@@ -239,10 +209,10 @@ static int errors_main(void *arg)
 
 static void test_errors(void)
 {
-    int fds = test_count_fds(), kids = children();
+    int fds = test_count_fds(), kids = pt_children(true);
     CHECK_EQ(weft_run(errors_main, NULL), 0);
     CHECK_EQ(test_count_fds(), fds);
-    CHECK_EQ(children(), kids);
+    CHECK_EQ(pt_children(true), kids);
 }
 
 /* ---- cancelled while the child execs ---- */
@@ -257,7 +227,7 @@ static int spawner(void *arg)
 static int cancel_main(void *arg)
 {
     (void)arg;
-    int kids = children();
+    int kids = pt_children(true);
     int cancelled = 0;
     for (int i = 0; i < 40; i++) {
         weft_proc_t *p = NULL;
@@ -272,7 +242,7 @@ static int cancel_main(void *arg)
         if (r == -ECANCELED) {
             CHECK(p == NULL);
             cancelled++;
-            CHECK_EQ(children(), kids); /* killed and reaped before the spawn returned */
+            CHECK_EQ(pt_children(true), kids); /* killed and reaped before the spawn returned */
         } else {
             CHECK_EQ(r, 0);
             CHECK_EQ(weft_proc_kill(p), 0);
@@ -282,7 +252,7 @@ static int cancel_main(void *arg)
     }
     if (async_spawn())
         CHECK(cancelled > 0);
-    CHECK_EQ(children(), kids);
+    CHECK_EQ(pt_children(true), kids);
     return 0;
 }
 
@@ -296,7 +266,7 @@ static void test_cancel_during_exec(void)
 /* A loop closed while a task waits for its child's exec: the child is killed and reaped. */
 static void test_loop_closed_during_exec(void)
 {
-    int fds = test_count_fds(), kids = children();
+    int fds = test_count_fds(), kids = pt_children(true);
     weft_loop_t *l;
     CHECK_EQ(weft_loop_new(&l, NULL), 0);
     weft_proc_t *p = NULL;
@@ -312,11 +282,11 @@ static void test_loop_closed_during_exec(void)
         CHECK(p != NULL); /* posix_spawnp returned at once: an ordinary child */
         CHECK_EQ(weft_proc_kill(p), 0);
         weft_proc_release(p); /* reaped by the orphan thread */
-        for (int i = 0; i < 500 && children() > kids; i++)
+        for (int i = 0; i < 500 && pt_children(true) > kids; i++)
             usleep(2000);
         fds++; /* the orphan thread's eventfd, made once */
     }
-    CHECK_EQ(children(), kids);
+    CHECK_EQ(pt_children(true), kids);
     CHECK(test_count_fds() <= fds);
 }
 
@@ -554,7 +524,7 @@ static void *thread_fn(void *arg)
 
 static void test_two_threads(void)
 {
-    int fds = test_count_fds(), kids = children();
+    int fds = test_count_fds(), kids = pt_children(true);
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
         CHECK_EQ(pthread_create(&th[i], NULL, thread_fn, NULL), 0);
@@ -564,7 +534,7 @@ static void test_two_threads(void)
         CHECK_EQ((int)(intptr_t)r, 0);
     }
     CHECK_EQ(test_count_fds(), fds);
-    CHECK_EQ(children(), kids);
+    CHECK_EQ(pt_children(true), kids);
 }
 
 TEST_MAIN(test_200_at_once, test_loop_runs_during_exec, test_errors, test_cancel_during_exec,

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "test.h"
+#include "proctest.h"
 
 /* Spawn argv and wait; returns the return code. */
 static int run_rc(char *const argv[])
@@ -272,37 +272,6 @@ static void test_app_sigchld_handler(void)
 
 /* ---- a task cancelled around its spawn: no child is left behind ---- */
 
-/* How many live (not zombie) children this process has, from /proc. */
-static int live_children(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc");
-    CHECK(d != NULL);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        char path[300], buf[512];
-        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        ssize_t k = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (k <= 0)
-            continue;
-        buf[k] = '\0';
-        char *rp = strrchr(buf, ')');
-        char st;
-        int ppid;
-        if (rp != NULL && sscanf(rp + 1, " %c %d", &st, &ppid) == 2 && ppid == getpid() &&
-            st != 'Z')
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
 static int spawner(void *arg)
 {
     weft_proc_t **out = arg;
@@ -313,7 +282,7 @@ static int spawner(void *arg)
 static int spawn_cancel_main(void *arg)
 {
     (void)arg;
-    int base = live_children();
+    int base = pt_children(false);
     int cancelled = 0;
     for (int i = 0; i < 20; i++) {
         weft_proc_t *p = NULL;
@@ -337,9 +306,9 @@ static int spawn_cancel_main(void *arg)
     }
     CHECK(cancelled > 0);
     /* No child left running: each cancelled one was killed and is reaped in the background. */
-    for (int i = 0; i < 1000 && live_children() > base; i++)
+    for (int i = 0; i < 1000 && pt_children(false) > base; i++)
         CHECK_EQ(weft_sleep(0.01), 0);
-    CHECK_EQ(live_children(), base);
+    CHECK_EQ(pt_children(false), base);
     return 0;
 }
 
