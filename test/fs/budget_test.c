@@ -5,8 +5,7 @@
  * I/O poll run. Before the budget, such a task starved its loop for as long as it read.
  */
 #define _GNU_SOURCE /* preadv2 */
-#include "test.h"
-#include "fs/fs.h"
+#include "fstest.h"
 
 #include <fcntl.h>
 #include <sys/uio.h>
@@ -15,16 +14,6 @@
 
 static char path[300];
 static int want_engine;
-
-static void check_engine(void)
-{
-    int e = weft_file_engine();
-    if (want_engine == WEFT_FILE_URING && e != WEFT_FILE_URING) {
-        fprintf(stderr, "io_uring refused here: skipped\n");
-        exit(77);
-    }
-    CHECK_EQ(e, want_engine);
-}
 
 static int64_t mono_ns(void)
 {
@@ -76,7 +65,7 @@ static int yielder(void *arg)
 
 static int timers_main(void *arg)
 {
-    check_engine();
+    ft_check_engine(want_engine);
     fd = weft_file_open(path, O_RDONLY, 0);
     CHECK(fd >= 0);
     /* The sleeper and the yielder start first: the sleeper's timer is armed before the
@@ -164,7 +153,7 @@ static bool nowait_works(void)
 
 static int count_main(void *arg)
 {
-    check_engine();
+    ft_check_engine(want_engine);
     fd = weft_file_open(path, O_RDONLY, 0);
     CHECK(fd >= 0);
     stop = false;
@@ -210,7 +199,7 @@ static void test_budget_count(void)
 
 static int lone_main(void *arg)
 {
-    check_engine();
+    ft_check_engine(want_engine);
     fd = weft_file_open(path, O_RDONLY, 0);
     CHECK(fd >= 0);
     char buf[4096];
@@ -227,10 +216,7 @@ static void test_lone_reader(void)
 
 static void setup(void)
 {
-    const char *e = getenv("WEFT_FILE_ENGINE");
-    want_engine = e != NULL && strcmp(e, "uring") == 0 ? WEFT_FILE_URING : WEFT_FILE_POOL;
-    if (e == NULL)
-        want_engine = weft__uring_probe() == 0 ? WEFT_FILE_URING : WEFT_FILE_POOL;
+    want_engine = ft_engine_wanted();
     const char *tmp = getenv("TMPDIR");
     snprintf(path, sizeof(path), "%s/weft-budget-XXXXXX", tmp != NULL ? tmp : "/tmp");
     int f = mkstemp(path);

@@ -5,8 +5,7 @@
  * and writes (a FIFO makes them block), 1,000 operations in flight, offsets past 4 GiB (sparse),
  * and the atomic write surviving a crash before its rename.
  */
-#include "test.h"
-#include "fs/fs.h"
+#include "fstest.h"
 #include "pool/pool.h"
 
 #include <fcntl.h>
@@ -22,16 +21,6 @@ static int want_engine; /* WEFT_FILE_POOL or WEFT_FILE_URING */
 static void path_of(char *out, size_t n, const char *name)
 {
     snprintf(out, n, "%s/%s", dir, name);
-}
-
-static void check_engine(void)
-{
-    int e = weft_file_engine();
-    if (want_engine == WEFT_FILE_URING && e != WEFT_FILE_URING) {
-        fprintf(stderr, "io_uring refused here: skipped\n");
-        exit(77);
-    }
-    CHECK_EQ(e, want_engine);
 }
 
 /* Run `fn` as a main task (real clock). */
@@ -51,7 +40,7 @@ static void rm_rf(const char *p)
 
 static int basic_main(void *arg)
 {
-    check_engine();
+    ft_check_engine(want_engine);
     char p[300], q[300], d[300];
     path_of(p, sizeof(p), "a.txt");
     path_of(q, sizeof(q), "b.txt");
@@ -195,7 +184,7 @@ static void test_outside_task(void)
 
 static int big_main(void *arg)
 {
-    check_engine();
+    ft_check_engine(want_engine);
     char p[300];
     path_of(p, sizeof(p), "sparse");
     int fd = weft_file_open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -249,7 +238,7 @@ static int reader(void *arg)
 
 static int many_main(void *arg)
 {
-    check_engine();
+    ft_check_engine(want_engine);
     char p[300];
     path_of(p, sizeof(p), "many");
     int fd = weft_file_open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -358,7 +347,7 @@ static void until_in_flight(void)
 
 static int fifo_cancel_main(void *arg)
 {
-    check_engine();
+    ft_check_engine(want_engine);
     char p[300];
     path_of(p, sizeof(p), "fifo");
     CHECK_EQ(mkfifo(p, 0600), 0);
@@ -390,7 +379,7 @@ static void test_fifo_cancel(void)
 
 static int fifo_deadline_main(void *arg)
 {
-    check_engine();
+    ft_check_engine(want_engine);
     char p[300];
     path_of(p, sizeof(p), "fifo2");
     CHECK_EQ(mkfifo(p, 0600), 0);
@@ -546,7 +535,7 @@ static int race_reader(void *arg)
 
 static int race_main(void *arg)
 {
-    check_engine();
+    ft_check_engine(want_engine);
     char p[300];
     path_of(p, sizeof(p), "race");
     race_fd = weft_file_open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -588,7 +577,7 @@ static void test_cancel_race(void)
 
 static int whole_main(void *arg)
 {
-    check_engine();
+    ft_check_engine(want_engine);
     char p[300];
     path_of(p, sizeof(p), "whole");
     char *data;
@@ -650,7 +639,7 @@ static int crash_main(void *arg)
 
 static int crash_check(void *arg)
 {
-    check_engine();
+    ft_check_engine(want_engine);
     char p[300];
     path_of(p, sizeof(p), "precious");
     char *data;
@@ -707,10 +696,7 @@ static void test_engine_option(void)
 
 static void setup(void)
 {
-    const char *e = getenv("WEFT_FILE_ENGINE");
-    want_engine = e != NULL && strcmp(e, "uring") == 0 ? WEFT_FILE_URING : WEFT_FILE_POOL;
-    if (e == NULL) /* run by hand: the default */
-        want_engine = weft__uring_probe() == 0 ? WEFT_FILE_URING : WEFT_FILE_POOL;
+    want_engine = ft_engine_wanted();
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, sizeof(dir), "%s/weft-fs-XXXXXX", tmp != NULL ? tmp : "/tmp");
     CHECK(mkdtemp(dir) != NULL);
