@@ -444,6 +444,9 @@ struct weft__fdstate {
     uint8_t pending;            /* readiness that came while no task waited for it */
     uint8_t hup; /* lasting readiness, never an edge: WEFT_READABLE once the peer's input ended
                   * (EPOLLRDHUP), both directions once the fd hung up (EPOLLHUP) */
+    uint8_t watched; /* directions the backend reports: WEFT_READABLE, and WEFT_WRITABLE from a
+                      * wait for output until an output edge comes that nobody waits for */
+    int fd;          /* the fd this state is for, while registered */
 } __attribute__((aligned(64))); /* one line: an event reads only this line of the table */
 
 struct weft__fdwaiter {
@@ -624,11 +627,15 @@ void weft__io_event(void *loop, void *token, int events);
 void weft__loop_wake(weft_loop_t *loop);
 
 /*
- * The state of `fd` in `loop`'s table, registered with the backend (fdwait.c); NULL with *err set
- * (-ENOMEM, or the backend's refusal). The pointer stays valid for the loop's life (the table
+ * The state of `fd` in `loop`'s table, registered with the backend (fdwait.c) for `events` (an
+ * fd registered before keeps its directions; weft__fd_wait adds output when waited for); NULL
+ * with *err set (-ENOMEM, or the backend's refusal). The pointer stays valid for the loop's life (the table
  * grows in chunks that never move), so a stream may keep it while it owns the fd.
  */
-struct weft__fdstate *weft__fd_watch(weft_loop_t *loop, int fd, int *err);
+struct weft__fdstate *weft__fd_watch(weft_loop_t *loop, int fd, int events, int *err);
+/* Make the backend report `events` on `st` too (a wait for output on an fd watched for input
+ * only): 0 or a negative errno (fdwait.c). */
+int weft__fd_watch_more(weft_loop_t *loop, struct weft__fdstate *st, int events);
 
 /*
  * weft_wait_fd_dl() for the running task `t` on a watched fd's state `st` (arguments trusted):
@@ -642,6 +649,11 @@ static inline int weft__fd_wait(weft_task_t *t, struct weft__fdstate *st, int ev
     if (ready != 0) {
         st->pending &= (uint8_t)~ready;
         return ready;
+    }
+    if (WEFT__UNLIKELY((events & ~st->watched) != 0)) {
+        int e = weft__fd_watch_more(t->fut.loop, st, events);
+        if (e < 0)
+            return e;
     }
     if (WEFT__LIKELY(st->first == NULL && weft__list_empty(&st->waiters))) {
         st->first = t;

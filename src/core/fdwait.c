@@ -4,6 +4,12 @@
  * the state, the others in a list). Readiness is edge-style: a task waits after its operation
  * returned EAGAIN and is woken by the next event.
  * weft_close() wakes every waiter with -EBADF and forgets the fd before the number can be reused.
+ * Output readiness is reported only while it may be waited for: an fd is registered for input
+ * (and output if its first wait is for output), output is added by the first wait for it, and
+ * dropped again when an output edge comes that nobody waits for. A Unix socket signals output
+ * each time its peer reads (the kernel's unix_write_space has no "a writer was refused" test, as
+ * TCP's has), so a client that waits for replies only would be woken, and its peer made to pay
+ * for the wake-up, once more per request (PostgreSQL's backends: issue 20).
  * This is the core's side of I/O, beside the park it uses; the backends below it (src/io) see
  * only fds, event bits and the opaque token each fd is watched with (docs/core.md, "I/O").
  */
@@ -54,13 +60,15 @@ static struct weft__fdstate *fd_state(weft_loop_t *l, int fd)
             chunk[i].registered = 0;
             chunk[i].pending = 0;
             chunk[i].hup = 0;
+            chunk[i].watched = 0;
+            chunk[i].fd = -1;
         }
         l->fdchunks[c] = chunk;
     }
     return &l->fdchunks[c][(uint32_t)fd & (CHUNK - 1)];
 }
 
-struct weft__fdstate *weft__fd_watch(weft_loop_t *l, int fd, int *err)
+struct weft__fdstate *weft__fd_watch(weft_loop_t *l, int fd, int events, int *err)
 {
     struct weft__fdstate *st = fd_state(l, fd);
     if (st == NULL) {
@@ -68,14 +76,33 @@ struct weft__fdstate *weft__fd_watch(weft_loop_t *l, int fd, int *err)
         return NULL;
     }
     if (!st->registered) {
-        int e = l->backend->watch(l->backend_data, fd, st);
+        events |= WEFT_READABLE;
+        int e = l->backend->watch(l->backend_data, fd, st, events);
         if (e < 0) {
             *err = e;
             return NULL;
         }
         st->registered = 1;
+        st->watched = (uint8_t)events;
+        st->fd = fd;
     }
     return st;
+}
+
+int weft__fd_watch_more(weft_loop_t *l, struct weft__fdstate *st, int events)
+{
+    events |= st->watched;
+    int e = l->backend->modify(l->backend_data, st->fd, st, events);
+    if (e == 0)
+        st->watched = (uint8_t)events;
+    return e;
+}
+
+/* An output edge nobody waited for: stop reporting output until a task waits for it. */
+static __attribute__((noinline, cold)) void fd_drop_output(weft_loop_t *l, struct weft__fdstate *st)
+{
+    if (l->backend->modify(l->backend_data, st->fd, st, WEFT_READABLE) == 0)
+        st->watched = WEFT_READABLE;
 }
 
 int weft_wait_fd_dl(int fd, int events, int64_t deadline)
@@ -86,7 +113,7 @@ int weft_wait_fd_dl(int fd, int events, int64_t deadline)
     weft_task_t *t = weft__task_check_current(&err);
     if (t == NULL)
         return err;
-    struct weft__fdstate *st = weft__fd_watch(t->fut.loop, fd, &err);
+    struct weft__fdstate *st = weft__fd_watch(t->fut.loop, fd, events, &err);
     if (st == NULL)
         return err;
     return weft__fd_wait(t, st, events, deadline, NULL);
@@ -123,6 +150,7 @@ void weft__io_event(void *loop, void *token, int events)
         src->ready(loop, src);
         return;
     }
+    int raw = events;
     if (events & WEFT__IO_HUP)
         st->hup = WEFT_READABLE | WEFT_WRITABLE;
     else if (events & WEFT__IO_RDHUP)
@@ -150,6 +178,8 @@ void weft__io_event(void *loop, void *token, int events)
         p = next;
     }
     st->pending |= (uint8_t)(events & ~delivered);
+    if (WEFT__UNLIKELY(raw == WEFT__IO_OUT) && (delivered & WEFT_WRITABLE) == 0)
+        fd_drop_output(loop, st);
 }
 
 int weft_close(int fd)
@@ -172,6 +202,7 @@ int weft_close(int fd)
         if (st->registered) {
             l->backend->unwatch(l->backend_data, fd);
             st->registered = 0;
+            st->watched = 0;
         }
         st->pending = 0;
         st->hup = 0;
@@ -184,7 +215,7 @@ int weft__fd_source_watch(weft_loop_t *l, int fd, struct weft__fdsource *src)
     src->st.first = NULL;
     weft__list_init(&src->st.waiters);
     src->st.registered = WEFT__FD_SOURCE;
-    return l->backend->watch(l->backend_data, fd, &src->st);
+    return l->backend->watch(l->backend_data, fd, &src->st, WEFT__IO_IN);
 }
 
 void weft__fd_source_unwatch(weft_loop_t *l, int fd)

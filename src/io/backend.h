@@ -33,10 +33,14 @@ struct weft__backend {
     int (*init)(void **data, weft__io_report_fn report, void *ctx);
     /* Release everything init made. */
     void (*fini)(void *data);
-    /* Start reporting readiness of `fd` (edge-triggered, both directions), handing `token`
-     * back with each event. Watching a watched fd again replaces its token. -EPERM: not
+    /* Start reporting readiness of `fd` (edge-triggered) in the directions `events` names
+     * (WEFT__IO_IN and/or WEFT__IO_OUT; hang-ups and errors always), handing `token` back with
+     * each event. Watching a watched fd again replaces its token and directions. -EPERM: not
      * pollable. */
-    int (*watch)(void *data, int fd, void *token);
+    int (*watch)(void *data, int fd, void *token, int events);
+    /* Change the directions a watched `fd` reports; a direction turned on reports its current
+     * readiness at once (as a fresh watch would). Returns 0 or a negative errno. */
+    int (*modify)(void *data, int fd, void *token, int events);
     /* Stop reporting `fd` (before it is closed). */
     void (*unwatch)(void *data, int fd);
     /* Wait up to `timeout` ns (0 = poll, -1 = forever) and report what came. Returns the number

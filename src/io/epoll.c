@@ -1,6 +1,7 @@
 /*
- * The epoll backend. Every fd is registered once, edge-triggered for input and output, the first
- * time a task waits on it, so steady-state I/O makes no epoll_ctl calls. An eventfd carries
+ * The epoll backend. Every fd is registered once, edge-triggered, the first time a task waits on
+ * it, for the directions the core asks (input always; output while it may be waited for: see
+ * fdwait.c), so steady-state I/O makes no epoll_ctl calls. An eventfd carries
  * cross-thread wake-ups. Timeouts use epoll_pwait2 (ns) where the kernel has it (5.11+). Knows
  * only fds, epoll's event bits and the tokens (backend.h).
  */
@@ -66,11 +67,21 @@ static void ep_fini(void *data)
     weft__free(ep);
 }
 
-static int ep_watch(void *data, int fd, void *token)
+static uint32_t ep_events(int events)
+{
+    uint32_t e = EPOLLRDHUP | EPOLLET;
+    if (events & WEFT__IO_IN)
+        e |= EPOLLIN;
+    if (events & WEFT__IO_OUT)
+        e |= EPOLLOUT;
+    return e;
+}
+
+static int ep_watch(void *data, int fd, void *token, int events)
 {
     struct ep *ep = data;
     struct epoll_event ev = {
-        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+        .events = ep_events(events),
         .data.ptr = token, /* events go straight to the core's state for the fd, no lookup */
     };
     if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
@@ -78,6 +89,13 @@ static int ep_watch(void *data, int fd, void *token)
     if (errno == EEXIST)
         return epoll_ctl(ep->epfd, EPOLL_CTL_MOD, fd, &ev) == 0 ? 0 : -errno;
     return -errno;
+}
+
+static int ep_modify(void *data, int fd, void *token, int events)
+{
+    struct ep *ep = data;
+    struct epoll_event ev = {.events = ep_events(events), .data.ptr = token};
+    return epoll_ctl(ep->epfd, EPOLL_CTL_MOD, fd, &ev) == 0 ? 0 : -errno;
 }
 
 static void ep_unwatch(void *data, int fd)
@@ -152,6 +170,7 @@ const struct weft__backend weft__backend_epoll = {
     .init = ep_init,
     .fini = ep_fini,
     .watch = ep_watch,
+    .modify = ep_modify,
     .unwatch = ep_unwatch,
     .wait = ep_wait,
     .wake = ep_wake,

@@ -62,7 +62,7 @@ static inline int wait_readable(weft_stream_t *s, weft_task_t *t, int events, in
 {
     if (WEFT__UNLIKELY(s->rst == NULL)) {
         int err;
-        s->rst = weft__fd_watch(t->fut.loop, s->fd, &err);
+        s->rst = weft__fd_watch(t->fut.loop, s->fd, WEFT_READABLE, &err);
         if (s->rst == NULL)
             return err;
     }

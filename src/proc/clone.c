@@ -455,7 +455,7 @@ int weft__proc_clone(weft_task_t *t, const struct weft__spawn *s, weft_proc_t *p
     p->spawn_efd = efd[0];
     weft__list_append(&l->procs, &p->link);
     int err = 0;
-    struct weft__fdstate *st = weft__fd_watch(l, efd[0], &err);
+    struct weft__fdstate *st = weft__fd_watch(l, efd[0], WEFT_READABLE, &err);
     for (;;) {
         if (st == NULL) {
             err = err < 0 ? err : -ENOMEM;

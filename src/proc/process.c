@@ -560,7 +560,7 @@ int weft__proc_wait(weft_proc_t *p, weft_task_t *t, int64_t deadline, bool reap)
             return 0;
         int r;
         if (p->pidfd >= 0) {
-            struct weft__fdstate *st = weft__fd_watch(p->loop, p->pidfd, &r);
+            struct weft__fdstate *st = weft__fd_watch(p->loop, p->pidfd, WEFT_READABLE, &r);
             if (st == NULL)
                 return r;
             r = weft__fd_wait(t, st, WEFT_READABLE, deadline, NULL);

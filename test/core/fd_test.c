@@ -5,7 +5,10 @@
  */
 #include "test.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -414,6 +417,128 @@ static void test_readiness_remembered(void)
     CHECK_EQ(test_count_fds(), base_fds);
 }
 
-TEST_MAIN(test_readiness_remembered, test_wait_readable, test_wait_timeout, test_close_wakes_waiters_ebadf,
+/* ---- output readiness is watched only while it may be waited for ---- */
+
+/* The loop's epoll fd: the only eventpoll in a core test. */
+static int loop_epfd(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d != NULL);
+    int found = -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], target[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        if (n > 0) {
+            target[n] = 0;
+            if (strcmp(target, "anon_inode:[eventpoll]") == 0)
+                found = atoi(e->d_name);
+        }
+    }
+    closedir(d);
+    CHECK(found >= 0);
+    return found;
+}
+
+/* The epoll event mask `fd` is registered with (from /proc's fdinfo of the epoll fd), or -1. */
+static int epoll_mask(int fd)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", loop_epfd());
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    int mask = -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        int tfd;
+        unsigned ev;
+        if (sscanf(line, "tfd: %d events: %x", &tfd, &ev) == 2 && tfd == fd)
+            mask = (int)ev;
+    }
+    fclose(f);
+    return mask;
+}
+
+#define EP_OUT 0x004 /* EPOLLOUT */
+
+/* Let the loop poll once (with nothing else ready, a timed sleep polls before time moves). */
+static void poll_once(void)
+{
+    CHECK_EQ(weft_sleep(0.001), 0);
+}
+
+static int out_writer(void *arg)
+{
+    return weft_wait_fd(*(int *)arg, WEFT_WRITABLE);
+}
+
+static int output_interest_main(void *arg)
+{
+    (void)arg;
+    int a[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, a), 0);
+    char buf[4096];
+    /* Waited for input first: watched for input only. A request / reply exchange (the peer
+     * reads, which signals output on a Unix socket) leaves it so. */
+    CHECK_EQ(write(a[1], "r", 1), 1);
+    CHECK_EQ(weft_wait_fd(a[0], WEFT_READABLE), WEFT_READABLE);
+    CHECK_EQ(epoll_mask(a[0]) & EP_OUT, 0);
+    CHECK_EQ(read(a[0], buf, 1), 1);
+    CHECK_EQ(write(a[0], "q", 1), 1);
+    CHECK_EQ(read(a[1], buf, 1), 1);
+    poll_once();
+    CHECK_EQ(epoll_mask(a[0]) & EP_OUT, 0);
+
+    /* A wait for output adds it, and is woken when the peer makes room. */
+    size_t filled = 0;
+    while (write(a[0], buf, sizeof(buf)) > 0)
+        filled += sizeof(buf);
+    CHECK(filled > 0);
+    weft_task_t *w;
+    CHECK_EQ(weft_spawn(&w, out_writer, &a[0]), 0);
+    CHECK_EQ(weft_yield(), 0);
+    CHECK(epoll_mask(a[0]) & EP_OUT);
+    while (read(a[1], buf, sizeof(buf)) > 0)
+        ;
+    CHECK_EQ(weft_join(w), WEFT_WRITABLE);
+    weft_task_release(w);
+
+    /* An output edge nobody waits for (the peer read again) drops it; the readiness it told of
+     * is remembered, and a later wait for output that finds none adds it back. */
+    CHECK_EQ(write(a[0], "q", 1), 1);
+    CHECK_EQ(read(a[1], buf, 1), 1);
+    poll_once();
+    CHECK_EQ(epoll_mask(a[0]) & EP_OUT, 0);
+    CHECK_EQ(weft_wait_fd_dl(a[0], WEFT_WRITABLE, weft_deadline_in(5)), WEFT_WRITABLE);
+    while (write(a[0], buf, sizeof(buf)) > 0)
+        ;
+    CHECK_EQ(weft_spawn(&w, out_writer, &a[0]), 0);
+    CHECK_EQ(weft_yield(), 0);
+    CHECK(epoll_mask(a[0]) & EP_OUT);
+    while (read(a[1], buf, sizeof(buf)) > 0) /* a Unix socket is writable again at 3/4 free */
+        ;
+    CHECK_EQ(weft_join(w), WEFT_WRITABLE);
+    weft_task_release(w);
+
+    /* Waited for output first (a connect): watched both ways from the start. */
+    int b[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, b), 0);
+    CHECK_EQ(weft_wait_fd(b[0], WEFT_WRITABLE), WEFT_WRITABLE);
+    CHECK(epoll_mask(b[0]) & EP_OUT);
+    CHECK_EQ(weft_close(a[0]), 0);
+    CHECK_EQ(weft_close(a[1]), 0);
+    CHECK_EQ(weft_close(b[0]), 0);
+    CHECK_EQ(weft_close(b[1]), 0);
+    return 0;
+}
+
+static void test_output_interest_dropped(void)
+{
+    base_fds = test_count_fds();
+    CHECK_EQ(run_virtual(output_interest_main, NULL), 0);
+    CHECK_EQ(test_count_fds(), base_fds);
+}
+
+TEST_MAIN(test_output_interest_dropped, test_readiness_remembered, test_wait_readable, test_wait_timeout, test_close_wakes_waiters_ebadf,
           test_several_waiters_all_woken, test_waiters_in_arrival_order, test_socketpair_directions,
           test_wait_fd_cancel, test_wait_fd_real_clock, test_wait_fd_errors)
