@@ -115,6 +115,13 @@ struct weft_loop_opts {
     bool compact_tasks; /* tasks default to WEFT_STACK_COMPACT (weft_run's main task never) */
     int file_engine;    /* enum weft_file_engine: the engine of the file calls (docs/files.md);
                          * 0 = WEFT_FILE_AUTO */
+    /* Busy polling: before the loop sleeps waiting for I/O, it keeps looking (without sleeping)
+     * for up to this many nanoseconds; 0 (the default) = never, at most 1 s. For a program with
+     * a core of its own that talks request/response with a peer on another core (a database
+     * client, a proxy): an answer that comes within the window costs the peer no wake-up of a
+     * sleeping thread and this loop no sleep, at the price of CPU spent looking, up to the
+     * window each time the loop runs out of work (docs/core.md, "Busy polling"). */
+    int64_t busy_poll_ns;
 };
 
 /*

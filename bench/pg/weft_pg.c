@@ -6,6 +6,8 @@
  *     statements, prepared on each new connection); one second of warm-up, then SECONDS counted.
  *     Prints "queries N seconds S total T cpu C" (T counts the warm-up too; C is the CPU
  *     seconds of the counted window).
+ *     With WEFT_BENCH_BUSY_POLL_NS=N in the environment the loop busy-polls for up to N ns
+ *     before it sleeps (weft_loop_opts.busy_poll_ns).
  *   weft-bench-pg pipeline N CONNINFO
  *     N inserts in pipeline mode, then N one by one; prints both times and the ratio.
  */
@@ -69,11 +71,13 @@ static int worker(void *arg)
         if (r < 0)
             return r;
         weft_pg_result_t *res = NULL;
+        /* Results in binary format, as pgx and asyncpg ask for them (pgbench reads text). */
         if (strcmp(query, "series") == 0) {
-            r = weft_pg_query_prepared(c, "q", NULL, 0, &res);
+            r = weft_pg_query_prepared_ex(c, "q", NULL, 0, WEFT_PG_BINARY, &res,
+                                          WEFT_NO_DEADLINE);
         } else if (strcmp(query, "select1") == 0) {
             weft_pg_param_t p[1] = {weft_pg_int4((int32_t)(i & 0xffff))};
-            r = weft_pg_query_prepared(c, "q", p, 1, &res);
+            r = weft_pg_query_prepared_ex(c, "q", p, 1, WEFT_PG_BINARY, &res, WEFT_NO_DEADLINE);
         } else {
             weft_pg_param_t p[2] = {weft_pg_int4(id), weft_pg_text("hello")};
             r = weft_pg_query_prepared(c, "q", p, 2, NULL);
@@ -183,5 +187,7 @@ int main(int argc, char **argv)
     seconds = atof(argv[2]);
     conc = atoi(argv[3]);
     conninfo = argv[4];
-    return weft_run(run_main, NULL) < 0;
+    const char *bp = getenv("WEFT_BENCH_BUSY_POLL_NS");
+    struct weft_loop_opts o = {.busy_poll_ns = bp != NULL ? atoll(bp) : 0};
+    return weft_run_opts(run_main, NULL, &o) < 0;
 }

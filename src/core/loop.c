@@ -39,6 +39,8 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     }
     if (opts != NULL && (opts->file_engine < 0 || opts->file_engine > WEFT_FILE_URING))
         return -EINVAL;
+    if (opts != NULL && (opts->busy_poll_ns < 0 || opts->busy_poll_ns > 1000000000))
+        return -EINVAL;
     weft_loop_t *l = weft__calloc(1, sizeof(*l));
     if (l == NULL)
         return -ENOMEM;
@@ -49,6 +51,7 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     l->virtual_clock = opts != NULL && opts->virtual_clock;
     l->compact_default = opts != NULL && opts->compact_tasks;
     l->file_engine = opts != NULL ? (uint8_t)opts->file_engine : 0;
+    l->busy_poll_ns = opts != NULL ? opts->busy_poll_ns : 0;
     l->now = l->virtual_clock ? 0 : weft__clock();
     l->last_poll = WEFT__POLL_UNTIMED;
     l->owner = pthread_self();
@@ -240,6 +243,27 @@ static void run_handle(struct weft__handle *h)
     cb(arg);
 }
 
+/* Busy polling (weft_loop_opts.busy_poll_ns): look for I/O without sleeping until something
+ * comes, the window ends, or *timeout (ns, -1 = none) passes. True if something came or the
+ * timeout passed: the caller need not sleep; else *timeout is what is left of it. Cross-thread
+ * calls end it too (they wake the backend and set ts_pending). */
+static bool busy_poll(weft_loop_t *l, int64_t *timeout)
+{
+    int64_t start = weft__clock(), now;
+    for (;;) {
+        if (l->backend->wait(l->backend_data, 0) > 0 || atomic_load(&l->ts_pending))
+            return true;
+        now = weft__clock();
+        if (*timeout > 0 && now - start >= *timeout)
+            return true;
+        if (now - start >= l->busy_poll_ns)
+            break;
+    }
+    if (*timeout > 0)
+        *timeout -= now - start;
+    return false;
+}
+
 /* Sleep in the backend for up to `timeout` ns (-1 = no limit), unless a cross-thread call is
  * already waiting. Pooled stacks are trimmed first: the loop is idle. */
 static void block_poll(weft_loop_t *l, int64_t timeout)
@@ -249,6 +273,10 @@ static void block_poll(weft_loop_t *l, int64_t timeout)
     atomic_store(&l->polling, 1);
     if (atomic_load(&l->ts_pending))
         timeout = 0;
+    if (l->busy_poll_ns > 0 && timeout != 0 && busy_poll(l, &timeout)) {
+        atomic_store_explicit(&l->polling, 0, memory_order_relaxed);
+        return;
+    }
     l->backend->wait(l->backend_data, timeout);
     /* A caller that still sees 1 only wakes the backend once more for nothing. */
     atomic_store_explicit(&l->polling, 0, memory_order_relaxed);
