@@ -115,13 +115,15 @@ struct weft_loop_opts {
     bool compact_tasks; /* tasks default to WEFT_STACK_COMPACT (weft_run's main task never) */
     int file_engine;    /* enum weft_file_engine: the engine of the file calls (docs/files.md);
                          * 0 = WEFT_FILE_AUTO */
-    /* Busy polling: before the loop sleeps waiting for I/O, it keeps looking (without sleeping)
-     * for up to this many nanoseconds; 0 (the default) = never, at most 1 s. For a program with
-     * a core of its own that talks request/response with a peer on another core (a database
-     * client, a proxy): an answer that comes within the window costs the peer no wake-up of a
-     * sleeping thread and this loop no sleep, at the price of CPU spent looking, up to the
-     * window each time the loop runs out of work (docs/core.md, "Busy polling"). */
-    int64_t busy_poll_ns;
+    /* Naps: 0 (the default) = off, else a length in ns, at most 1 s. When the loop runs out of
+     * work, it first sleeps for this long without being woken by I/O (a nanosleep, which the
+     * kernel lengthens by the thread's timer slack, 50 us by default), then takes everything
+     * that came meanwhile in one poll; if the nap found nothing, the loop sleeps in the poll as
+     * usual, so an idle loop naps once per wake-up. Never past a due timer. For a program with many requests in flight to a peer on
+     * another core (a database client with a pool): the peer no longer wakes this thread for
+     * each answer, which costs it CPU, and this loop handles answers in batches. The price is
+     * latency: an event that comes during a nap waits for its end (docs/core.md, "Naps"). */
+    int64_t nap_ns;
 };
 
 /*

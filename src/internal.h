@@ -495,7 +495,7 @@ struct weft_loop {
     uint32_t nfdchunks;
     /* files (src/fs) */
     uint8_t file_engine; /* weft_loop_opts.file_engine */
-    int64_t busy_poll_ns; /* weft_loop_opts.busy_poll_ns (loop.c) */
+    int64_t nap_ns; /* weft_loop_opts.nap_ns (loop.c) */
     void *files;         /* the loop's file engine state, made on first use, or NULL */
     /* cross-thread calls */
     pthread_mutex_t ts_lock;

@@ -11,13 +11,14 @@ window, as each client reports it (its start-up and warm-up left out), and for p
 start-up is negligible) over its whole run, from wait4.
 Prints a markdown table.
 
-  bench/pg/run.py [--seconds 3] [--peers weft,weft-busy,asyncpg,psycopg,pgx,node,pgbench]
+  bench/pg/run.py [--seconds 3] [--peers weft,weft-nap,asyncpg,psycopg,pgx,node,pgbench]
                   [--queries select1,series,insert] [--weft PATH] [--rounds N]
 
-`weft-busy` is the same weft client with busy polling (weft_loop_opts.busy_poll_ns, --busy-ns,
-default 20 us): the loop looks for the answer for a while before it sleeps, so the server's
-backends rarely have to wake a sleeping client, which costs them CPU (an inter-processor
-interrupt; dear in a VM), at the price of client CPU.
+`weft-nap` is the same weft client with naps (weft_loop_opts.nap_ns, --nap-ns, default 50 us):
+out of work, its loop sleeps for the nap without being woken by the sockets, then takes what came
+in one poll, so the server's backends rarely have to wake a sleeping client (which costs them
+CPU: a wake-up of a thread on another core, an inter-processor interrupt, dear in a VM), at the
+price of up to a nap of latency per answer.
 
 With --rounds N every client runs N times, interleaved, and the table gives medians. The last
 column is how busy the server's core was during the client's run (server CPU seconds per
@@ -91,8 +92,8 @@ def run_client(argv, env=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--peers", default="weft,weft-busy,asyncpg,psycopg,pgx,node,pgbench")
-    ap.add_argument("--busy-ns", type=int, default=20000)
+    ap.add_argument("--peers", default="weft,weft-nap,asyncpg,psycopg,pgx,node,pgbench")
+    ap.add_argument("--nap-ns", type=int, default=50000)
     ap.add_argument("--queries", default="select1,series,insert")
     ap.add_argument("--weft", default=os.path.join(ROOT, "build-release", "bench", "weft-bench-pg"))
     ap.add_argument("--pipeline", type=int, default=10000)
@@ -137,8 +138,8 @@ def main():
                 cmds["weft"] = lambda q: [a.weft, q, str(a.seconds), str(CONC), conninfo]
             else:
                 print(f"weft: {a.weft} not built (cmake -DCMAKE_BUILD_TYPE=Release -B build-release)")
-        if "weft-busy" in peers and os.access(a.weft, os.X_OK):
-            cmds["weft-busy"] = lambda q: [a.weft, q, str(a.seconds), str(CONC), conninfo]
+        if "weft-nap" in peers and os.access(a.weft, os.X_OK):
+            cmds["weft-nap"] = lambda q: [a.weft, q, str(a.seconds), str(CONC), conninfo]
         if "asyncpg" in peers:
             cmds["asyncpg"] = lambda q: [PY, os.path.join(HERE, "asyncpg_bench.py"), q,
                                          str(a.seconds), str(CONC), sock]
@@ -179,8 +180,8 @@ def main():
                 for peer, cmd in cmds.items():
                     subprocess.run(psql + ["-c", "TRUNCATE bench_ins"], check=True)
                     env = goenv if peer == "pgx" else None
-                    if peer == "weft-busy":
-                        env = dict(os.environ, WEFT_BENCH_BUSY_POLL_NS=str(a.busy_ns))
+                    if peer == "weft-nap":
+                        env = dict(os.environ, WEFT_BENCH_NAP_NS=str(a.nap_ns))
                     s0, w0 = server_cpu(server.pid), time.monotonic()
                     out, cpu = run_client(cmd(q), env)
                     time.sleep(0.3)  # the backends exit and are reaped

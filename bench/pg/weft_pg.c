@@ -6,8 +6,8 @@
  *     statements, prepared on each new connection); one second of warm-up, then SECONDS counted.
  *     Prints "queries N seconds S total T cpu C" (T counts the warm-up too; C is the CPU
  *     seconds of the counted window).
- *     With WEFT_BENCH_BUSY_POLL_NS=N in the environment the loop busy-polls for up to N ns
- *     before it sleeps (weft_loop_opts.busy_poll_ns).
+ *     With WEFT_BENCH_NAP_NS=N in the environment the loop naps N ns before it sleeps
+ *     (weft_loop_opts.nap_ns).
  *   weft-bench-pg pipeline N CONNINFO
  *     N inserts in pipeline mode, then N one by one; prints both times and the ratio.
  */
@@ -187,7 +187,7 @@ int main(int argc, char **argv)
     seconds = atof(argv[2]);
     conc = atoi(argv[3]);
     conninfo = argv[4];
-    const char *bp = getenv("WEFT_BENCH_BUSY_POLL_NS");
-    struct weft_loop_opts o = {.busy_poll_ns = bp != NULL ? atoll(bp) : 0};
+    const char *nap = getenv("WEFT_BENCH_NAP_NS");
+    struct weft_loop_opts o = {.nap_ns = nap != NULL ? atoll(nap) : 0};
     return weft_run_opts(run_main, NULL, &o) < 0;
 }

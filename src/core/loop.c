@@ -39,7 +39,7 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     }
     if (opts != NULL && (opts->file_engine < 0 || opts->file_engine > WEFT_FILE_URING))
         return -EINVAL;
-    if (opts != NULL && (opts->busy_poll_ns < 0 || opts->busy_poll_ns > 1000000000))
+    if (opts != NULL && (opts->nap_ns < 0 || opts->nap_ns > 1000000000))
         return -EINVAL;
     weft_loop_t *l = weft__calloc(1, sizeof(*l));
     if (l == NULL)
@@ -51,7 +51,7 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     l->virtual_clock = opts != NULL && opts->virtual_clock;
     l->compact_default = opts != NULL && opts->compact_tasks;
     l->file_engine = opts != NULL ? (uint8_t)opts->file_engine : 0;
-    l->busy_poll_ns = opts != NULL ? opts->busy_poll_ns : 0;
+    l->nap_ns = opts != NULL ? opts->nap_ns : 0;
     l->now = l->virtual_clock ? 0 : weft__clock();
     l->last_poll = WEFT__POLL_UNTIMED;
     l->owner = pthread_self();
@@ -243,24 +243,22 @@ static void run_handle(struct weft__handle *h)
     cb(arg);
 }
 
-/* Busy polling (weft_loop_opts.busy_poll_ns): look for I/O without sleeping until something
- * comes, the window ends, or *timeout (ns, -1 = none) passes. True if something came or the
- * timeout passed: the caller need not sleep; else *timeout is what is left of it. Cross-thread
- * calls end it too (they wake the backend and set ts_pending). */
-static bool busy_poll(weft_loop_t *l, int64_t *timeout)
+/* A nap (weft_loop_opts.nap_ns): sleep off the backend's wait queue (the fds' peers do not wake
+ * this thread), for the nap or until the timer *timeout (ns, -1 = none) is due, then look once.
+ * True if something came or the timer is due: the caller need not sleep; else *timeout is what
+ * is left of it. A signal cuts the nap short (EINTR); cross-thread calls wait for its end. */
+static bool nap(weft_loop_t *l, int64_t *timeout)
 {
-    int64_t start = weft__clock(), now;
-    for (;;) {
-        if (l->backend->wait(l->backend_data, 0) > 0 || atomic_load(&l->ts_pending))
-            return true;
-        now = weft__clock();
-        if (*timeout > 0 && now - start >= *timeout)
-            return true;
-        if (now - start >= l->busy_poll_ns)
-            break;
-    }
+    int64_t d = l->nap_ns;
+    bool timer_due = *timeout > 0 && *timeout <= d;
+    if (timer_due)
+        d = *timeout;
+    struct timespec ts = {.tv_sec = d / 1000000000, .tv_nsec = d % 1000000000};
+    nanosleep(&ts, NULL);
+    if (l->backend->wait(l->backend_data, 0) > 0 || atomic_load(&l->ts_pending) || timer_due)
+        return true;
     if (*timeout > 0)
-        *timeout -= now - start;
+        *timeout -= d;
     return false;
 }
 
@@ -273,7 +271,7 @@ static void block_poll(weft_loop_t *l, int64_t timeout)
     atomic_store(&l->polling, 1);
     if (atomic_load(&l->ts_pending))
         timeout = 0;
-    if (l->busy_poll_ns > 0 && timeout != 0 && busy_poll(l, &timeout)) {
+    if (l->nap_ns > 0 && timeout != 0 && nap(l, &timeout)) {
         atomic_store_explicit(&l->polling, 0, memory_order_relaxed);
         return;
     }

@@ -1,5 +1,5 @@
 /*
- * The I/O backend seam: everything the core needs from the OS's readiness interface, in six
+ * The I/O backend seam: everything the core needs from the OS's readiness interface, in seven
  * operations. A backend is the bottom layer: it knows fds, event bits and an opaque token per
  * fd, nothing of tasks or loops. The core (core/fdwait.c) keeps the fd table and its waiters
  * above it and hands the backend, at init, the one function through which events come back.

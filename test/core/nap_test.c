@@ -1,0 +1,167 @@
+/*
+ * Naps (weft_loop_opts.nap_ns): out of work, the loop sleeps for the nap off the backend's wait
+ * queue, then takes what came in one poll; if the nap found nothing it sleeps in the poll as
+ * usual. What must hold: timers are never late because of a nap (a timer due within it ends
+ * the nap at its time; one due later is slept for what is left), I/O and cross-thread calls that
+ * come during a nap are taken at its end, an idle loop naps once and then sleeps (no wake-up per
+ * nap), out-of-range lengths are refused. Real clock (a virtual clock never sleeps): lower bounds
+ * exact, upper bounds loose (a loaded 2-core machine), far below what each defect would give.
+ */
+#define _GNU_SOURCE /* pipe2 */
+#include "test.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MS 1000000LL
+
+static int64_t raw_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int run_napping(weft_task_fn fn, int64_t nap)
+{
+    struct weft_loop_opts o = {.nap_ns = nap};
+    return weft_run_opts(fn, NULL, &o);
+}
+
+/* ---- options ---- */
+
+static void test_nap_range(void)
+{
+    weft_loop_t *l;
+    struct weft_loop_opts o = {.nap_ns = -1};
+    CHECK_EQ(weft_loop_new(&l, &o), -EINVAL);
+    o.nap_ns = 1000000001LL;
+    CHECK_EQ(weft_loop_new(&l, &o), -EINVAL);
+    o.nap_ns = 1000000000LL;
+    CHECK_EQ(weft_loop_new(&l, &o), 0);
+    CHECK_EQ(weft_loop_close(l), 0);
+}
+
+/* ---- timers ---- */
+
+static int sleeps_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2; i++) { /* every time the loop runs out of work */
+        /* Due within the 200 ms nap: the nap ends when it is due. */
+        int64_t t0 = raw_ns();
+        CHECK_EQ(weft_sleep(0.05), 0);
+        int64_t d = raw_ns() - t0;
+        CHECK(d >= 50 * MS);
+        CHECK(d < 180 * MS);
+    }
+    /* Due after it: a 200 ms nap, then a sleep for the 100 ms left (not 300 more). */
+    int64_t t0 = raw_ns();
+    CHECK_EQ(weft_sleep(0.3), 0);
+    int64_t d = raw_ns() - t0;
+    CHECK(d >= 300 * MS);
+    CHECK(d < 480 * MS);
+    return 0;
+}
+
+static void test_nap_timers_on_time(void)
+{
+    CHECK_EQ(run_napping(sleeps_main, 200 * MS), 0);
+}
+
+/* ---- I/O and cross-thread calls during a nap ---- */
+
+static int pfd[2];
+static weft_loop_t *the_loop;
+static weft_future_t *called;
+
+static void *write_later(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 20 * MS};
+    nanosleep(&ts, NULL);
+    CHECK_EQ(write(pfd[1], "x", 1), 1);
+    return NULL;
+}
+
+static void on_call(void *arg)
+{
+    (void)arg;
+    weft_future_set_result(called, 7);
+}
+
+static void *call_later(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 20 * MS};
+    nanosleep(&ts, NULL);
+    CHECK_EQ(weft_call_soon_threadsafe(the_loop, on_call, NULL), 0);
+    return NULL;
+}
+
+static int arrivals_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(pipe2(pfd, O_NONBLOCK | O_CLOEXEC), 0);
+    /* A byte written 20 ms into a 100 ms nap is taken when the nap ends: not before, not lost. */
+    pthread_t th;
+    int64_t t0 = raw_ns();
+    CHECK_EQ(pthread_create(&th, NULL, write_later, NULL), 0);
+    CHECK_EQ(weft_wait_fd_dl(pfd[0], WEFT_READABLE, weft_deadline_in(5)), WEFT_READABLE);
+    int64_t d = raw_ns() - t0;
+    CHECK(d >= 100 * MS);
+    CHECK(d < 600 * MS);
+    pthread_join(th, NULL);
+    /* The same for a call from another thread. */
+    the_loop = weft_loop_current();
+    CHECK_EQ(weft_future_new(&called), 0);
+    t0 = raw_ns();
+    CHECK_EQ(pthread_create(&th, NULL, call_later, NULL), 0);
+    CHECK_EQ(weft_future_await_dl(called, weft_deadline_in(5)), 7);
+    d = raw_ns() - t0;
+    CHECK(d >= 100 * MS);
+    CHECK(d < 600 * MS);
+    pthread_join(th, NULL);
+    weft_future_release(called);
+    CHECK_EQ(weft_close(pfd[0]), 0);
+    CHECK_EQ(weft_close(pfd[1]), 0);
+    return 0;
+}
+
+static void test_nap_arrivals(void)
+{
+    CHECK_EQ(run_napping(arrivals_main, 100 * MS), 0);
+}
+
+/* ---- an idle loop naps once ---- */
+
+static long switches(void)
+{
+    struct rusage ru;
+    CHECK_EQ(getrusage(RUSAGE_THREAD, &ru), 0);
+    return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
+static int idle_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(pipe2(pfd, O_NONBLOCK | O_CLOEXEC), 0);
+    /* 300 ms with nothing to do on a 50 us nap: one nap, then a sleep in the poll until the
+     * deadline (a loop that napped again after each empty nap would sleep ~6,000 times). */
+    long s0 = switches();
+    CHECK_EQ(weft_wait_fd_dl(pfd[0], WEFT_READABLE, weft_deadline_in(0.3)), -ETIMEDOUT);
+    CHECK(switches() - s0 < 100);
+    CHECK_EQ(weft_close(pfd[0]), 0);
+    CHECK_EQ(weft_close(pfd[1]), 0);
+    return 0;
+}
+
+static void test_nap_idle_sleeps(void)
+{
+    CHECK_EQ(run_napping(idle_main, 50000), 0);
+}
+
+TEST_MAIN(test_nap_range, test_nap_timers_on_time, test_nap_arrivals, test_nap_idle_sleeps)
