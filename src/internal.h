@@ -495,8 +495,8 @@ struct weft_loop {
     uint32_t nfdchunks;
     /* files (src/fs) */
     uint8_t file_engine; /* weft_loop_opts.file_engine */
-    int64_t nap_ns; /* weft_loop_opts.nap_ns (loop.c) */
     void *files;         /* the loop's file engine state, made on first use, or NULL */
+    int64_t nap_ns;      /* weft_loop_opts.nap_ns (loop.c) */
     /* cross-thread calls */
     pthread_mutex_t ts_lock;
     struct weft__list ts_queue;
@@ -630,8 +630,9 @@ void weft__loop_wake(weft_loop_t *loop);
 /*
  * The state of `fd` in `loop`'s table, registered with the backend (fdwait.c) for `events` (an
  * fd registered before keeps its directions; weft__fd_wait adds output when waited for); NULL
- * with *err set (-ENOMEM, or the backend's refusal). The pointer stays valid for the loop's life (the table
- * grows in chunks that never move), so a stream may keep it while it owns the fd.
+ * with *err set (-ENOMEM, or the backend's refusal). The pointer stays valid for the loop's
+ * life (the table grows in chunks that never move), so a stream may keep it while it owns the
+ * fd.
  */
 struct weft__fdstate *weft__fd_watch(weft_loop_t *loop, int fd, int events, int *err);
 /* Make the backend report `events` on `st` too (a wait for output on an fd watched for input

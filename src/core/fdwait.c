@@ -99,7 +99,8 @@ int weft__fd_watch_more(weft_loop_t *l, struct weft__fdstate *st, int events)
 }
 
 /* An output edge nobody waited for: stop reporting output until a task waits for it. */
-static __attribute__((noinline, cold)) void fd_drop_output(weft_loop_t *l, struct weft__fdstate *st)
+static __attribute__((noinline, cold)) void fd_drop_output(weft_loop_t *l,
+                                                           struct weft__fdstate *st)
 {
     if (l->backend->modify(l->backend_data, st->fd, st, WEFT_READABLE) == 0)
         st->watched = WEFT_READABLE;

@@ -1,8 +1,8 @@
 /*
  * The epoll backend. Every fd is registered once, edge-triggered, the first time a task waits on
  * it, for the directions the core asks (input always; output while it may be waited for: see
- * fdwait.c), so steady-state I/O makes no epoll_ctl calls. An eventfd carries
- * cross-thread wake-ups. Timeouts use epoll_pwait2 (ns) where the kernel has it (5.11+). Knows
+ * fdwait.c), so steady-state I/O makes no epoll_ctl calls. An eventfd carries cross-thread
+ * wake-ups. Timeouts use epoll_pwait2 (ns) where the kernel has it (5.11+). Knows
  * only fds, epoll's event bits and the tokens (backend.h).
  */
 #include "io/backend.h"
