@@ -471,7 +471,6 @@ struct weft_loop {
     uint32_t iter;       /* iterations started (wraps): a task that sees it unchanged has not
                           * suspended meanwhile (every resumption follows an iteration start) */
     int64_t last_poll;   /* loop time of the last I/O poll, or WEFT__POLL_UNTIMED */
-    int64_t nap_ns;      /* weft_loop_opts.nap_ns: naps before sleeping in the poll (loop.c) */
     weft_task_t *current;
     weft__ctx_t main_ctx;
     pthread_t owner;
@@ -497,6 +496,8 @@ struct weft_loop {
     /* files (src/fs) */
     uint8_t file_engine; /* weft_loop_opts.file_engine */
     void *files;         /* the loop's file engine state, made on first use, or NULL */
+    /* naps before sleeping in the poll (loop.c; cold: read only when the loop is idle) */
+    int64_t nap_ns; /* weft_loop_opts.nap_ns */
     /* cross-thread calls */
     pthread_mutex_t ts_lock;
     struct weft__list ts_queue;
