@@ -477,7 +477,7 @@ static int output_interest_main(void *arg)
     (void)arg;
     int a[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, a), 0);
-    char buf[4096];
+    char buf[4096] = {0};
     /* Waited for input first: watched for input only. A request / reply exchange (the peer
      * reads, which signals output on a Unix socket) leaves it so. */
     CHECK_EQ(write(a[1], "r", 1), 1);
