@@ -46,6 +46,10 @@ static inline void weft__http_list_remove(struct hlist *n)
     n->next = n->prev = n;
 }
 
+/* Slots of the keep-alive wheel: at least the ticks of a timeout plus two (server.c). */
+#define WEFT__HTTP_KA_TICKS 16
+#define WEFT__HTTP_KA_SLOTS (WEFT__HTTP_KA_TICKS + 2)
+
 struct weft_http_server {
     uint32_t refs;
     bool shutting;
@@ -60,6 +64,16 @@ struct weft_http_server {
     size_t server_len;
     struct hlist conns; /* struct conn.link */
     size_t nconns;
+    /* The keep-alive wheel (server.c, "keep-alive idle"): connections waiting for their next
+     * request, in the slot of the tick they began waiting in; one timer ticks for all. */
+    weft_loop_t *loop;
+    weft_timer_t ka_timer;
+    uint64_t ka_tick;       /* ticks so far (a connection's stamp) */
+    int64_t ka_tick_ns;     /* the tick's period: keepalive_ns / 16, at least 1 ms */
+    uint64_t ka_ticks;      /* ticks that make a timeout: ceil(keepalive_ns / ka_tick_ns) */
+    size_t ka_count;        /* connections in the wheel */
+    bool ka_running;        /* ka_timer is armed */
+    struct hlist ka_slot[WEFT__HTTP_KA_SLOTS];
 };
 
 /* One connection (on its task's stack). */
@@ -71,6 +85,8 @@ struct conn {
     int64_t first_dl; /* the first request's head deadline (from the accept) */
     size_t nreq;
     bool idle;                      /* waiting for a request's first byte */
+    struct hlist ka_link;           /* in hs->ka_slot[ka_stamp % slots], or alone */
+    uint64_t ka_stamp;              /* hs->ka_tick when its keep-alive wait began (or ~0) */
     bool reading;                   /* reading a request head */
     struct hbuf out;                /* the response head being built */
     struct hbuf headcopy;           /* the request head, once a body read must move it */

@@ -36,6 +36,7 @@ static void hs_unref(weft_http_server_t *hs)
 {
     if (--hs->refs > 0)
         return;
+    weft_timer_cancel(&hs->ka_timer);
     weft_server_release(hs->srv);
     free(hs);
 }
@@ -292,6 +293,85 @@ static inline int64_t deadline_ns(int64_t ns)
     return ns > INT64_MAX - now ? WEFT_NO_DEADLINE : now + ns;
 }
 
+/* ---- keep-alive idle: the wheel ----
+ *
+ * A connection between requests must be closed once it has waited keepalive_timeout, never
+ * before. A deadline per wait would read the clock and arm and disarm a timer for every request;
+ * instead the server ticks: one timer, every ka_tick_ns (the timeout / 16, at least 1 ms), and
+ * a connection that begins its wait notes the tick count (its stamp) and sits in the wheel's
+ * slot for that tick, which costs a comparison when the stamp is already the current one (under
+ * load, nearly always) and a list move otherwise.
+ *
+ * Why it is never early: tick m+1's callback runs after every wait stamped m began (the count
+ * was still m then), and each tick reads the clock and arms the next for that reading plus the
+ * period, so tick m+1+k reads a time at least k periods later. Tick m+1+ka_ticks, with ka_ticks
+ * the periods that make a timeout (rounded up), therefore finds every wait stamped m at least
+ * keepalive_timeout old: the slot of stamp m is due then. Each tick takes only that slot: its
+ * connections still in that wait are woken with -ETIMEDOUT (weft_stream_set_error: the wait
+ * ends as a deadline's would), the others (they have begun a request since) leave the wheel
+ * until their next wait. How late: at most two periods (one for the stamp's position within its
+ * tick, one for the rounding), 1/8 of the timeout, plus the loop's own lateness. The timer runs
+ * only while the wheel holds connections. */
+
+static void ka_tick(void *arg)
+{
+    weft_http_server_t *hs = arg;
+    int64_t now = weft_time(hs->loop);
+    uint64_t m = ++hs->ka_tick;
+    if (m > hs->ka_ticks) {
+        uint64_t due = m - hs->ka_ticks - 1;
+        struct hlist *slot = &hs->ka_slot[due % WEFT__HTTP_KA_SLOTS];
+        struct hlist *n = slot->next;
+        while (n != slot) {
+            struct hlist *next = n->next;
+            struct conn *c = (struct conn *)(void *)((char *)n - offsetof(struct conn, ka_link));
+            /* A later stamp in this slot would be more than a wheel's turn ahead: impossible;
+             * every earlier one left at its own tick. */
+            if (c->ka_stamp == due) {
+                weft__http_list_remove(n);
+                hs->ka_count--;
+                c->ka_stamp = UINT64_MAX;
+                if (c->idle)
+                    weft_stream_set_error(c->s, -ETIMEDOUT); /* its wait ends, as at a deadline */
+            }
+            n = next;
+        }
+    }
+    hs->ka_running = false;
+    if (hs->ka_count > 0 &&
+        weft_call_at(hs->loop, &hs->ka_timer, now + hs->ka_tick_ns, ka_tick, hs) == 0)
+        hs->ka_running = true;
+}
+
+/* A keep-alive wait begins in a later tick than this connection's last one: move it to the
+ * current tick's slot, and start the ticks if they are stopped. Returns 0 or -ENOMEM (the
+ * caller then waits with a deadline of its own). */
+static __attribute__((noinline)) int ka_enter(struct conn *c)
+{
+    weft_http_server_t *hs = c->hs;
+    if (!hs->ka_running) {
+        int64_t when = weft_time(hs->loop) + hs->ka_tick_ns;
+        if (weft_call_at(hs->loop, &hs->ka_timer, when, ka_tick, hs) < 0)
+            return -ENOMEM;
+        hs->ka_running = true;
+    }
+    if (c->ka_link.next != &c->ka_link)
+        weft__http_list_remove(&c->ka_link);
+    else
+        hs->ka_count++;
+    weft__http_list_add(&hs->ka_slot[hs->ka_tick % WEFT__HTTP_KA_SLOTS], &c->ka_link);
+    c->ka_stamp = hs->ka_tick;
+    return 0;
+}
+
+static void ka_leave(struct conn *c)
+{
+    if (c->ka_link.next != &c->ka_link) {
+        weft__http_list_remove(&c->ka_link);
+        c->hs->ka_count--;
+    }
+}
+
 /* Read one request head. Returns the head's length, 0 for "close quietly", or -status.
  * The clock is read once per request at most: for the idle wait when nothing is buffered yet,
  * and for the head's own deadline only when its first bytes did not hold all of it (counted
@@ -305,9 +385,12 @@ static ssize_t read_head(struct conn *c, weft_http_request_t *req, struct weft_h
     /* Wait for the first byte: the idle (keep-alive) timeout, or for the first request of a
      * connection the header timeout from the accept. A pipelined request is there already. */
     int64_t dl = c->first_dl;
-    if (c->nreq > 0)
-        dl =
-            weft_stream_buffered(c->s, NULL) > 0 ? WEFT_NO_DEADLINE : deadline_ns(hs->keepalive_ns);
+    if (c->nreq > 0) {
+        dl = WEFT_NO_DEADLINE; /* a pipelined request is there already: no wait */
+        if (hs->keepalive_ns >= 0 && weft_stream_buffered(c->s, NULL) == 0 &&
+            WEFT__HTTP_UNLIKELY(c->ka_stamp != hs->ka_tick) && ka_enter(c) < 0)
+            dl = deadline_ns(hs->keepalive_ns);
+    }
     c->idle = true;
     int r = weft_stream_peek_dl(c->s, 1, &d, &n, dl);
     c->idle = false;
@@ -379,7 +462,8 @@ static void req_reset(weft_http_request_t *req)
 static int conn_main(weft_stream_t *s, void *arg)
 {
     weft_http_server_t *hs = arg;
-    struct conn c = {.hs = hs, .s = s, .task = weft_current_task()};
+    struct conn c = {.hs = hs, .s = s, .task = weft_current_task(), .ka_stamp = UINT64_MAX};
+    weft__http_list_init(&c.ka_link);
     c.first_dl = deadline_ns(hs->header_ns);
     weft_http_parser_init(&c.parser, &hs->opts.limits);
     hs->refs++;
@@ -467,6 +551,7 @@ static int conn_main(weft_stream_t *s, void *arg)
     weft__hbuf_free(&req.owned);
     weft__hbuf_free(&c.out);
     weft__hbuf_free(&c.headcopy);
+    ka_leave(&c);
     weft__http_list_remove(&c.link);
     hs->nconns--;
     hs_unref(hs);
@@ -508,6 +593,16 @@ int weft_http_server_start(weft_http_server_t **out, weft_http_handler_fn handle
     hs->write_to = opt_or(hs->opts.write_timeout, DEF_WRITE_TO);
     hs->header_ns = secs_ns(hs->header_to);
     hs->keepalive_ns = secs_ns(hs->keepalive_to);
+    hs->loop = weft_loop_current();
+    weft_timer_init(&hs->ka_timer);
+    for (size_t i = 0; i < WEFT__HTTP_KA_SLOTS; i++)
+        weft__http_list_init(&hs->ka_slot[i]);
+    if (hs->keepalive_ns >= 0) {
+        int64_t tick = hs->keepalive_ns / WEFT__HTTP_KA_TICKS +
+                       (hs->keepalive_ns % WEFT__HTTP_KA_TICKS != 0);
+        hs->ka_tick_ns = tick > 1000000 ? tick : 1000000;
+        hs->ka_ticks = (uint64_t)((hs->keepalive_ns + hs->ka_tick_ns - 1) / hs->ka_tick_ns);
+    }
     if (hs->opts.server_name != NULL) {
         int n = snprintf(hs->server_line, sizeof(hs->server_line), "Server: %s\r\n",
                          hs->opts.server_name);

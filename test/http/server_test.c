@@ -664,6 +664,115 @@ static void test_timeouts(void)
     run_with(timeouts_fn, &o);
 }
 
+/* ---- keep-alive idle on the virtual clock: closed at keepalive_timeout, never before ---- */
+
+#define KA_NS   5000000000LL  /* the keep-alive timeout of these cases: 5 s */
+#define KA_TICK (KA_NS / 16)  /* the server's tick for it (server.c, the wheel) */
+
+/* One GET /hello answered on `s`; returns the virtual time of the answer. */
+static int64_t ask_hello(weft_stream_t *s, struct resp *r)
+{
+    csends(s, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_EQ(cread(s, r), 0);
+    CHECK_EQ(r->status, 200);
+    return weft_time(NULL);
+}
+
+/* Wait for the server to close `s`: the time it did (nothing else happens on the clock). */
+static int64_t closed_at(weft_stream_t *s)
+{
+    char ch;
+    CHECK_EQ(weft_stream_read_dl(s, &ch, 1, weft_deadline_in(60)), 0);
+    return weft_time(NULL);
+}
+
+/* The close of a connection idle since `t0`: not before the timeout, at most two ticks after. */
+static void check_idle_close(weft_stream_t *s, int64_t t0)
+{
+    int64_t dt = closed_at(s) - t0;
+    if (dt < KA_NS || dt > KA_NS + 2 * KA_TICK)
+        fprintf(stderr, "idle close after %lld ns\n", (long long)dt);
+    CHECK(dt >= KA_NS);
+    CHECK(dt <= KA_NS + 2 * KA_TICK);
+}
+
+static int idle_port;
+
+/* One connection of the staggered case: starts `i` sevenths of a tick after the others, asks
+ * again 1 ns before the timeout (answered), then is left idle (closed in time). */
+static int staggered_conn(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    struct resp r = {0};
+    CHECK_EQ(weft_sleep_until(weft_time(NULL) + i * KA_TICK / 7), 0);
+    weft_stream_t *s = cconnect(idle_port);
+    int64_t t0 = ask_hello(s, &r);
+    CHECK_EQ(weft_sleep_until(t0 + KA_NS - 1), 0);
+    t0 = ask_hello(s, &r);
+    check_idle_close(s, t0);
+    weft_stream_release(s);
+    free(r.body);
+    return 0;
+}
+
+static void idle_virtual_fn(int port, weft_http_server_t *srv)
+{
+    (void)srv;
+    struct resp r = {0};
+    /* Alone: closed between the timeout and two ticks after it. */
+    weft_stream_t *s = cconnect(port);
+    check_idle_close(s, ask_hello(s, &r));
+    weft_stream_release(s);
+    /* Requests 0.9 timeouts apart for over five timeouts: the wait that began with each answer
+     * counts from that answer, so none is cut; then the last wait's close is in time. */
+    s = cconnect(port);
+    int64_t t0 = ask_hello(s, &r);
+    for (int i = 0; i < 6; i++) {
+        CHECK_EQ(weft_sleep_until(t0 + KA_NS * 9 / 10), 0);
+        t0 = ask_hello(s, &r);
+    }
+    check_idle_close(s, t0);
+    weft_stream_release(s);
+    /* Twenty connections whose waits begin at every phase of the ticks (a seventh of a tick
+     * apart) and of the ticker's life: each asks again 1 ns before its timeout (answered), then
+     * each is closed in time. */
+    idle_port = port;
+    weft_task_t *t[20];
+    for (int i = 0; i < 20; i++)
+        CHECK_EQ(weft_spawn(&t[i], staggered_conn, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < 20; i++) {
+        CHECK_EQ(weft_join(t[i]), 0);
+        weft_task_release(t[i]);
+    }
+    /* A pipelined pair is answered whole (the second head is buffered: no wait), then the
+     * connection is closed in time. */
+    s = cconnect(port);
+    csends(s, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_EQ(cread(s, &r), 0);
+    CHECK_EQ(cread(s, &r), 0);
+    check_idle_close(s, weft_time(NULL));
+    weft_stream_release(s);
+    free(r.body);
+}
+
+static int harness_virtual(void *arg)
+{
+    return harness_main(arg);
+}
+
+static void test_keepalive_idle_virtual(void)
+{
+    struct harness hn = {.fn = idle_virtual_fn,
+                         .opts = {.keepalive_timeout = (double)KA_NS / 1e9,
+                                  .header_timeout = 30}};
+    reports = 0;
+    int fds = test_count_fds();
+    int64_t real0 = weft_time(NULL);
+    CHECK_EQ(run_virtual(harness_virtual, &hn), 0);
+    CHECK_EQ(test_count_fds(), fds);
+    CHECK(weft_time(NULL) - real0 < 5000000000LL); /* virtual minutes, real instants */
+}
+
 static int connect_and_ask(void *arg)
 {
     int port = *(int *)arg;
@@ -892,4 +1001,4 @@ static void test_router(void)
 
 TEST_MAIN(test_keepalive, test_response_head, test_pipelining_head, test_bodies,
           test_http10_chunked_file, test_corpus_wire, test_handler_failures, test_timeouts,
-          test_max_connections, test_graceful_shutdown, test_router)
+          test_keepalive_idle_virtual, test_max_connections, test_graceful_shutdown, test_router)
