@@ -624,6 +624,9 @@ int weft_http_server_start(weft_http_server_t **out, weft_http_handler_fn handle
     so.backlog = hs->opts.backlog > 0 ? hs->opts.backlog : DEF_BACKLOG;
     so.reuse_port = hs->opts.reuse_port;
     so.stack_size = hs->opts.stack_size;
+    /* Each connection's state (struct conn) lives on its task's stack and is linked from the
+     * server (the connection list, the keep-alive wheel): a compact task's stack moves. */
+    so.stack_mode = WEFT_STACK_OWN;
     so.max_clients = hs->opts.max_connections ? hs->opts.max_connections : DEF_MAX_CONNS;
     int r;
 #ifdef WEFT_HTTP_WITH_TLS
