@@ -25,7 +25,9 @@
 # Debian 12's 1.22 defaults to TLS 1.0-1.2 and would otherwise be measured on TLS 1.2, whose
 # resumption needs no key exchange). All OpenSSL-based servers use Debian's OpenSSL 3.0. A
 # missing one is skipped. Environment: DUR (seconds measured, 4), CONNS (50), PORT (19700),
-# WORKLOADS (default "echo64 echo16k hs_full hs_resume"), ROUNDS (3).
+# WORKLOADS (default "echo64 echo16k hs_full hs_resume"), ROUNDS (3), SERVERS (default "floor weft
+# go node nginx"), WEFT2 (a second weft server binary, e.g. another build's
+# bench/weft-bench-tls_server, run as "weft2" after "weft": an A/B in one run).
 # Every process is bounded in time and killed at the end; traffic stays on 127.0.0.1.
 set -euo pipefail
 B=${1:-build-release}/bench
@@ -44,6 +46,7 @@ CERT=$TMP/server.pem KEY=$TMP/server.key
 declare -A CMD
 CMD[floor]="$B/weft-bench-tls_floor"
 CMD[weft]="$B/weft-bench-tls_server"
+[ -z "${WEFT2:-}" ] || CMD[weft2]=$WEFT2
 if command -v go >/dev/null; then
   (cd "$SRC/bench/tls_peers" && GOCACHE=$TMP/gocache GOPATH=$TMP/gopath go build -o "$TMP/go_echo" echo.go) &&
     CMD[go]="env GOMAXPROCS=1 $TMP/go_echo"
@@ -128,7 +131,7 @@ printf "%-6s %-10s %10s %10s %8s %11s %9s %5s\n" server workload "ops/s" "cpu us
 for round in $(seq "$ROUNDS"); do
   for wl in ${WORKLOADS:-echo64 echo16k hs_full hs_resume}; do
     floor=
-    for name in floor weft go node nginx; do
+    for name in ${SERVERS:-floor weft weft2 go node nginx}; do
       [ -n "${CMD[$name]:-}" ] || continue
       case $name$wl in nginxecho*) continue ;; esac
       read -r n w rate us tls < <(one "$name" "$wl")
