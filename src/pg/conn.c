@@ -1003,7 +1003,7 @@ static int wrap_result(PGresult *res, weft_pg_result_t **out)
         *out = NULL;
         return -ENOMEM;
     }
-    r->res = res;
+    weft__pg_result_init(r, res);
     *out = r;
     return 0;
 }
@@ -1428,7 +1428,8 @@ int weft_pg_pipeline(weft_pg_t *c, size_t n, int (*queue)(weft_pg_t *c, size_t i
             in_query = true;
             if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
                 if (on_result != NULL && rc == 0) {
-                    weft_pg_result_t wr = {.res = res, .blobs = NULL};
+                    weft_pg_result_t wr = {.blobs = NULL};
+                    weft__pg_result_init(&wr, res);
                     int cr = on_result(c, got, &wr, arg);
                     weft__pg_result_clear(&wr);
                     res = NULL;

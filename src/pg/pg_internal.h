@@ -40,7 +40,12 @@ struct weft_pg {
 struct weft_pg_result {
     PGresult *res;
     struct pg_blob *blobs; /* bytea values decoded by weft_pg_get_bytea() */
+    int nrows, ncols;      /* PQntuples, PQnfields: read once (the getters check every cell) */
+    bool all_binary;       /* every column in binary format (PQbinaryTuples) */
 };
+
+/* Wrap `res` in `r` (result.c). */
+void weft__pg_result_init(weft_pg_result_t *r, PGresult *res);
 
 /* Opened and closed by pool.c through these. */
 int weft__pg_connect(weft_pg_t **out, const char *conninfo, char *errbuf, size_t errlen,

@@ -27,9 +27,19 @@ void weft__pg_result_clear(weft_pg_result_t *r)
     }
     PQclear(r->res);
     r->res = NULL;
+    r->nrows = r->ncols = 0;
+    r->all_binary = false;
 }
 
 /* ---- results ---- */
+
+void weft__pg_result_init(weft_pg_result_t *r, PGresult *res)
+{
+    r->res = res;
+    r->nrows = PQntuples(res);
+    r->ncols = PQnfields(res);
+    r->all_binary = r->ncols > 0 && PQbinaryTuples(res) == 1;
+}
 
 void weft_pg_result_free(weft_pg_result_t *r)
 {
@@ -41,12 +51,12 @@ void weft_pg_result_free(weft_pg_result_t *r)
 
 int weft_pg_nrows(const weft_pg_result_t *r)
 {
-    return r != NULL ? PQntuples(r->res) : 0;
+    return r != NULL ? r->nrows : 0;
 }
 
 int weft_pg_ncols(const weft_pg_result_t *r)
 {
-    return r != NULL ? PQnfields(r->res) : 0;
+    return r != NULL ? r->ncols : 0;
 }
 
 const char *weft_pg_colname(const weft_pg_result_t *r, int col)
@@ -81,8 +91,7 @@ int64_t weft_pg_affected(const weft_pg_result_t *r)
 
 static bool in_range(const weft_pg_result_t *r, int row, int col)
 {
-    return r != NULL && row >= 0 && col >= 0 && row < PQntuples(r->res) &&
-           col < PQnfields(r->res);
+    return r != NULL && (unsigned)row < (unsigned)r->nrows && (unsigned)col < (unsigned)r->ncols;
 }
 
 bool weft_pg_isnull(const weft_pg_result_t *r, int row, int col)
@@ -111,7 +120,7 @@ static int cell(const weft_pg_result_t *r, int row, int col, const char **v, int
         return -ENODATA;
     *v = PQgetvalue(r->res, row, col);
     *len = PQgetlength(r->res, row, col);
-    *binary = PQfformat(r->res, col) == 1;
+    *binary = r->all_binary || PQfformat(r->res, col) == 1;
     return 0;
 }
 
