@@ -119,7 +119,8 @@ struct weft_loop_opts {
      * work, it first sleeps for this long without being woken by I/O (a nanosleep, which the
      * kernel lengthens by the thread's timer slack, 50 us by default), then takes everything
      * that came meanwhile in one poll; if the nap found nothing, the loop sleeps in the poll as
-     * usual, so an idle loop naps once per wake-up. Never past a due timer. For a program with
+     * usual, and it naps again only after a sleep in the poll shorter than a nap (so an idle
+     * loop, or answers further apart than a nap, cost no wasted naps). Never past a due timer. For a program with
      * many requests in flight to a peer on another core (a database client with a pool): the
      * peer no longer wakes this thread for each answer, which costs it CPU, and this loop
      * handles answers in batches. The price is latency: an event that comes during a nap waits

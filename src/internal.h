@@ -498,6 +498,7 @@ struct weft_loop {
     void *files;         /* the loop's file engine state, made on first use, or NULL */
     /* naps before sleeping in the poll (loop.c; cold: read only when the loop is idle) */
     int64_t nap_ns; /* weft_loop_opts.nap_ns */
+    bool nap_next;  /* nap at the next idle poll: the last sleep in the poll was shorter */
     /* cross-thread calls */
     pthread_mutex_t ts_lock;
     struct weft__list ts_queue;

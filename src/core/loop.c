@@ -52,6 +52,7 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
     l->compact_default = opts != NULL && opts->compact_tasks;
     l->file_engine = opts != NULL ? (uint8_t)opts->file_engine : 0;
     l->nap_ns = opts != NULL ? opts->nap_ns : 0;
+    l->nap_next = true;
     l->now = l->virtual_clock ? 0 : weft__clock();
     l->last_poll = WEFT__POLL_UNTIMED;
     l->owner = pthread_self();
@@ -271,7 +272,16 @@ static void block_poll(weft_loop_t *l, int64_t timeout)
     atomic_store(&l->polling, 1);
     if (atomic_load(&l->ts_pending))
         timeout = 0;
-    if (l->nap_ns > 0 && timeout != 0 && nap(l, &timeout)) {
+    if (l->nap_ns > 0 && timeout != 0) {
+        if (l->nap_next && nap(l, &timeout)) {
+            atomic_store_explicit(&l->polling, 0, memory_order_relaxed);
+            return;
+        }
+        /* Nap next time only if this sleep ends within a nap's length: what woke it would
+         * have been caught by a nap. Answers further apart make every nap a wasted wake-up. */
+        int64_t t0 = weft__clock();
+        l->backend->wait(l->backend_data, timeout);
+        l->nap_next = weft__clock() - t0 < l->nap_ns;
         atomic_store_explicit(&l->polling, 0, memory_order_relaxed);
         return;
     }

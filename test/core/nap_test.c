@@ -1,7 +1,7 @@
 /*
  * Naps (weft_loop_opts.nap_ns): out of work, the loop sleeps for the nap off the backend's wait
  * queue, then takes what came in one poll; if the nap found nothing it sleeps in the poll as
- * usual. What must hold: timers are never late because of a nap (a timer due within it ends
+ * usual, and it naps again only after a sleep in the poll shorter than a nap. What must hold: timers are never late because of a nap (a timer due within it ends
  * the nap at its time; one due later is slept for what is left), I/O and cross-thread calls that
  * come during a nap are taken at its end, an idle loop naps once and then sleeps (no wake-up per
  * nap), out-of-range lengths are refused. Real clock (a virtual clock never sleeps): lower bounds
@@ -164,4 +164,42 @@ static void test_nap_idle_sleeps(void)
     CHECK_EQ(run_napping(idle_main, 50000), 0);
 }
 
-TEST_MAIN(test_nap_range, test_nap_timers_on_time, test_nap_arrivals, test_nap_idle_sleeps)
+/* ---- naps only while answers come within a nap ---- */
+
+static int64_t wait_byte(void)
+{
+    pthread_t th;
+    int64_t t0 = raw_ns();
+    CHECK_EQ(pthread_create(&th, NULL, write_later, NULL), 0);
+    CHECK_EQ(weft_wait_fd_dl(pfd[0], WEFT_READABLE, weft_deadline_in(5)), WEFT_READABLE);
+    int64_t d = raw_ns() - t0;
+    pthread_join(th, NULL);
+    char c;
+    CHECK_EQ(read(pfd[0], &c, 1), 1);
+    return d;
+}
+
+static int adapt_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(pipe2(pfd, O_NONBLOCK | O_CLOEXEC), 0);
+    /* A long idle spell (a nap that found nothing, then 700 ms asleep in the poll): the next
+     * time the loop runs out of work it sleeps in the poll at once, and a byte written 20 ms
+     * later is taken when it comes, not at the end of a 300 ms nap. */
+    CHECK_EQ(weft_wait_fd_dl(pfd[0], WEFT_READABLE, weft_deadline_in(1.0)), -ETIMEDOUT);
+    CHECK(wait_byte() < 250 * MS);
+    /* That sleep was shorter than a nap: the loop naps again, and the next byte waits for the
+     * nap's end. */
+    CHECK(wait_byte() >= 300 * MS);
+    CHECK_EQ(weft_close(pfd[0]), 0);
+    CHECK_EQ(weft_close(pfd[1]), 0);
+    return 0;
+}
+
+static void test_nap_adapts(void)
+{
+    CHECK_EQ(run_napping(adapt_main, 300 * MS), 0);
+}
+
+TEST_MAIN(test_nap_range, test_nap_timers_on_time, test_nap_arrivals, test_nap_idle_sleeps,
+          test_nap_adapts)
