@@ -54,6 +54,14 @@ static inline int run_virtual(weft_task_fn fn, void *arg)
     return weft_run_opts(fn, arg, &test_vclock);
 }
 
+/* CLOCK_MONOTONIC now, in ns (the clock weft_time() reads): for tests that check real time. */
+static inline int64_t test_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* The number of open fds of this process (to check tests leave none behind). */
 static inline int test_count_fds(void)
 {

@@ -18,13 +18,6 @@
 
 #define MS 1000000LL
 
-static int64_t raw_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static int run_napping(weft_task_fn fn, int64_t nap)
 {
     struct weft_loop_opts o = {.nap_ns = nap};
@@ -52,16 +45,16 @@ static int sleeps_main(void *arg)
     (void)arg;
     for (int i = 0; i < 2; i++) { /* every time the loop runs out of work */
         /* Due within the 200 ms nap: the nap ends when it is due. */
-        int64_t t0 = raw_ns();
+        int64_t t0 = test_mono_ns();
         CHECK_EQ(weft_sleep(0.05), 0);
-        int64_t d = raw_ns() - t0;
+        int64_t d = test_mono_ns() - t0;
         CHECK(d >= 50 * MS);
         CHECK(d < 180 * MS);
     }
     /* Due after it: a 200 ms nap, then a sleep for the 100 ms left (not 300 more). */
-    int64_t t0 = raw_ns();
+    int64_t t0 = test_mono_ns();
     CHECK_EQ(weft_sleep(0.3), 0);
-    int64_t d = raw_ns() - t0;
+    int64_t d = test_mono_ns() - t0;
     CHECK(d >= 300 * MS);
     CHECK(d < 480 * MS);
     return 0;
@@ -108,20 +101,20 @@ static int arrivals_main(void *arg)
     CHECK_EQ(pipe2(pfd, O_NONBLOCK | O_CLOEXEC), 0);
     /* A byte written 20 ms into a 100 ms nap is taken when the nap ends: not before, not lost. */
     pthread_t th;
-    int64_t t0 = raw_ns();
+    int64_t t0 = test_mono_ns();
     CHECK_EQ(pthread_create(&th, NULL, write_later, NULL), 0);
     CHECK_EQ(weft_wait_fd_dl(pfd[0], WEFT_READABLE, weft_deadline_in(5)), WEFT_READABLE);
-    int64_t d = raw_ns() - t0;
+    int64_t d = test_mono_ns() - t0;
     CHECK(d >= 100 * MS);
     CHECK(d < 600 * MS);
     pthread_join(th, NULL);
     /* The same for a call from another thread. */
     the_loop = weft_loop_current();
     CHECK_EQ(weft_future_new(&called), 0);
-    t0 = raw_ns();
+    t0 = test_mono_ns();
     CHECK_EQ(pthread_create(&th, NULL, call_later, NULL), 0);
     CHECK_EQ(weft_future_await_dl(called, weft_deadline_in(5)), 7);
-    d = raw_ns() - t0;
+    d = test_mono_ns() - t0;
     CHECK(d >= 100 * MS);
     CHECK(d < 600 * MS);
     pthread_join(th, NULL);
@@ -169,10 +162,10 @@ static void test_nap_idle_sleeps(void)
 static int64_t wait_byte(void)
 {
     pthread_t th;
-    int64_t t0 = raw_ns();
+    int64_t t0 = test_mono_ns();
     CHECK_EQ(pthread_create(&th, NULL, write_later, NULL), 0);
     CHECK_EQ(weft_wait_fd_dl(pfd[0], WEFT_READABLE, weft_deadline_in(5)), WEFT_READABLE);
-    int64_t d = raw_ns() - t0;
+    int64_t d = test_mono_ns() - t0;
     pthread_join(th, NULL);
     char c;
     CHECK_EQ(read(pfd[0], &c, 1), 1);

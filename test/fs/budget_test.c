@@ -15,13 +15,6 @@
 static char path[300];
 static int want_engine;
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 #define FILE_SIZE (256 << 10)
 
 /* ---- a reader, a sleeper and a yielder on the real clock ---- */
@@ -35,9 +28,9 @@ static long reads;
 static int reader(void *arg)
 {
     char buf[4096];
-    int64_t cap = mono_ns() + 5000000000; /* the old code read this long, then failed */
+    int64_t cap = test_mono_ns() + 5000000000; /* the old code read this long, then failed */
     long off = 0;
-    while (!(slept && yielded) && mono_ns() < cap) {
+    while (!(slept && yielded) && test_mono_ns() < cap) {
         CHECK_EQ(weft_file_pread(fd, buf, sizeof(buf), off), sizeof(buf));
         off = (off + 4096) % FILE_SIZE;
         reads++;
@@ -47,9 +40,9 @@ static int reader(void *arg)
 
 static int sleeper(void *arg)
 {
-    int64_t due = mono_ns() + 2000000; /* 2 ms */
+    int64_t due = test_mono_ns() + 2000000; /* 2 ms */
     CHECK_EQ(weft_sleep(0.002), 0);
-    sleep_late = mono_ns() - due;
+    sleep_late = test_mono_ns() - due;
     reads_at_sleep = reads;
     slept = true;
     return 0;

@@ -40,13 +40,6 @@ static bool same(const uint8_t *b, int64_t off, ssize_t n)
     return true;
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static const struct weft_loop_opts pool_opts = {.file_engine = WEFT_FILE_POOL};
 
 static int run_pool(weft_task_fn fn, void *arg)
@@ -339,9 +332,9 @@ static int flooder(void *arg)
 {
     (void)arg;
     uint8_t buf[4096];
-    int64_t cap = mono_ns() + 10000000000; /* 10 s: the work below never ran */
+    int64_t cap = test_mono_ns() + 10000000000; /* 10 s: the work below never ran */
     int64_t off = 0;
-    while (!atomic_load(&flood_stop) && mono_ns() < cap) {
+    while (!atomic_load(&flood_stop) && test_mono_ns() < cap) {
         CHECK_EQ(weft_file_pread(fd, buf, sizeof(buf), off), 4096);
         off = (off + 4096) % (FILE_SIZE - 4096);
         flood_reads++;
@@ -353,8 +346,8 @@ static int flooder(void *arg)
 static int spinner(void *arg)
 {
     (void)arg;
-    int64_t cap = mono_ns() + 10000000000;
-    while (!atomic_load(&flood_stop) && mono_ns() < cap)
+    int64_t cap = test_mono_ns() + 10000000000;
+    while (!atomic_load(&flood_stop) && test_mono_ns() < cap)
         CHECK_EQ(weft_yield(), 0);
     return 0;
 }
@@ -398,9 +391,9 @@ static int fair_main(void *arg)
 static void test_reader_fair(void)
 {
     small_pool();
-    int64_t t0 = mono_ns();
+    int64_t t0 = test_mono_ns();
     CHECK_EQ(run_pool(fair_main, NULL), 0);
-    CHECK(mono_ns() - t0 < 9000000000); /* the work ran while the flood went on */
+    CHECK(test_mono_ns() - t0 < 9000000000); /* the work ran while the flood went on */
     default_pool();
 }
 
