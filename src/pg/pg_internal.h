@@ -42,6 +42,7 @@ struct weft_pg_result {
     struct pg_blob *blobs; /* bytea values decoded by weft_pg_get_bytea() */
     int nrows, ncols;      /* PQntuples, PQnfields: read once (the getters check every cell) */
     bool all_binary;       /* every column in binary format (PQbinaryTuples) */
+    uint64_t oid_cols;     /* bit c: column c (< 64) is of type oid */
 };
 
 /* Wrap `res` in `r` (result.c). */

@@ -29,6 +29,7 @@ void weft__pg_result_clear(weft_pg_result_t *r)
     r->res = NULL;
     r->nrows = r->ncols = 0;
     r->all_binary = false;
+    r->oid_cols = 0;
 }
 
 /* ---- results ---- */
@@ -39,6 +40,10 @@ void weft__pg_result_init(weft_pg_result_t *r, PGresult *res)
     r->nrows = PQntuples(res);
     r->ncols = PQnfields(res);
     r->all_binary = r->ncols > 0 && PQbinaryTuples(res) == 1;
+    r->oid_cols = 0;
+    for (int c = 0; c < r->ncols && c < 64; c++)
+        if (PQftype(res, c) == 26) /* oid: a 4-byte binary value is unsigned */
+            r->oid_cols |= (uint64_t)1 << c;
 }
 
 void weft_pg_result_free(weft_pg_result_t *r)
@@ -116,10 +121,11 @@ static int cell(const weft_pg_result_t *r, int row, int col, const char **v, int
 {
     if (!in_range(r, row, col))
         return -EINVAL;
-    if (PQgetisnull(r->res, row, col))
+    /* libpq gives a NULL the length 0: only an empty value needs asking whether it is NULL. */
+    *len = PQgetlength(r->res, row, col);
+    if (*len == 0 && PQgetisnull(r->res, row, col))
         return -ENODATA;
     *v = PQgetvalue(r->res, row, col);
-    *len = PQgetlength(r->res, row, col);
     *binary = r->all_binary || PQfformat(r->res, col) == 1;
     return 0;
 }
@@ -147,7 +153,8 @@ int weft_pg_get_int(weft_pg_result_t *r, int row, int col, int64_t *out)
             *out = (int16_t)u;
             return 0;
         case 4:
-            *out = PQftype(r->res, col) == 26 ? (int64_t)(uint32_t)u : (int64_t)(int32_t)u;
+            *out = col < 64 ? ((r->oid_cols >> col) & 1 ? (int64_t)(uint32_t)u : (int64_t)(int32_t)u)
+                   : (PQftype(r->res, col) == 26 ? (int64_t)(uint32_t)u : (int64_t)(int32_t)u);
             return 0;
         case 8:
             *out = (int64_t)u;

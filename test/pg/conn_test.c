@@ -137,7 +137,7 @@ static void check_row(weft_pg_result_t *r, const unsigned char *blob, size_t blo
     size_t n;
     const void *bp;
     CHECK_EQ(weft_pg_nrows(r), 1);
-    CHECK_EQ(weft_pg_ncols(r), 9);
+    CHECK_EQ(weft_pg_ncols(r), 11);
     CHECK_STR(weft_pg_colname(r, 0), "i4");
     CHECK_EQ(weft_pg_colnum(r, "txt"), 3);
     CHECK_EQ(weft_pg_colnum(r, "nope"), -1);
@@ -166,9 +166,16 @@ static void check_row(weft_pg_result_t *r, const unsigned char *blob, size_t blo
     CHECK(!weft_pg_isnull(r, 0, 8));
     CHECK_EQ(weft_pg_get_double(r, 0, 8, &d), 0);
     CHECK(isnan(d));
+    /* An empty text is not a NULL; an oid is unsigned (4 bytes in binary). */
+    CHECK(!weft_pg_isnull(r, 0, 9));
+    CHECK_EQ(weft_pg_get_text(r, 0, 9, &s, &n), 0);
+    CHECK_STR(s, "");
+    CHECK_EQ(n, 0);
+    CHECK_EQ(weft_pg_get_int(r, 0, 10, &i), 0);
+    CHECK_EQ(i, 4294967295LL);
     /* Out of range and wrong kinds. */
     CHECK_EQ(weft_pg_get_int(r, 1, 0, &i), -EINVAL);
-    CHECK_EQ(weft_pg_get_int(r, 0, 9, &i), -EINVAL);
+    CHECK_EQ(weft_pg_get_int(r, 0, 11, &i), -EINVAL);
     CHECK(weft_pg_isnull(r, 5, 5));
 }
 
@@ -181,7 +188,7 @@ static int types_main(void *arg)
         blob[i] = (unsigned char)i;
     const char *sql = "SELECT $1::int4 AS i4, $2::int8 AS i8, $3::float8 AS f8, $4::text AS txt, "
                       "$5::bytea AS b, $6::bool AS bo, $7::int4 AS n1, $8::text AS n2, "
-                      "'NaN'::float8 AS nan";
+                      "'NaN'::float8 AS nan, ''::text AS empty, 4294967295::oid AS o";
     /* Binary parameters of each kind, and text ones. */
     weft_pg_param_t p[8] = {weft_pg_int4(INT32_MIN), weft_pg_int8(INT64_MAX),
                             weft_pg_float8(-1.5e300), weft_pg_text("héllo, 'world'\t\\"),
