@@ -40,4 +40,12 @@ static inline int pt_children(bool zombies)
     return n;
 }
 
+/* A task body: spawn `sleep 30` into *(weft_proc_t **)arg (for tests that cancel it). */
+static inline int pt_spawn_sleeper(void *arg)
+{
+    weft_proc_t **out = arg;
+    char *sl[] = {"sleep", "30", NULL};
+    return weft_proc_spawn(out, sl, NULL);
+}
+
 #endif /* WEFT_PROCTEST_H */

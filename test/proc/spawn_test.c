@@ -217,13 +217,6 @@ static void test_errors(void)
 
 /* ---- cancelled while the child execs ---- */
 
-static int spawner(void *arg)
-{
-    weft_proc_t **out = arg;
-    char *sl[] = {"sleep", "30", NULL};
-    return weft_proc_spawn(out, sl, NULL);
-}
-
 static int cancel_main(void *arg)
 {
     (void)arg;
@@ -232,7 +225,7 @@ static int cancel_main(void *arg)
     for (int i = 0; i < 40; i++) {
         weft_proc_t *p = NULL;
         weft_task_t *t;
-        CHECK_EQ(weft_spawn(&t, spawner, &p), 0);
+        CHECK_EQ(weft_spawn(&t, pt_spawn_sleeper, &p), 0);
         CHECK_EQ(weft_yield(), 0); /* it runs: clone, then it waits for the exec */
         if (i % 2)
             CHECK_EQ(weft_yield(), 0);
@@ -271,7 +264,7 @@ static void test_loop_closed_during_exec(void)
     CHECK_EQ(weft_loop_new(&l, NULL), 0);
     weft_proc_t *p = NULL;
     weft_task_t *t;
-    CHECK_EQ(weft_spawn(&t, spawner, &p), 0);
+    CHECK_EQ(weft_spawn(&t, pt_spawn_sleeper, &p), 0);
     weft_loop_stop(l);
     CHECK_EQ(weft_loop_run(l), 0); /* one iteration: the task starts its child and waits */
     CHECK_EQ(weft_loop_close(l), 0);

@@ -272,13 +272,6 @@ static void test_app_sigchld_handler(void)
 
 /* ---- a task cancelled around its spawn: no child is left behind ---- */
 
-static int spawner(void *arg)
-{
-    weft_proc_t **out = arg;
-    char *sl[] = {"sleep", "30", NULL};
-    return weft_proc_spawn(out, sl, NULL);
-}
-
 static int spawn_cancel_main(void *arg)
 {
     (void)arg;
@@ -287,7 +280,7 @@ static int spawn_cancel_main(void *arg)
     for (int i = 0; i < 20; i++) {
         weft_proc_t *p = NULL;
         weft_task_t *t;
-        CHECK_EQ(weft_spawn(&t, spawner, &p), 0);
+        CHECK_EQ(weft_spawn(&t, pt_spawn_sleeper, &p), 0);
         for (int k = 0; k < i % 4; k++)
             CHECK_EQ(weft_yield(), 0); /* cancel before the task starts, or after its spawn */
         weft_task_cancel(t, NULL);
