@@ -15,7 +15,6 @@
 #define SEC 1000000000LL
 
 static int p[2];
-static int base_fds;
 
 static void nonblock(int fd)
 {
@@ -27,6 +26,14 @@ static void make_pipe(void)
     CHECK_EQ(pipe(p), 0);
     nonblock(p[0]);
     nonblock(p[1]);
+}
+
+/* Run `fn` as the main task of a virtual-clock loop; it must succeed and leave no fd open. */
+static void run_leaving_no_fd(weft_task_fn fn)
+{
+    int before = test_count_fds();
+    CHECK_EQ(run_virtual(fn, NULL), 0);
+    CHECK_EQ(test_count_fds(), before);
 }
 
 static int64_t woke_at;
@@ -75,9 +82,7 @@ static int readable_main(void *arg)
 
 static void test_wait_readable(void)
 {
-    base_fds = test_count_fds();
-    CHECK_EQ(run_virtual(readable_main, NULL), 0);
-    CHECK_EQ(test_count_fds(), base_fds);
+    run_leaving_no_fd(readable_main);
 }
 
 static int timeout_main(void *arg)
@@ -137,9 +142,7 @@ static int close_main(void *arg)
 
 static void test_close_wakes_waiters_ebadf(void)
 {
-    base_fds = test_count_fds();
-    CHECK_EQ(run_virtual(close_main, NULL), 0);
-    CHECK_EQ(test_count_fds(), base_fds);
+    run_leaving_no_fd(close_main);
 }
 
 static int many_main(void *arg)
@@ -289,9 +292,7 @@ static int socket_main(void *arg)
 
 static void test_socketpair_directions(void)
 {
-    base_fds = test_count_fds();
-    CHECK_EQ(run_virtual(socket_main, NULL), 0);
-    CHECK_EQ(test_count_fds(), base_fds);
+    run_leaving_no_fd(socket_main);
 }
 
 /* ---- cancellation ---- */
@@ -367,9 +368,8 @@ static int errors_main(void *arg)
 
 static void test_wait_fd_errors(void)
 {
-    base_fds = test_count_fds();
-    CHECK_EQ(run_virtual(errors_main, NULL), 0);
-    CHECK_EQ(test_count_fds(), base_fds);
+    int base_fds = test_count_fds();
+    run_leaving_no_fd(errors_main);
     /* Outside a task. */
     make_pipe();
     CHECK_EQ(weft_wait_fd(p[0], WEFT_READABLE), -EPERM);
@@ -412,9 +412,7 @@ static int remembered_main(void *arg)
 
 static void test_readiness_remembered(void)
 {
-    base_fds = test_count_fds();
-    CHECK_EQ(run_virtual(remembered_main, NULL), 0);
-    CHECK_EQ(test_count_fds(), base_fds);
+    run_leaving_no_fd(remembered_main);
 }
 
 /* ---- output readiness is watched only while it may be waited for ---- */
@@ -534,11 +532,9 @@ static int output_interest_main(void *arg)
 
 static void test_output_interest_dropped(void)
 {
-    base_fds = test_count_fds();
-    CHECK_EQ(run_virtual(output_interest_main, NULL), 0);
-    CHECK_EQ(test_count_fds(), base_fds);
+    run_leaving_no_fd(output_interest_main);
 }
 
-TEST_MAIN(test_output_interest_dropped, test_readiness_remembered, test_wait_readable, test_wait_timeout, test_close_wakes_waiters_ebadf,
-          test_several_waiters_all_woken, test_waiters_in_arrival_order, test_socketpair_directions,
+TEST_MAIN(test_output_interest_dropped, test_readiness_remembered, test_wait_readable,
+          test_wait_timeout, test_close_wakes_waiters_ebadf, test_several_waiters_all_woken, test_waiters_in_arrival_order, test_socketpair_directions,
           test_wait_fd_cancel, test_wait_fd_real_clock, test_wait_fd_errors)
