@@ -263,6 +263,19 @@ static bool nap(weft_loop_t *l, int64_t *timeout)
     return false;
 }
 
+/* With naps on: nap if the last sleep in the poll was shorter than a nap, then, if nothing came
+ * and no timer is due, sleep in the poll for what is left of `timeout`. Nap next time only if
+ * this sleep ends within a nap's length: what woke it would have been caught by a nap; answers
+ * further apart make every nap a wasted wake-up. */
+static void nap_then_wait(weft_loop_t *l, int64_t timeout)
+{
+    if (l->nap_next && nap(l, &timeout))
+        return;
+    int64_t t0 = weft__clock();
+    l->backend->wait(l->backend_data, timeout);
+    l->nap_next = weft__clock() - t0 < l->nap_ns;
+}
+
 /* Sleep in the backend for up to `timeout` ns (-1 = no limit), unless a cross-thread call is
  * already waiting. Pooled stacks are trimmed first: the loop is idle. */
 static void block_poll(weft_loop_t *l, int64_t timeout)
@@ -272,20 +285,10 @@ static void block_poll(weft_loop_t *l, int64_t timeout)
     atomic_store(&l->polling, 1);
     if (atomic_load(&l->ts_pending))
         timeout = 0;
-    if (l->nap_ns > 0 && timeout != 0) {
-        if (l->nap_next && nap(l, &timeout)) {
-            atomic_store_explicit(&l->polling, 0, memory_order_relaxed);
-            return;
-        }
-        /* Nap next time only if this sleep ends within a nap's length: what woke it would
-         * have been caught by a nap. Answers further apart make every nap a wasted wake-up. */
-        int64_t t0 = weft__clock();
+    if (l->nap_ns > 0 && timeout != 0)
+        nap_then_wait(l, timeout);
+    else
         l->backend->wait(l->backend_data, timeout);
-        l->nap_next = weft__clock() - t0 < l->nap_ns;
-        atomic_store_explicit(&l->polling, 0, memory_order_relaxed);
-        return;
-    }
-    l->backend->wait(l->backend_data, timeout);
     /* A caller that still sees 1 only wakes the backend once more for nothing. */
     atomic_store_explicit(&l->polling, 0, memory_order_relaxed);
 }
