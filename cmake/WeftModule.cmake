@@ -8,7 +8,7 @@
 #   if(NOT WEFT_TLS_ENABLED)
 #     return()
 #   endif()
-#   weft_add_module(tls SOURCES tls.c ... LIBS OpenSSL::SSL
+#   weft_add_module(tls SOURCES ctx.c stream.c ... LIBS OpenSSL::SSL
 #                   PC_REQUIRES "libssl libcrypto" DESCRIPTION "weft: TLS streams")
 #
 # Test labels: every test of module NAME is labelled NAME; a module adds the label `memcheck`

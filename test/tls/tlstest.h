@@ -19,7 +19,7 @@
 #define TT_VALGRIND() 0
 #endif
 
-/* The test hook of src/tls/tls.c: the most bytes one recv/send of a TLS stream moves. */
+/* The test hook of src/tls/stream.c: the most bytes one recv/send of a TLS stream moves. */
 extern size_t weft__tls_test_io_max;
 
 static char tt_dir[64];
