@@ -90,4 +90,54 @@ static inline weft_tls_ctx_t *tt_client_ctx(const char *alpn)
     return ctx;
 }
 
+/* An echo server for the TLS tests: lines back until "QUIT\n" or the end. */
+
+struct tt_srv_stats {
+    int served;
+    int last; /* the handler's last result */
+    char sni[64];
+    char alpn[32];
+};
+
+static inline int tt_echo_lines(weft_stream_t *s, void *arg)
+{
+    struct tt_srv_stats *st = arg;
+    const char *p;
+    size_t n;
+    const char *sni = weft_tls_server_name(s);
+    snprintf(st->sni, sizeof(st->sni), "%s", sni ? sni : "");
+    const char *alpn = weft_tls_alpn(s);
+    snprintf(st->alpn, sizeof(st->alpn), "%s", alpn ? alpn : "");
+    int r;
+    for (;;) {
+        r = weft_stream_readline(s, &p, &n);
+        if (r < 0 || n == 0)
+            break;
+        if (n == 5 && memcmp(p, "QUIT\n", 5) == 0)
+            break;
+        r = weft_stream_write(s, p, n);
+        if (r == 0)
+            r = weft_stream_drain(s);
+        if (r < 0)
+            break;
+    }
+    st->served++;
+    st->last = r;
+    return 0;
+}
+
+static inline weft_server_t *tt_start_echo(weft_tls_ctx_t *sctx, struct tt_srv_stats *st)
+{
+    weft_server_t *srv;
+    CHECK_EQ(weft_tls_server_start(&srv, sctx, tt_echo_lines, st, "127.0.0.1", 0, NULL), 0);
+    return srv;
+}
+
+static inline void tt_stop(weft_server_t *srv)
+{
+    weft_server_close(srv);
+    CHECK_EQ(weft_server_wait_closed_dl(srv, weft_deadline_in(10)), 0);
+    weft_server_release(srv);
+}
+
 #endif /* WEFT_TLSTEST_H */
