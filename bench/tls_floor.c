@@ -51,6 +51,7 @@ static int serve(struct conn *c)
             return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? 0 : -1;
         }
         c->established = 1;
+        SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
     }
     for (;;) {
         while (c->pos < c->len) { /* finish the pending echo first */
@@ -129,6 +130,7 @@ int main(int argc, char **argv)
                     SSL_set_fd(c->ssl, fd);
                     SSL_set_accept_state(c->ssl);
                     SSL_set_read_ahead(c->ssl, 1);
+                    SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS); /* until handshaken */
                     struct epoll_event ce = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = c};
                     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce);
                     if (serve(c) < 0)

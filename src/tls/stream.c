@@ -351,6 +351,7 @@ static int do_handshake(struct conn *c, int64_t deadline)
         int r = SSL_do_handshake(c->ssl);
         if (r == 1) {
             c->handshaken = 1;
+            SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
             const unsigned char *p;
             unsigned len;
             SSL_get0_alpn_selected(c->ssl, &p, &len);
@@ -441,6 +442,7 @@ int weft_tls_start_dl(weft_stream_t *s, weft_tls_ctx_t *ctx, const char *server_
     SSL_set_bio(c->ssl, bio, bio);
     SSL_set_app_data(c->ssl, c);
     SSL_set_read_ahead(c->ssl, 1);
+    SSL_clear_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
     /* What the plaintext reader already holds is the start of the TLS stream. */
     size_t have = s->rend - s->rpos;
     if (have > 0) {
