@@ -1,5 +1,8 @@
 /*
- * weft-pg internals shared by conn.c (connections, queries, COPY, NOTIFY, pipeline) and pool.c.
+ * weft-pg internals shared by its files: conn.c (connecting, a call's entry and exit, closing),
+ * error.c (the last error), wait.c (the socket's waits), cancel.c (recovering a cut-off call),
+ * param.c, query.c (statements and their results), result.c (the getters), copy.c, notify.c,
+ * pipeline.c and pool.c.
  */
 #ifndef WEFT_PG_INTERNAL_H
 #define WEFT_PG_INTERNAL_H
@@ -23,7 +26,7 @@ struct weft_pg {
     bool pipeline;       /* in libpq's pipeline mode */
     bool synced;         /* pipeline: the Sync was queued */
     bool sync_seen;      /* pipeline: its PGRES_PIPELINE_SYNC was read */
-    bool read_since_send; /* input was read since the last statement went out (conn.c) */
+    bool read_since_send; /* input was read since the last statement went out (wait.c) */
     bool fatal_notice;   /* the server sent a FATAL message outside a query: it is leaving */
     int64_t cancel_ns;   /* bound on cancel + drain */
     PGresult *err;       /* the last server error */
@@ -44,6 +47,68 @@ struct weft_pg_result {
     bool all_binary;       /* every column in binary format (PQbinaryTuples) */
     uint64_t oid_cols;     /* bit c: column c (< 64) is of type oid */
 };
+
+/* ---- errors (error.c) ---- */
+
+/* Forget the last error. */
+void weft__pg_clear_err(weft_pg_t *c);
+/* Keep `msg` (trailing newlines dropped) as the connection's last error text. */
+void weft__pg_set_errmsg(weft_pg_t *c, const char *msg);
+/* Take `res` (a PGRES_FATAL_ERROR) as the last error. Returns WEFT_PG_ESERVER. */
+int weft__pg_set_err_result(weft_pg_t *c, PGresult *res);
+
+/* ---- the connection (conn.c) ---- */
+
+/* Start a call on `c`: -EINVAL, -EBUSY (another task is in one), -ECONNRESET (broken), or 0. */
+int weft__pg_enter(weft_pg_t *c);
+/* End the call: returns `r`, or -EBADF if the connection was closed meanwhile (then freed). */
+int weft__pg_leave(weft_pg_t *c, int r);
+/* Break the connection for good: remember why, close the socket, free libpq's side. Returns err. */
+int weft__pg_break(weft_pg_t *c, int err);
+/* libpq reported a failure on the socket: the server is gone. Returns -ECONNRESET. */
+int weft__pg_lost(weft_pg_t *c);
+
+/* ---- waiting on the socket (wait.c) ---- */
+
+/* Wait for `events`: at once if they are there already. Returns the events or an error. */
+int weft__pg_wait(weft_pg_t *c, int events, int64_t dl);
+/* Read what has arrived into libpq. Returns 0 or -ECONNRESET. */
+int weft__pg_consume(weft_pg_t *c);
+/* Wait for more input and read it. */
+int weft__pg_read_more(weft_pg_t *c, int64_t dl);
+/* Wait until a result can be taken without blocking (PQisBusy false). */
+int weft__pg_wait_result(weft_pg_t *c, int64_t dl);
+/* Send what libpq has buffered, reading meanwhile (the server may be writing to us). */
+int weft__pg_flush(weft_pg_t *c, int64_t dl);
+
+/* ---- cut-off calls (cancel.c) ---- */
+
+/* Did a wait end because the task was cancelled or its deadline passed? */
+static inline bool weft__pg_cut_off(int r)
+{
+    return r == -ECANCELED || r == -ETIMEDOUT;
+}
+
+/* Bring a connection whose call was cut off back to idle, or close it. */
+void weft__pg_recover(weft_pg_t *c);
+/* Read and drop results until idle (or the pipeline's Sync); with `nowait`, 1 if that would wait. */
+int weft__pg_drain(weft_pg_t *c, bool nowait, int64_t dl);
+/* Discard COPY TO data until its end. */
+int weft__pg_discard_copy_out(weft_pg_t *c, int64_t dl);
+/* A call other than the COPY ones while a COPY is open ends the COPY first. */
+int weft__pg_end_copy(weft_pg_t *c);
+
+/* ---- statements (query.c) ---- */
+
+enum pg_send_kind { SEND_PARAMS, SEND_PREPARED, SEND_SIMPLE, SEND_PREPARE };
+
+/* Hand one statement to libpq (no waiting). Returns 0 or an error. */
+int weft__pg_send(weft_pg_t *c, int kind, const char *sql, const weft_pg_param_t *params, int n,
+                  int flags, const uint32_t *types);
+/* Read every result of the statement(s) sent; keep the last good one in *out (if not NULL). */
+int weft__pg_collect(weft_pg_t *c, PGresult **out, int64_t dl);
+
+/* ---- results (result.c) ---- */
 
 /* Wrap `res` in `r` (result.c). */
 void weft__pg_result_init(weft_pg_result_t *r, PGresult *res);

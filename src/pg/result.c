@@ -1,6 +1,6 @@
 /*
  * PostgreSQL results: counts, column names, the command tag, and typed accessors of cells (text
- * and binary formats), split from conn.c, which makes them.
+ * and binary formats), made by query.c and pipeline.c.
  */
 #include "pg_internal.h"
 
