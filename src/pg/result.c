@@ -4,6 +4,7 @@
  */
 #include "pg_internal.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -115,54 +116,58 @@ const char *weft_pg_value(const weft_pg_result_t *r, int row, int col, size_t *l
     return PQgetvalue(r->res, row, col);
 }
 
-/* The cell for a getter: 0 with its bytes, -ENODATA for NULL, -EINVAL out of range. */
-static int cell(const weft_pg_result_t *r, int row, int col, const char **v, int *len,
-                bool *binary)
+/*
+ * The cell for a getter: 0 with its bytes, -ENODATA for NULL, -EINVAL out of range. Every getter
+ * runs this for every cell it reads (a client decoding a 1,000-row answer runs it thousands of
+ * times), so it asks libpq only for the value and its length: a NULL has the length 0, so only
+ * an empty value needs asking whether it is NULL.
+ */
+static inline int cell(const weft_pg_result_t *r, int row, int col, const char **v, int *len)
 {
     if (!in_range(r, row, col))
         return -EINVAL;
-    /* libpq gives a NULL the length 0: only an empty value needs asking whether it is NULL. */
-    *len = PQgetlength(r->res, row, col);
-    if (*len == 0 && PQgetisnull(r->res, row, col))
+    PGresult *res = r->res;
+    *len = PQgetlength(res, row, col);
+    *v = PQgetvalue(res, row, col);
+    if (*len == 0 && PQgetisnull(res, row, col))
         return -ENODATA;
-    *v = PQgetvalue(r->res, row, col);
-    *binary = r->all_binary || PQfformat(r->res, col) == 1;
     return 0;
 }
 
-static uint64_t be_read(const char *v, int len)
+/* Is column `col` in binary format? */
+static inline bool is_binary(const weft_pg_result_t *r, int col)
 {
-    uint64_t u = 0;
-    for (int i = 0; i < len; i++)
-        u = (u << 8) | (unsigned char)v[i];
-    return u;
+    return r->all_binary || PQfformat(r->res, col) == 1;
 }
 
-int weft_pg_get_int(weft_pg_result_t *r, int row, int col, int64_t *out)
+/* A binary cell's big-endian integer of `len` bytes (2, 4 or 8). */
+static uint64_t be_read(const char *v, int len)
 {
-    const char *v;
-    int len;
-    bool bin;
-    int e = cell(r, row, col, &v, &len, &bin);
-    if (e < 0)
-        return e;
-    if (bin) {
-        uint64_t u = be_read(v, len);
-        switch (len) {
-        case 2:
-            *out = (int16_t)u;
-            return 0;
-        case 4:
-            *out = col < 64 ? ((r->oid_cols >> col) & 1 ? (int64_t)(uint32_t)u : (int64_t)(int32_t)u)
-                   : (PQftype(r->res, col) == 26 ? (int64_t)(uint32_t)u : (int64_t)(int32_t)u);
-            return 0;
-        case 8:
-            *out = (int64_t)u;
-            return 0;
-        default:
-            return -EINVAL;
-        }
+    uint16_t u2;
+    uint32_t u4;
+    uint64_t u8;
+    switch (len) {
+    case 2:
+        memcpy(&u2, v, 2);
+        return be16toh(u2);
+    case 4:
+        memcpy(&u4, v, 4);
+        return be32toh(u4);
+    default:
+        memcpy(&u8, v, 8);
+        return be64toh(u8);
     }
+}
+
+/* True if column `col` is of type oid (its 4-byte binary values are unsigned). */
+static bool is_oid_col(const weft_pg_result_t *r, int col)
+{
+    return col < 64 ? (r->oid_cols >> col) & 1 : PQftype(r->res, col) == 26;
+}
+
+/* A text cell's integer. */
+static int text_int(const char *v, int64_t *out)
+{
     char *end;
     errno = 0;
     long long x = strtoll(v, &end, 10);
@@ -174,21 +179,42 @@ int weft_pg_get_int(weft_pg_result_t *r, int row, int col, int64_t *out)
     return 0;
 }
 
+int weft_pg_get_int(weft_pg_result_t *r, int row, int col, int64_t *out)
+{
+    const char *v;
+    int len;
+    int e = cell(r, row, col, &v, &len);
+    if (e < 0)
+        return e;
+    if (!is_binary(r, col))
+        return text_int(v, out);
+    if (len == 4) {
+        uint32_t u = (uint32_t)be_read(v, 4);
+        *out = is_oid_col(r, col) ? (int64_t)u : (int64_t)(int32_t)u;
+    } else if (len == 8) {
+        *out = (int64_t)be_read(v, 8);
+    } else if (len == 2) {
+        *out = (int16_t)be_read(v, 2);
+    } else {
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int weft_pg_get_double(weft_pg_result_t *r, int row, int col, double *out)
 {
     const char *v;
     int len;
-    bool bin;
-    int e = cell(r, row, col, &v, &len, &bin);
+    int e = cell(r, row, col, &v, &len);
     if (e < 0)
         return e;
-    if (bin) {
+    if (is_binary(r, col)) {
         Oid t = PQftype(r->res, col);
-        uint64_t u = be_read(v, len);
         if (t == 701 && len == 8) {
+            uint64_t u = be_read(v, 8);
             memcpy(out, &u, 8);
         } else if (t == 700 && len == 4) {
-            uint32_t u4 = (uint32_t)u;
+            uint32_t u4 = (uint32_t)be_read(v, 4);
             float f;
             memcpy(&f, &u4, 4);
             *out = f;
@@ -218,11 +244,10 @@ int weft_pg_get_bool(weft_pg_result_t *r, int row, int col, bool *out)
 {
     const char *v;
     int len;
-    bool bin;
-    int e = cell(r, row, col, &v, &len, &bin);
+    int e = cell(r, row, col, &v, &len);
     if (e < 0)
         return e;
-    if (bin) {
+    if (is_binary(r, col)) {
         if (len != 1)
             return -EINVAL;
         *out = v[0] != 0;
@@ -241,8 +266,7 @@ int weft_pg_get_text(weft_pg_result_t *r, int row, int col, const char **out, si
 {
     const char *v;
     int l;
-    bool bin;
-    int e = cell(r, row, col, &v, &l, &bin);
+    int e = cell(r, row, col, &v, &l);
     if (e < 0)
         return e;
     *out = v;
@@ -255,11 +279,10 @@ int weft_pg_get_bytea(weft_pg_result_t *r, int row, int col, const void **out, s
 {
     const char *v;
     int l;
-    bool bin;
-    int e = cell(r, row, col, &v, &l, &bin);
+    int e = cell(r, row, col, &v, &l);
     if (e < 0)
         return e;
-    if (bin) {
+    if (is_binary(r, col)) {
         *out = v;
         if (len != NULL)
             *len = (size_t)l;
