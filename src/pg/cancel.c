@@ -161,12 +161,3 @@ void weft__pg_recover(weft_pg_t *c)
         c->errmsg = msg;
     }
 }
-
-/* A call other than the COPY ones while a COPY is open ends the COPY first. */
-int weft__pg_end_copy(weft_pg_t *c)
-{
-    if (!c->copy_in && !c->copy_out)
-        return 0;
-    weft__pg_recover(c);
-    return c->broken ? -ECONNRESET : 0;
-}

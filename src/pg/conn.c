@@ -80,33 +80,6 @@ static void pg_notice(void *arg, const PGresult *res)
     fprintf(stderr, "%s", PQresultErrorMessage(res));
 }
 
-/* ---- entering and leaving a call ---- */
-
-static void pg_free(weft_pg_t *c);
-
-int weft__pg_enter(weft_pg_t *c)
-{
-    if (c == NULL)
-        return -EINVAL;
-    if (c->busy)
-        return -EBUSY;
-    if (c->broken || c->pq == NULL)
-        return -ECONNRESET;
-    c->busy = true;
-    weft__pg_clear_err(c);
-    return 0;
-}
-
-int weft__pg_leave(weft_pg_t *c, int r)
-{
-    c->busy = false;
-    if (c->close_pending) {
-        pg_free(c);
-        return -EBADF;
-    }
-    return r;
-}
-
 /* ---- connecting ---- */
 
 static const char *opt_val(const PQconninfoOption *o, const char *kw)
@@ -371,7 +344,8 @@ int weft_pg_connect(weft_pg_t **out, const char *conninfo)
     return weft__pg_connect(out, conninfo, NULL, 0, 0, WEFT_NO_DEADLINE);
 }
 
-static void pg_free(weft_pg_t *c)
+/* Free the connection and everything it holds. */
+void weft__pg_free(weft_pg_t *c)
 {
     if (c->copybuf != NULL)
         PQfreemem(c->copybuf);
@@ -394,7 +368,7 @@ void weft_pg_close(weft_pg_t *c)
         c->fd = -1;
         return;
     }
-    pg_free(c);
+    weft__pg_free(c);
 }
 
 bool weft_pg_ok(const weft_pg_t *c)

@@ -23,16 +23,6 @@ const char *weft_pg_strerror(int err)
 
 /* ---- errors ---- */
 
-void weft__pg_clear_err(weft_pg_t *c)
-{
-    if (c->err != NULL) {
-        PQclear(c->err);
-        c->err = NULL;
-    }
-    free(c->errmsg);
-    c->errmsg = NULL;
-}
-
 /* Keep `msg` (trailing newlines dropped) as the connection's last error text. */
 void weft__pg_set_errmsg(weft_pg_t *c, const char *msg)
 {

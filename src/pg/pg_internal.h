@@ -10,6 +10,7 @@
 #include <weft/pg.h>
 
 #include <libpq-fe.h>
+#include <stdlib.h>
 
 /* Where a pool's connection is (pool.c). */
 enum pg_pool_state { PGP_NONE, PGP_IDLE, PGP_IN_USE, PGP_RESETTING };
@@ -51,7 +52,15 @@ struct weft_pg_result {
 /* ---- errors (error.c) ---- */
 
 /* Forget the last error. */
-void weft__pg_clear_err(weft_pg_t *c);
+static inline void weft__pg_clear_err(weft_pg_t *c)
+{
+    if (c->err != NULL) {
+        PQclear(c->err);
+        c->err = NULL;
+    }
+    free(c->errmsg);
+    c->errmsg = NULL;
+}
 /* Keep `msg` (trailing newlines dropped) as the connection's last error text. */
 void weft__pg_set_errmsg(weft_pg_t *c, const char *msg);
 /* Take `res` (a PGRES_FATAL_ERROR) as the last error. Returns WEFT_PG_ESERVER. */
@@ -59,10 +68,36 @@ int weft__pg_set_err_result(weft_pg_t *c, PGresult *res);
 
 /* ---- the connection (conn.c) ---- */
 
-/* Start a call on `c`: -EINVAL, -EBUSY (another task is in one), -ECONNRESET (broken), or 0. */
-int weft__pg_enter(weft_pg_t *c);
-/* End the call: returns `r`, or -EBADF if the connection was closed meanwhile (then freed). */
-int weft__pg_leave(weft_pg_t *c, int r);
+/* Free the connection and everything it holds. */
+void weft__pg_free(weft_pg_t *c);
+
+/*
+ * Every call runs between these two (inline: a query runs them once each). Enter: -EINVAL,
+ * -EBUSY (another task is in a call), -ECONNRESET (broken), or 0 with the last error forgotten.
+ * Leave: `r`, or -EBADF if the connection was closed meanwhile (it is freed then).
+ */
+static inline int weft__pg_enter(weft_pg_t *c)
+{
+    if (c == NULL)
+        return -EINVAL;
+    if (c->busy)
+        return -EBUSY;
+    if (c->broken || c->pq == NULL)
+        return -ECONNRESET;
+    c->busy = true;
+    weft__pg_clear_err(c);
+    return 0;
+}
+
+static inline int weft__pg_leave(weft_pg_t *c, int r)
+{
+    c->busy = false;
+    if (c->close_pending) {
+        weft__pg_free(c);
+        return -EBADF;
+    }
+    return r;
+}
 /* Break the connection for good: remember why, close the socket, free libpq's side. Returns err. */
 int weft__pg_break(weft_pg_t *c, int err);
 /* libpq reported a failure on the socket: the server is gone. Returns -ECONNRESET. */
@@ -74,10 +109,29 @@ int weft__pg_lost(weft_pg_t *c);
 int weft__pg_wait(weft_pg_t *c, int events, int64_t dl);
 /* Read what has arrived into libpq. Returns 0 or -ECONNRESET. */
 int weft__pg_consume(weft_pg_t *c);
-/* Wait for more input and read it. */
-int weft__pg_read_more(weft_pg_t *c, int64_t dl);
+/*
+ * Wait for more input and read it. The zero-timeout poll is needed only once this call has read:
+ * right after a statement was sent, everything the server had sent before was read to its end
+ * (ReadyForQuery), so a reply can only come as new data, which weft reports.
+ */
+static inline int weft__pg_read_more(weft_pg_t *c, int64_t dl)
+{
+    int r = c->read_since_send || c->fd < 0 ? weft__pg_wait(c, WEFT_READABLE, dl)
+                                            : weft_wait_fd_dl(c->fd, WEFT_READABLE, dl);
+    if (r < 0)
+        return r;
+    return weft__pg_consume(c);
+}
 /* Wait until a result can be taken without blocking (PQisBusy false). */
-int weft__pg_wait_result(weft_pg_t *c, int64_t dl);
+static inline int weft__pg_wait_result(weft_pg_t *c, int64_t dl)
+{
+    while (PQisBusy(c->pq)) {
+        int r = weft__pg_read_more(c, dl);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
 /* Send what libpq has buffered, reading meanwhile (the server may be writing to us). */
 int weft__pg_flush(weft_pg_t *c, int64_t dl);
 
@@ -96,7 +150,13 @@ int weft__pg_drain(weft_pg_t *c, bool nowait, int64_t dl);
 /* Discard COPY TO data until its end. */
 int weft__pg_discard_copy_out(weft_pg_t *c, int64_t dl);
 /* A call other than the COPY ones while a COPY is open ends the COPY first. */
-int weft__pg_end_copy(weft_pg_t *c);
+static inline int weft__pg_end_copy(weft_pg_t *c)
+{
+    if (!c->copy_in && !c->copy_out)
+        return 0;
+    weft__pg_recover(c);
+    return c->broken ? -ECONNRESET : 0;
+}
 
 /* ---- statements (query.c) ---- */
 

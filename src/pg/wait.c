@@ -5,6 +5,8 @@
  * until EAGAIN, so data may stay in the socket after it. Before waiting, pg_ready_now() polls the
  * socket with a zero timeout; only when nothing is there does the task park (readiness arriving
  * after that poll is kept by weft for the next wait, so nothing is lost).
+ * The two a query runs in its loop, weft__pg_read_more() and weft__pg_wait_result(), are inline
+ * in pg_internal.h.
  */
 #include "pg_internal.h"
 
@@ -37,31 +39,6 @@ int weft__pg_consume(weft_pg_t *c)
     c->read_since_send = true;
     if (!PQconsumeInput(c->pq))
         return weft__pg_lost(c);
-    return 0;
-}
-
-/*
- * Wait for more input and read it. The zero-timeout poll is needed only once this call has read:
- * right after a statement was sent, everything the server had sent before was read to its end
- * (ReadyForQuery), so a reply can only come as new data, which weft reports.
- */
-int weft__pg_read_more(weft_pg_t *c, int64_t dl)
-{
-    int r = c->read_since_send || c->fd < 0 ? weft__pg_wait(c, WEFT_READABLE, dl)
-                                            : weft_wait_fd_dl(c->fd, WEFT_READABLE, dl);
-    if (r < 0)
-        return r;
-    return weft__pg_consume(c);
-}
-
-/* Wait until a result can be taken without blocking (PQisBusy false). */
-int weft__pg_wait_result(weft_pg_t *c, int64_t dl)
-{
-    while (PQisBusy(c->pq)) {
-        int r = weft__pg_read_more(c, dl);
-        if (r < 0)
-            return r;
-    }
     return 0;
 }
 
