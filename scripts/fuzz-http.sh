@@ -14,7 +14,8 @@ command -v "$CC" >/dev/null || { echo "fuzz-http.sh: $CC not found (scripts/deps
 mkdir -p "$OUT/corpus"
 set -x
 "$CC" -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I"$ROOT/include" "$ROOT/src/http/parse.c" "$ROOT/test/http/fuzz/fuzz_parser.c" \
+  -I"$ROOT/include" "$ROOT/src/http/parse.c" "$ROOT/src/http/chunked.c" \
+  "$ROOT/src/http/strings.c" "$ROOT/test/http/fuzz/fuzz_parser.c" \
   -o "$OUT/fuzz_http_parser"
 "$CC" -O1 -I"$ROOT/include" "$ROOT/test/http/fuzz/seeds.c" -o "$OUT/fuzz_http_seeds"
 "$OUT/fuzz_http_seeds" "$OUT/corpus"

@@ -15,6 +15,51 @@
 /* tchar (RFC 9110 5.6.2): 1 for a token byte (parse.c). */
 extern const unsigned char weft__http_tchar[256] __attribute__((visibility("hidden")));
 
+/* ASCII lower case of one byte. */
+static inline char weft__http_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+/* The value of a hex digit, or -1. */
+static inline int weft__http_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = weft__http_lower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Copy n bytes: up to 32 with two (possibly overlapping) moves of 4, 8 or 16 bytes, inline
+ * (the heads' short names, values and bodies; a libc call costs more than the copy), more
+ * with memcpy. */
+static inline void weft__http_copy(char *d, const char *s, size_t n)
+{
+    if (n >= 16 && n <= 32) {
+        char a[16], b[16];
+        __builtin_memcpy(a, s, 16);
+        __builtin_memcpy(b, s + n - 16, 16);
+        __builtin_memcpy(d, a, 16);
+        __builtin_memcpy(d + n - 16, b, 16);
+    } else if (n >= 8 && n < 16) {
+        uint64_t a, b;
+        __builtin_memcpy(&a, s, 8);
+        __builtin_memcpy(&b, s + n - 8, 8);
+        __builtin_memcpy(d, &a, 8);
+        __builtin_memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        __builtin_memcpy(&a, s, 4);
+        __builtin_memcpy(&b, s + n - 4, 4);
+        __builtin_memcpy(d, &a, 4);
+        __builtin_memcpy(d + n - 4, &b, 4);
+    } else if (n > 0) {
+        __builtin_memcpy(d, s, n);
+    }
+}
+
 /* A growable byte buffer (malloc'd). */
 struct hbuf {
     char *p;

@@ -1,10 +1,12 @@
 /*
- * The HTTP/1.1 request parser (RFC 9112) and the chunked decoder: incremental (each call looks
- * only at the lines completed since the last one), zero-copy (slices of the caller's buffer) and
- * strict: whatever could let two parsers disagree on where a request ends is refused with 400.
- * No allocation, no loop: the fuzzer and the differential test build this file alone.
+ * The HTTP/1.1 request parser (RFC 9112): incremental (each call looks only at the lines
+ * completed since the last one), zero-copy (slices of the caller's buffer) and strict: whatever
+ * could let two parsers disagree on where a request ends is refused with 400. A head that is
+ * whole at the first call takes a one-pass fast path (parse_whole) that accepts only what the
+ * incremental parser accepts and hands everything else to it. The chunked decoder is chunked.c.
+ * No allocation: the fuzzer builds this file with chunked.c and strings.c alone.
  */
-#include <weft/http.h>
+#include "http_internal.h"
 
 #include <errno.h>
 #include <string.h>
@@ -55,12 +57,6 @@ static const unsigned char ows[256] = {[' '] = 1, ['\t'] = 1};
 static inline bool is_vchar(unsigned char c)
 {
     return c > 0x20 && c < 0x7f;
-}
-
-/* field-value bytes: VCHAR, SP, HTAB, obs-text. */
-static inline bool is_fvchar(unsigned char c)
-{
-    return c >= 0x20 ? c != 0x7f : c == '\t';
 }
 
 #ifdef HAVE_SSE2
@@ -147,8 +143,8 @@ static inline size_t scan_stop(const char *b, size_t i, size_t end)
     return end;
 }
 
-/* The first byte of l[i..n) that is not a VCHAR, or (when q) is '?'; n when none is. l[n] must
- * be readable and not a VCHAR (the request line's CR). Reads nothing outside l[0..n]. */
+/* The first byte of l[i..n) that is not a VCHAR, or (when q) is '?'; n when none is. Reads
+ * nothing outside l[0..n). */
 static inline size_t scan_target(const char *l, size_t i, size_t n, bool q)
 {
 #ifdef HAVE_SSE2
@@ -164,14 +160,9 @@ static inline size_t scan_target(const char *l, size_t i, size_t n, bool q)
         return m != 0 ? i + (size_t)__builtin_ctz(m) : n;
     }
 #endif
-    while (is_vchar((unsigned char)l[i]) && !(q && l[i] == '?'))
+    while (i < n && is_vchar((unsigned char)l[i]) && !(q && l[i] == '?'))
         i++;
     return i;
-}
-
-static inline char lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
 /* a[0..n) equals `lit` ignoring ASCII case. `lit` is lower-case letters, digits and '-' only,
@@ -182,28 +173,34 @@ static inline bool caseeq(const char *a, size_t n, const char *lit)
 {
     if (n != strlen(lit))
         return false;
+    /* The same test eight or four bytes a step (the last step overlapping the one before):
+     * `lit` is a literal, so its words are constants and `a` is loaded once a step. */
+    if (n >= 8) {
+        uint64_t x, y;
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, lit + i, 8);
+            if ((x | 0x2020202020202020ull) != y)
+                return false;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, lit + n - 8, 8);
+        return (x | 0x2020202020202020ull) == y;
+    }
+    if (n >= 4) {
+        uint32_t x, y, x2, y2;
+        memcpy(&x, a, 4);
+        memcpy(&y, lit, 4);
+        memcpy(&x2, a + n - 4, 4);
+        memcpy(&y2, lit + n - 4, 4);
+        return (x | 0x20202020u) == y && (x2 | 0x20202020u) == y2;
+    }
     for (size_t i = 0; i < n; i++)
         if ((a[i] | 0x20) != lit[i])
             return false;
     return true;
 }
 
-bool weft_http_str_eq(struct weft_http_str s, const char *lit)
-{
-    size_t n = strlen(lit);
-    return s.n == n && (n == 0 || memcmp(s.p, lit, n) == 0);
-}
-
-bool weft_http_str_caseeq(struct weft_http_str s, const char *lit)
-{
-    size_t n = strlen(lit);
-    if (s.n != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (lower(s.p[i]) != lower(lit[i]))
-            return false;
-    return true;
-}
 
 void weft_http_parser_init(struct weft_http_parser *p, const struct weft_http_limits *lim)
 {
@@ -395,6 +392,10 @@ static int parse_request_line(struct weft_http_head *h, const char *l, size_t n,
     return 0;
 }
 
+static inline __attribute__((always_inline)) int
+field_facts(struct weft_http_head *h, facts_t *f, const char *base, const char *l, size_t nl,
+            const char *v, size_t vn);
+
 /* One header field line (RFC 9112 5): field-name ":" OWS field-value OWS. */
 /* The line's bytes were checked by scan_stop already: no control byte but HTAB, no DEL; and
  * l[n] is its CR, which stops every scan below. */
@@ -422,10 +423,15 @@ static inline int parse_field(struct weft_http_head *h, facts_t *f, const char *
     struct weft_http_header *hd = &h->headers[h->nheaders++];
     hd->name = (struct weft_http_str){l, nl};
     hd->value = (struct weft_http_str){l + v0, ve - v0};
-    const char *v = l + v0;
-    size_t vn = ve - v0;
+    return field_facts(h, f, base, l, nl, l + v0, ve - v0);
+}
 
-    /* The fields framing depends on, recognised by length and first byte before comparing. */
+/* What a field line (name l[0..nl), value v[0..vn), both checked) tells: the fields framing
+ * depends on, recognised by length and first byte before comparing. 0 or -status. */
+static inline __attribute__((always_inline)) int
+field_facts(struct weft_http_head *h, facts_t *f, const char *base, const char *l, size_t nl,
+            const char *v, size_t vn)
+{
     switch (nl) {
     case 4:
         if ((l[0] | 0x20) == 'h' && caseeq(l, nl, "host")) {
@@ -515,24 +521,140 @@ static int finish(struct weft_http_head *h, facts_t *f)
     return 0;
 }
 
+/* Start a request's head afresh. */
+static inline void head_reset(struct weft_http_parser *p, struct weft_http_head *h)
+{
+    struct weft_http_header *hs = h->headers;
+    memset(h, 0, sizeof(*h));
+    h->headers = hs;
+    h->content_length = -1;
+    memset(&p->f, 0, sizeof(p->f));
+}
+
+/*
+ * The fast path: the first call for a request, with the whole head in buf, parsed in one pass
+ * (no line end searched before the line is read, no state kept between lines). It takes only
+ * the common shapes: a request line with an origin-form target ("/...") and HTTP/1.x, no empty
+ * lines before it; field lines as parse_field() reads them. It accepts exactly what the
+ * incremental loop below would accept for these bytes (the same checks, each line's bytes
+ * checked by the same scans; see the comments), with the same result, and returns 0 at anything
+ * else (an incomplete head, any error, another form): the caller then resets the head and runs
+ * the incremental loop from the start, so every refusal and its status come from one place.
+ */
+static ssize_t parse_whole(struct weft_http_parser *p, const char *buf, size_t len,
+                           struct weft_http_head *h, size_t cap)
+{
+    const unsigned char *u = (const unsigned char *)buf;
+    /* The method: a token and a space (parse_request_line's checks); not CONNECT, whose target
+     * is an authority. */
+    size_t i;
+    if (len > 4 && memcmp(buf, "GET ", 4) == 0) {
+        i = 3;
+    } else {
+        i = 0;
+        while (i < len && tchar[u[i]])
+            i++;
+        if (i == 0 || i > MAX_METHOD || i == len || buf[i] != ' ' ||
+            (i == 7 && memcmp(buf, "CONNECT", 7) == 0))
+            return 0;
+    }
+    h->method = (struct weft_http_str){buf, i};
+    /* The target: "/" then VCHARs up to the space; its first '?' starts the query. Every byte
+     * scanned is a VCHAR, so no LF lies before the version: the incremental loop's line is the
+     * same one. */
+    size_t t0 = ++i;
+    if (t0 >= len || buf[t0] != '/')
+        return 0;
+    i = scan_target(buf, t0, len, true);
+    size_t q = SIZE_MAX;
+    if (i < len && buf[i] == '?') {
+        q = i - t0;
+        i = scan_target(buf, i + 1, len, false);
+    }
+    size_t tn = i - t0;
+    /* " HTTP/1.<digit>" and the line's CRLF. */
+    if (tn > p->lim.max_target || len - i < 11 || memcmp(buf + i, " HTTP/1.", 8) != 0 ||
+        u[i + 8] - (unsigned)'0' > 9 || buf[i + 9] != '\r' || buf[i + 10] != '\n')
+        return 0;
+    const char *t = buf + t0;
+    h->target = (struct weft_http_str){t, tn};
+    h->minor = buf[i + 8] == '0' ? 0 : 1;
+    size_t pe = q < tn ? q : tn; /* >= 1: t[0] is '/' */
+    h->path = (struct weft_http_str){t, pe};
+    if (pe < tn)
+        h->query = (struct weft_http_str){t + pe + 1, tn - pe - 1};
+
+    /* The field lines, up to the empty line, all within the header section's limit. */
+    size_t start = i + 11;
+    size_t bound = start + p->lim.max_header_bytes;
+    size_t end = len < bound ? len : bound;
+    facts_t *f = &p->f;
+    size_t pos = start;
+    for (;;) {
+        if (pos + 2 > end)
+            return 0;
+        if (buf[pos] == '\r') {
+            if (buf[pos + 1] != '\n' || finish(h, f) < 0)
+                return 0;
+            p->state = S_HEADERS;
+            p->line_start = start;
+            p->pos = pos + 2;
+            p->base = buf;
+            return (ssize_t)(pos + 2);
+        }
+        /* The name: token bytes, then ':' (no folding, no empty name, no space before it). */
+        size_t k = pos;
+        while (k + 4 <= end && (tchar[u[k]] & tchar[u[k + 1]] & tchar[u[k + 2]] & tchar[u[k + 3]]))
+            k += 4;
+        while (k < end && tchar[u[k]])
+            k++;
+        if (k == pos || k == end || buf[k] != ':')
+            return 0;
+        size_t nl = k - pos;
+        k++;
+        while (k < end && ows[u[k]])
+            k++;
+        size_t v0 = k;
+        /* The line's end: the first stop byte (the name, ':' and OWS hold none, so it is the one
+         * scan_stop finds from the line's start), a CR followed by LF, within the limit. */
+        k = scan_stop(buf, v0, end);
+        if (k + 1 >= end || buf[k] != '\r' || buf[k + 1] != '\n')
+            return 0;
+        size_t ve = k;
+        while (ve > v0 && ows[u[ve - 1]])
+            ve--;
+        if (h->nheaders >= cap)
+            return 0;
+        struct weft_http_header *hd = &h->headers[h->nheaders++];
+        hd->name = (struct weft_http_str){buf + pos, nl};
+        hd->value = (struct weft_http_str){buf + v0, ve - v0};
+        if (field_facts(h, f, buf, buf + pos, nl, buf + v0, ve - v0) < 0)
+            return 0;
+        pos = k + 2;
+    }
+}
+
 ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
                         struct weft_http_head *h, size_t cap)
 {
     if (p->lim.max_target == 0)
         weft_http_parser_init(p, NULL);
+    if (cap > p->lim.max_headers)
+        cap = p->lim.max_headers;
     if (p->state == S_LINE) {
         /* Nothing of this request was parsed yet: start its head afresh. */
-        struct weft_http_header *hs = h->headers;
-        memset(h, 0, sizeof(*h));
-        h->headers = hs;
-        h->content_length = -1;
-        memset(&p->f, 0, sizeof(p->f));
+        head_reset(p, h);
+        if (p->pos == 0 && p->scan == 0) {
+            /* The first look at this request: the whole head may be there. */
+            ssize_t r = parse_whole(p, buf, len, h, cap);
+            if (WEFT__HTTP_LIKELY(r > 0))
+                return r;
+            head_reset(p, h);
+        }
     } else if (p->base != buf) {
         rebase(p, h, buf);
     }
     p->base = buf;
-    if (cap > p->lim.max_headers)
-        cap = p->lim.max_headers;
     facts_t *f = &p->f;
 
     size_t pos = p->pos;
@@ -611,212 +733,5 @@ ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
         if (r < 0)
             return r;
         pos = from = next;
-    }
-}
-
-/* ---- chunked transfer coding (RFC 9112 7.1) ---- */
-
-enum {
-    C_SIZE0,    /* the first hex digit of a chunk size */
-    C_SIZE,     /* more hex digits */
-    C_SIZE_WS,  /* whitespace after the size (only before an extension) */
-    C_EXT,      /* a chunk extension, up to CR */
-    C_SIZE_LF,  /* LF after the size line's CR */
-    C_DATA,     /* chunk data */
-    C_DATA_CR,  /* CR after the data */
-    C_DATA_LF,  /* LF after it */
-    C_TR_START, /* the start of a trailer line (or the final empty line) */
-    C_TR_LINE,  /* in a trailer line */
-    C_TR_LF,    /* LF ending a trailer line */
-    C_END_LF,   /* LF of the final empty line */
-    C_DONE,
-};
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-ssize_t weft_http_chunked_decode(struct weft_http_chunked *c, const char *buf, size_t len,
-                                 const char **data, size_t *dlen)
-{
-    *data = NULL;
-    *dlen = 0;
-    size_t max = c->max_trailer ? c->max_trailer : WEFT_HTTP_MAX_HEADER_BYTES;
-    size_t i = 0;
-    while (i < len && c->state != C_DONE) {
-        char ch = buf[i];
-        switch (c->state) {
-        case C_DATA: {
-            size_t k = len - i;
-            if (k > c->remaining)
-                k = (size_t)c->remaining;
-            *data = buf + i;
-            *dlen = k;
-            c->remaining -= k;
-            if (c->remaining == 0)
-                c->state = C_DATA_CR;
-            return (ssize_t)(i + k);
-        }
-        case C_SIZE0:
-        case C_SIZE: {
-            int v = hexval(ch);
-            if (v >= 0) {
-                if (c->remaining > (UINT64_MAX >> 8))
-                    return -400; /* chunk size overflow */
-                c->remaining = c->remaining * 16 + (uint64_t)v;
-                c->state = C_SIZE;
-                c->trailer_bytes = 0;
-                break;
-            }
-            if (c->state == C_SIZE0)
-                return -400;
-            if (ch == '\r')
-                c->state = C_SIZE_LF;
-            else if (ch == ';')
-                c->state = C_EXT;
-            else if (ch == ' ' || ch == '\t')
-                c->state = C_SIZE_WS;
-            else
-                return -400;
-            break;
-        }
-        case C_SIZE_WS:
-            if (ch == ';')
-                c->state = C_EXT;
-            else if (ch != ' ' && ch != '\t')
-                return -400;
-            break;
-        case C_EXT:
-            if (++c->trailer_bytes > max)
-                return -431;
-            if (ch == '\r')
-                c->state = C_SIZE_LF;
-            else if (!is_fvchar((unsigned char)ch))
-                return -400;
-            break;
-        case C_SIZE_LF:
-            if (ch != '\n')
-                return -400;
-            c->trailer_bytes = 0;
-            c->state = c->remaining > 0 ? C_DATA : C_TR_START;
-            break;
-        case C_DATA_CR:
-            if (ch != '\r')
-                return -400;
-            c->state = C_DATA_LF;
-            break;
-        case C_DATA_LF:
-            if (ch != '\n')
-                return -400;
-            c->state = C_SIZE0;
-            break;
-        case C_TR_START:
-            if (ch == '\r') {
-                c->state = C_END_LF;
-                break;
-            }
-            if (ch == ' ' || ch == '\t' || ch == ':' || !tchar[(unsigned char)ch])
-                return -400; /* folding, or not a field name */
-            c->state = C_TR_LINE;
-            if (++c->trailer_bytes > max)
-                return -431;
-            break;
-        case C_TR_LINE:
-            if (++c->trailer_bytes > max)
-                return -431;
-            if (ch == '\r')
-                c->state = C_TR_LF;
-            else if (!is_fvchar((unsigned char)ch))
-                return -400;
-            break;
-        case C_TR_LF:
-            if (ch != '\n')
-                return -400;
-            c->state = C_TR_START;
-            break;
-        case C_END_LF:
-            if (ch != '\n')
-                return -400;
-            c->state = C_DONE;
-            c->done = true;
-            break;
-        default:
-            return -400;
-        }
-        i++;
-    }
-    return (ssize_t)i;
-}
-
-/* ---- helpers ---- */
-
-ssize_t weft_http_pct_decode(const char *src, size_t n, char *dst, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = src[i];
-        if (ch == '%') {
-            if (n - i < 3)
-                return -EINVAL;
-            int a = hexval(src[i + 1]), b = hexval(src[i + 2]);
-            if (a < 0 || b < 0)
-                return -EINVAL;
-            ch = (char)(a * 16 + b);
-            i += 2;
-        }
-        if (ch == '\0')
-            return -EINVAL;
-        if (o + 1 >= cap)
-            return -ENOSPC;
-        dst[o++] = ch;
-    }
-    if (cap == 0)
-        return -ENOSPC;
-    dst[o] = '\0';
-    return (ssize_t)o;
-}
-
-const char *weft_http_reason(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "";
     }
 }
