@@ -8,6 +8,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define WEFT__HTTP_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define WEFT__HTTP_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -58,6 +62,24 @@ static inline void weft__http_copy(char *d, const char *s, size_t n)
     } else if (n > 0) {
         __builtin_memcpy(d, s, n);
     }
+}
+
+/* Zero n >= 16 bytes with 16-byte stores (SSE2) or memset: gcc makes a memset of a mid-sized
+ * struct `rep stos`, whose start-up costs more than the few stores (the request's and the head's
+ * resets, once per request). */
+static inline void weft__http_zero(void *p, size_t n)
+{
+#if defined(__SSE2__)
+    char *c = p;
+    size_t i = 0;
+#pragma GCC unroll 16
+    for (; i + 16 <= n; i += 16)
+        _mm_storeu_si128((__m128i *)(void *)(c + i), _mm_setzero_si128());
+    if (i < n)
+        _mm_storeu_si128((__m128i *)(void *)(c + n - 16), _mm_setzero_si128());
+#else
+    memset(p, 0, n);
+#endif
 }
 
 /* A growable byte buffer (malloc'd). */

@@ -496,7 +496,7 @@ field_facts(struct weft_http_head *h, facts_t *f, const char *base, const char *
 }
 
 /* The empty line was reached: decide framing and persistence (RFC 9112 6.3, 9.3). */
-static int finish(struct weft_http_head *h, facts_t *f)
+static inline __attribute__((always_inline)) int finish(struct weft_http_head *h, facts_t *f)
 {
     if (h->minor == 1 && f->hosts == 0)
         return -400;
@@ -525,7 +525,7 @@ static int finish(struct weft_http_head *h, facts_t *f)
 static inline void head_reset(struct weft_http_parser *p, struct weft_http_head *h)
 {
     struct weft_http_header *hs = h->headers;
-    memset(h, 0, sizeof(*h));
+    weft__http_zero(h, sizeof(*h));
     h->headers = hs;
     h->content_length = -1;
     memset(&p->f, 0, sizeof(p->f));

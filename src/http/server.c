@@ -456,7 +456,7 @@ static void req_reset(weft_http_request_t *req)
     req->hdrs.len = 0;
     req->owned.len = 0;
     size_t from = offsetof(struct weft_http_request, head_ptr);
-    memset(&req->head_ptr, 0, offsetof(struct weft_http_request, params) - from);
+    weft__http_zero(&req->head_ptr, offsetof(struct weft_http_request, params) - from);
 }
 
 static int conn_main(weft_stream_t *s, void *arg)
