@@ -99,6 +99,12 @@ static inline int handler(weft_http_request_t *req, void *arg)
         size_t n = h->query.p ? (size_t)atol(h->query.p) : 0;
         return weft_http_respond(req, n == 7 ? 201 : 200, xs, n < sizeof(xs) ? n : sizeof(xs));
     }
+    if (weft_http_str_eq(h->path, "/hdr")) {
+        /* Adds "X-Val: QUERY", answers "ok" (or QUERY's length of 'x' after "n=", as /len). */
+        int n = snprintf(buf, sizeof(buf), "%.*s", (int)h->query.n, h->query.p ? h->query.p : "");
+        weft_http_header_add(req, "X-Val", buf);
+        return weft_http_respond(req, n > 0 && buf[0] == '4' ? 404 : 200, "ok", 2);
+    }
     if (weft_http_str_eq(h->path, "/inject"))
         return weft_http_header_add(req, "X", "a\r\nSet-Cookie: x") == -EINVAL
                    ? weft_http_respond(req, 200, "refused", 7)
