@@ -634,26 +634,16 @@ static ssize_t parse_whole(struct weft_http_parser *p, const char *buf, size_t l
     }
 }
 
-ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
-                        struct weft_http_head *h, size_t cap)
+/* The incremental loop: the lines completed since the last call (a function of its own, so
+ * that the fast path's calls do not pay for its registers). */
+static __attribute__((noinline)) ssize_t parse_lines(struct weft_http_parser *p, const char *buf,
+                                                     size_t len, struct weft_http_head *h,
+                                                     size_t cap)
 {
-    if (p->lim.max_target == 0)
-        weft_http_parser_init(p, NULL);
-    if (cap > p->lim.max_headers)
-        cap = p->lim.max_headers;
-    if (p->state == S_LINE) {
-        /* Nothing of this request was parsed yet: start its head afresh. */
+    if (p->state == S_LINE)
         head_reset(p, h);
-        if (p->pos == 0 && p->scan == 0) {
-            /* The first look at this request: the whole head may be there. */
-            ssize_t r = parse_whole(p, buf, len, h, cap);
-            if (WEFT__HTTP_LIKELY(r > 0))
-                return r;
-            head_reset(p, h);
-        }
-    } else if (p->base != buf) {
+    else if (p->base != buf)
         rebase(p, h, buf);
-    }
     p->base = buf;
     facts_t *f = &p->f;
 
@@ -734,4 +724,21 @@ ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
             return r;
         pos = from = next;
     }
+}
+
+ssize_t weft_http_parse(struct weft_http_parser *p, const char *buf, size_t len,
+                        struct weft_http_head *h, size_t cap)
+{
+    if (p->lim.max_target == 0)
+        weft_http_parser_init(p, NULL);
+    if (cap > p->lim.max_headers)
+        cap = p->lim.max_headers;
+    if (p->state == S_LINE && p->pos == 0 && p->scan == 0) {
+        /* The first look at this request: the whole head may be there. */
+        head_reset(p, h);
+        ssize_t r = parse_whole(p, buf, len, h, cap);
+        if (WEFT__HTTP_LIKELY(r > 0))
+            return r;
+    }
+    return parse_lines(p, buf, len, h, cap); /* starts the head afresh when nothing was parsed */
 }
