@@ -64,29 +64,6 @@ static inline void weft__http_copy(char *d, const char *s, size_t n)
     }
 }
 
-/* a[0..n) equals b[0..n): up to 32 bytes with two (possibly overlapping) compares of 16 or 8
- * bytes, inline; more with memcmp. */
-static inline bool weft__http_same(const char *a, const char *b, size_t n)
-{
-    if (n >= 16 && n <= 32) {
-        uint64_t x[4], y[4];
-        __builtin_memcpy(x, a, 16);
-        __builtin_memcpy(x + 2, a + n - 16, 16);
-        __builtin_memcpy(y, b, 16);
-        __builtin_memcpy(y + 2, b + n - 16, 16);
-        return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
-    }
-    if (n >= 8 && n < 16) {
-        uint64_t x[2], y[2];
-        __builtin_memcpy(x, a, 8);
-        __builtin_memcpy(x + 1, a + n - 8, 8);
-        __builtin_memcpy(y, b, 8);
-        __builtin_memcpy(y + 1, b + n - 8, 8);
-        return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
-    }
-    return n == 0 || memcmp(a, b, n) == 0;
-}
-
 /* Zero n >= 16 bytes with 16-byte stores (SSE2) or memset: gcc makes a memset of a mid-sized
  * struct `rep stos`, whose start-up costs more than the few stores (the request's and the head's
  * resets, once per request). */
@@ -179,14 +156,6 @@ struct conn {
     uint64_t ka_stamp;              /* hs->ka_tick when its keep-alive wait began (or ~0) */
     bool reading;                   /* reading a request head */
     struct hbuf out;                /* the response head being built */
-    /* What the head in out.p[0..len) was built from (respond.c, build_head): a response of the
-     * same shape reuses it. */
-    struct {
-        uint64_t shape; /* status, Connection and framing flags (build_head); 0: none */
-        int64_t clen;
-        int64_t date;   /* the Date line's second */
-        size_t hdrs_off, hdrs_len, len;
-    } last;
     struct hbuf headcopy;           /* the request head, once a body read must move it */
     struct weft_http_parser parser; /* its limits set once; reset for each request */
 };

@@ -140,22 +140,6 @@ static int build_head(weft_http_request_t *req, int status, int64_t clen, bool c
         req->close_after = true; /* the end of the body is the end of the connection */
     bool close = weft__http_will_close(req);
     weft_http_server_t *hs = c->hs;
-    const char *okd = http_ok_date();
-    /* The same shape as the last head built on this connection (the usual keep-alive case): its
-     * bytes are still in out.p, and every input they depend on is the same (the Server line is
-     * the server's, fixed), the added headers compared byte for byte. */
-    uint64_t shape = (uint64_t)status | (uint64_t)close << 10 |
-                     (uint64_t)(req->head.minor == 0) << 11 | (uint64_t)chunked << 12 | 1u << 13;
-    if (c->last.shape == shape && c->last.clen == clen && c->last.date == (int64_t)date_sec &&
-        c->last.hdrs_len == req->hdrs.len && o->cap - c->last.len >= extra &&
-        weft__http_same(o->p + c->last.hdrs_off, req->hdrs.p, req->hdrs.len)) {
-        o->len = c->last.len;
-        req->close_after = close;
-        req->status = status;
-        req->started = true;
-        return 0;
-    }
-    c->last.shape = 0;
     /* One reservation for everything: status line (reason included), Date, Server, the added
      * headers, Content-Length or Transfer-Encoding, Connection, the empty line, and `extra`. */
     size_t rlen = 0;
@@ -169,6 +153,7 @@ static int build_head(weft_http_request_t *req, int status, int64_t clen, bool c
     if (WEFT__HTTP_UNLIKELY(o->cap < need) && weft__hbuf_reserve(o, need) < 0)
         return -ENOMEM;
     char *p = o->p;
+    const char *okd = http_ok_date();
     if (WEFT__HTTP_LIKELY(status == 200)) {
         memcpy(p, okd, OK_LEN + DATE_LEN); /* one fixed-size copy: status line and Date */
         p += OK_LEN + DATE_LEN;
@@ -190,7 +175,6 @@ static int build_head(weft_http_request_t *req, int status, int64_t clen, bool c
         memcpy(p, hs->server_line, hs->server_len);
         p += hs->server_len;
     }
-    size_t hdrs_off = (size_t)(p - o->p);
     if (req->hdrs.len > 0) {
         weft__http_copy(p, req->hdrs.p, req->hdrs.len);
         p += req->hdrs.len;
@@ -222,12 +206,6 @@ static int build_head(weft_http_request_t *req, int status, int64_t clen, bool c
     *p++ = '\r';
     *p++ = '\n';
     o->len = (size_t)(p - o->p);
-    c->last.shape = shape;
-    c->last.clen = clen;
-    c->last.date = (int64_t)date_sec;
-    c->last.hdrs_off = hdrs_off;
-    c->last.hdrs_len = req->hdrs.len;
-    c->last.len = o->len;
     req->close_after = close;
     req->status = status;
     req->started = true;

@@ -82,8 +82,9 @@ static void head_fn(int port, weft_http_server_t *srv)
         CHECK_EQ(r.blen, lens[i]);
         CHECK(strstr(r.head, "\r\n\r\n") == r.head + strlen(r.head) - 4);
     }
-    /* Heads of the same shape one after another (the server reuses the last one's bytes when
-     * every input is the same): each must still say what its own response is. */
+    /* Heads of the same shape one after another, alike but for a byte of an added header or
+     * the status: each must say what its own response is (the connection's head buffer is
+     * reused). */
     static const char *const vals[] = {"aaa", "aaa", "bbb", "bbb", "4aa", "4aa", "aaa",
                                        "abcdefghijklmnopq", "abcdefghijklmnopr", "aaa"};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
