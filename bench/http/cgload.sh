@@ -7,10 +7,12 @@
 #   bench/http/cgload.sh NAME=CMD ...   (CMD is given "http PORT", as the harness's servers are)
 # Environment: TOOL (callgrind | cachegrind, default callgrind), N1/N2 (5000/15000), CONNS (50),
 # OUT (files kept there, default /tmp/weft-cgload), PORT (first port, 19700), TOP (functions
-# listed per server by the first event, 12; 0 for none).
+# listed per server by the first event, 12; 0 for none), CGOPTS (more cachegrind options, e.g.
+# "--D1=1024,2,64": a D1 that holds nothing from one request to the next, so that its misses
+# count the distinct lines a request touches).
 # Prints, per server, each event per request, then the functions by that event (self cost).
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n 2,10p "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,13p "$0" >&2; exit 2; }
 TOOL=${TOOL:-callgrind}
 N1=${N1:-5000}
 N2=${N2:-15000}
@@ -18,12 +20,15 @@ CONNS=${CONNS:-50}
 OUT=${OUT:-/tmp/weft-cgload}
 PORT=${PORT:-19700}
 TOP=${TOP:-12}
+CGOPTS=${CGOPTS:-}
 command -v valgrind >/dev/null || { echo "cgload.sh: valgrind is not installed" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "cgload.sh: wrk is not installed" >&2; exit 1; }
 mkdir -p "$OUT"
 case $TOOL in
   callgrind) VG=(valgrind --trace-children=yes --tool=callgrind) ;;
-  cachegrind) VG=(valgrind --trace-children=yes --tool=cachegrind --cache-sim=yes --branch-sim=yes) ;;
+  # shellcheck disable=SC2206
+  cachegrind) VG=(valgrind --trace-children=yes --tool=cachegrind --cache-sim=yes
+                  --branch-sim=yes $CGOPTS) ;;
   *) echo "cgload.sh: TOOL is callgrind or cachegrind" >&2; exit 2 ;;
 esac
 cat >"$OUT/stop.lua" <<'LUA'
