@@ -20,13 +20,16 @@
 #              in full handshakes (and so overstates its cost per resumption).
 #   bench/tls_compare.sh [BUILD_DIR]        (default build-release; needs its bench targets)
 # Servers: floor (bench/tls_floor.c: epoll + OpenSSL in C, weft-tls's OpenSSL settings), weft
-# (bench/tls_server.c), go (crypto/tls, GOMAXPROCS=1), node (tls), nginx (1 process, http
+# (bench/tls_server.c, an echo server: it reads until the client closes, answers its
+# close_notify, then closes), weft-http (weft's HTTP server over TLS, bench/http/server.c:
+# handshakes only, the same exchange as nginx's row: it answers the load's HTTP/1.0 request and
+# closes first), go (crypto/tls, GOMAXPROCS=1), node (tls), nginx (1 process, http
 # module: handshakes only; ssl_protocols TLSv1.2 TLSv1.3, as nginx >= 1.23.4 has by default:
 # Debian 12's 1.22 defaults to TLS 1.0-1.2 and would otherwise be measured on TLS 1.2, whose
 # resumption needs no key exchange). All OpenSSL-based servers use Debian's OpenSSL 3.0. A
 # missing one is skipped. Environment: DUR (seconds measured, 4), CONNS (50), PORT (19700),
 # WORKLOADS (default "echo64 echo16k hs_full hs_resume"), ROUNDS (3), SERVERS (default "floor weft
-# go node nginx"), WEFT2 (a second weft server binary, e.g. another build's
+# weft-http go node nginx"), WEFT2 (a second weft server binary, e.g. another build's
 # bench/weft-bench-tls_server, run as "weft2" after "weft": an A/B in one run).
 # Every process is bounded in time and killed at the end; traffic stays on 127.0.0.1.
 set -euo pipefail
@@ -47,6 +50,15 @@ declare -A CMD
 CMD[floor]="$B/weft-bench-tls_floor"
 CMD[weft]="$B/weft-bench-tls_server"
 [ -z "${WEFT2:-}" ] || CMD[weft2]=$WEFT2
+# weft's HTTP server over TLS: handshakes only, the same exchange as nginx's row (the load's
+# HTTP/1.0 request, a response, the server closes).
+WEFT_HTTP=${1:-build-release}/src/http/weft-bench-http
+[ -x "$WEFT_HTTP" ] && CMD[weft-http]="weft_http_run"
+weft_http_run() { # PORT CERT KEY
+  exec "$WEFT_HTTP" "$1" "$TMP" "$2" "$3"
+}
+export -f weft_http_run
+export WEFT_HTTP
 if command -v go >/dev/null; then
   (cd "$SRC/bench/tls_peers" && GOCACHE=$TMP/gocache GOPATH=$TMP/gopath go build -o "$TMP/go_echo" echo.go) &&
     CMD[go]="env GOMAXPROCS=1 $TMP/go_echo"
@@ -79,8 +91,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 one() { # NAME WORKLOAD -> "NAME WORKLOAD rate cpu_us_per_op tls"
   local name=$1 wl=$2 spid out t0 t1 rate args
   PORT=$((PORT + 1))
-  if [ "$name" = nginx ]; then
-    taskset -c 0 bash -c "nginx_run $PORT $CERT $KEY" >/dev/null 2>&1 &
+  if [ "$name" = nginx ] || [ "$name" = weft-http ]; then
+    taskset -c 0 bash -c "${CMD[$name]} $PORT $CERT $KEY" >/dev/null 2>&1 &
   else
     # shellcheck disable=SC2086
     taskset -c 0 ${CMD[$name]} "$PORT" "$CERT" "$KEY" >/dev/null 2>&1 &
@@ -131,9 +143,9 @@ printf "%-6s %-10s %10s %10s %8s %11s %9s %5s\n" server workload "ops/s" "cpu us
 for round in $(seq "$ROUNDS"); do
   for wl in ${WORKLOADS:-echo64 echo16k hs_full hs_resume}; do
     floor=
-    for name in ${SERVERS:-floor weft weft2 go node nginx}; do
+    for name in ${SERVERS:-floor weft weft2 weft-http go node nginx}; do
       [ -n "${CMD[$name]:-}" ] || continue
-      case $name$wl in nginxecho*) continue ;; esac
+      case $name$wl in nginxecho* | weft-httpecho*) continue ;; esac
       read -r n w rate us tls < <(one "$name" "$wl")
       [ "$name" = floor ] && floor=$us
       read -r ratio core < <(awk -v a="$us" -v b="${floor:-NA}" 'BEGIN {

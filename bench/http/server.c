@@ -3,10 +3,14 @@
  *   /        "Hello, World!" (13 bytes, text/plain)      -- the peers' hello contract
  *   /json    a 1 KiB JSON document (application/json)
  *   /FILE    a static file from ROOT (e.g. a 64 KiB one), sendfile
- * until SIGTERM / SIGINT.
+ * until SIGTERM / SIGINT. weft-bench-http PORT ROOT CERT KEY serves HTTPS (when libweft-http was
+ * built with the TLS module): bench/tls_compare.sh's `weft-http` row, beside nginx's http module.
  */
 #include <weft.h>
 #include <weft/http.h>
+#ifdef WEFT_HTTP_WITH_TLS
+#include <weft/tls.h>
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +24,7 @@
 
 static char json[1024];
 static int root_fd;
+static const char *cert, *key;
 
 static int handler(weft_http_request_t *req, void *arg)
 {
@@ -60,8 +65,25 @@ static int main_task(void *arg)
     sigprocmask(SIG_BLOCK, &set, NULL);
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     weft_http_server_t *srv;
-    struct weft_http_server_opts o = {.keepalive_timeout = 60};
-    int r = weft_http_server_start(&srv, handler, NULL, "127.0.0.1", port, &o);
+    struct weft_http_server_opts o = {.keepalive_timeout = 60, .backlog = 4096};
+    int r;
+#ifdef WEFT_HTTP_WITH_TLS
+    weft_tls_ctx_t *ctx = NULL;
+    if (cert != NULL) {
+        struct weft_tls_opts to = {.cert_file = cert, .key_file = key};
+        if ((r = weft_tls_server_ctx_new(&ctx, &to)) < 0) {
+            fprintf(stderr, "weft-bench-http: %s: %s\n", cert, weft_strerror(r));
+            return r;
+        }
+        o.tls = ctx;
+    }
+#else
+    if (cert != NULL) {
+        fprintf(stderr, "weft-bench-http: built without the TLS module\n");
+        return -EPROTONOSUPPORT;
+    }
+#endif
+    r = weft_http_server_start(&srv, handler, NULL, "127.0.0.1", port, &o);
     if (r < 0) {
         fprintf(stderr, "weft-bench-http: %s\n", weft_strerror(r));
         return r;
@@ -73,14 +95,21 @@ static int main_task(void *arg)
     weft_close(sfd);
     weft_http_server_shutdown(srv, 1);
     weft_http_server_release(srv);
+#ifdef WEFT_HTTP_WITH_TLS
+    weft_tls_ctx_release(ctx);
+#endif
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: weft-bench-http PORT [ROOT]\n");
+    if (argc < 2 || argc == 4 || argc > 5) {
+        fprintf(stderr, "usage: weft-bench-http PORT [ROOT [CERT KEY]]\n");
         return 2;
+    }
+    if (argc == 5) {
+        cert = argv[3];
+        key = argv[4];
     }
     int port = atoi(argv[1]);
     root_fd = open(argc > 2 ? argv[2] : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
