@@ -116,8 +116,9 @@ struct weft_loop_opts {
     int file_engine;    /* enum weft_file_engine: the engine of the file calls (docs/files.md);
                          * 0 = WEFT_FILE_AUTO */
     /* Naps: 0 (the default) = off, else a length in ns, at most 1 s. When the loop runs out of
-     * work, it first sleeps for this long without being woken by I/O (a nanosleep, which the
-     * kernel lengthens by the thread's timer slack, 50 us by default), then takes everything
+     * work, it first sleeps for this long without being woken by I/O (a nanosleep; the loop
+     * lowers its thread's timer slack to a tenth of the nap until weft_loop_close(), as the
+     * kernel lengthens each sleep by that slack, 50 us by default), then takes everything
      * that came meanwhile in one poll; if the nap found nothing, the loop sleeps in the poll as
      * usual, and it naps again only after a sleep in the poll shorter than a nap (so an idle
      * loop, or answers further apart than a nap, cost no wasted naps). Never past a due timer. For a program with

@@ -499,6 +499,7 @@ struct weft_loop {
     /* naps before sleeping in the poll (loop.c; cold: read only when the loop is idle) */
     int64_t nap_ns; /* weft_loop_opts.nap_ns */
     bool nap_next;  /* nap at the next idle poll: the last sleep in the poll was shorter */
+    unsigned long nap_old_slack; /* the thread's timer slack before the loop lowered it, or 0 */
     /* cross-thread calls */
     pthread_mutex_t ts_lock;
     struct weft__list ts_queue;

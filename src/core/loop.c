@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "io/backend.h"
 
@@ -23,6 +24,9 @@ _Static_assert(offsetof(weft_task_t, rkind) - offsetof(weft_task_t, rlink) ==
                "task ready-node layout");
 _Static_assert(offsetof(struct weft__handle, kind) == offsetof(struct weft__rnode, kind),
                "handle ready-node layout");
+
+static void nap_slack_set(weft_loop_t *l);
+static void nap_slack_restore(weft_loop_t *l);
 
 int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
 {
@@ -77,6 +81,8 @@ int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
         return err;
     }
     weft__overflow_thread_init();
+    if (l->nap_ns > 0)
+        nap_slack_set(l);
 #ifdef WEFT_TSAN
     l->tsan_main = __tsan_get_current_fiber();
 #endif
@@ -242,6 +248,32 @@ static void run_handle(struct weft__handle *h)
     else if (h->heap == WEFT__H_UTIMER)
         weft__free(weft__container_of(h, struct weft__utimer, h));
     cb(arg);
+}
+
+/* With naps on, the loop's thread gets a timer slack of a tenth of the nap (if its slack was
+ * larger: 50 us by default, which would stretch a 50 us nap to 100 us, and napping clients too
+ * long leave their peer idle); weft_loop_close() gives the thread its slack back. */
+static void nap_slack_set(weft_loop_t *l)
+{
+#ifdef PR_SET_TIMERSLACK
+    int old = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    unsigned long want = (unsigned long)(l->nap_ns / 10);
+    if (want < 1)
+        want = 1; /* 0 would mean "the default" */
+    if (old > 0 && (unsigned long)old > want && prctl(PR_SET_TIMERSLACK, want, 0, 0, 0) == 0)
+        l->nap_old_slack = (unsigned long)old;
+#else
+    (void)l;
+#endif
+}
+
+static void nap_slack_restore(weft_loop_t *l)
+{
+#ifdef PR_SET_TIMERSLACK
+    if (l->nap_old_slack != 0 && pthread_equal(l->owner, pthread_self()))
+        prctl(PR_SET_TIMERSLACK, l->nap_old_slack, 0, 0, 0);
+#endif
+    l->nap_old_slack = 0;
 }
 
 /* A nap (weft_loop_opts.nap_ns): sleep off the backend's wait queue (the fds' peers do not wake
@@ -451,6 +483,7 @@ int weft_loop_close(weft_loop_t *loop)
     weft__tsan_fibers_fini(loop);
 #endif
     pthread_mutex_destroy(&loop->ts_lock);
+    nap_slack_restore(loop);
     if (weft__tls_loop == loop)
         weft__tls_loop = NULL;
     weft__free(loop);

@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -194,5 +195,31 @@ static void test_nap_adapts(void)
     CHECK_EQ(run_napping(adapt_main, 300 * MS), 0);
 }
 
-TEST_MAIN(test_nap_range, test_nap_timers_on_time, test_nap_arrivals, test_nap_idle_sleeps,
+/* A loop with naps lowers its thread's timer slack to a tenth of the nap while it lives (the
+ * kernel would stretch each nap by the slack: 50 us by default) and gives it back when closed;
+ * a loop without naps, or on a thread whose slack is already smaller, leaves it alone. */
+static void test_nap_timer_slack(void)
+{
+    if (prctl(PR_SET_TIMERSLACK, 50000UL, 0, 0, 0) != 0)
+        return; /* no timer slack here (an emulator): nothing to check */
+    weft_loop_t *l;
+    struct weft_loop_opts o = {.nap_ns = 50000};
+    CHECK_EQ(weft_loop_new(&l, &o), 0);
+    CHECK_EQ(prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), 5000);
+    CHECK_EQ(weft_loop_close(l), 0);
+    CHECK_EQ(prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), 50000);
+    o.nap_ns = 0;
+    CHECK_EQ(weft_loop_new(&l, &o), 0);
+    CHECK_EQ(prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), 50000);
+    CHECK_EQ(weft_loop_close(l), 0);
+    CHECK_EQ(prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0), 0);
+    o.nap_ns = 50000;
+    CHECK_EQ(weft_loop_new(&l, &o), 0);
+    CHECK_EQ(prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), 1000);
+    CHECK_EQ(weft_loop_close(l), 0);
+    CHECK_EQ(prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), 1000);
+    CHECK_EQ(prctl(PR_SET_TIMERSLACK, 50000UL, 0, 0, 0), 0);
+}
+
+TEST_MAIN(test_nap_range, test_nap_timer_slack, test_nap_timers_on_time, test_nap_arrivals, test_nap_idle_sleeps,
           test_nap_adapts)
