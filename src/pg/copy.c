@@ -8,12 +8,9 @@
 /* Send `sql` and wait for its first result, which must have status `want`. */
 static int copy_begin(weft_pg_t *c, const char *sql, ExecStatusType want, int64_t dl)
 {
-    int r = weft__pg_enter(c);
+    int r = weft__pg_begin(c);
     if (r < 0)
         return r;
-    r = weft__pg_end_copy(c);
-    if (r < 0)
-        return weft__pg_leave(c, r);
     r = weft__pg_send(c, SEND_PARAMS, sql, NULL, 0, 0, NULL);
     if (r >= 0)
         r = weft__pg_flush(c, dl);

@@ -158,6 +158,17 @@ static inline int weft__pg_end_copy(weft_pg_t *c)
     return c->broken ? -ECONNRESET : 0;
 }
 
+/* Enter a call that is not a COPY one: weft__pg_enter, then end a COPY left open (leaving
+ * again if that fails). Returns 0 or an error, as weft__pg_enter and weft__pg_leave. */
+static inline int weft__pg_begin(weft_pg_t *c)
+{
+    int r = weft__pg_enter(c);
+    if (r < 0)
+        return r;
+    r = weft__pg_end_copy(c);
+    return r < 0 ? weft__pg_leave(c, r) : 0;
+}
+
 /* ---- statements (query.c) ---- */
 
 enum pg_send_kind { SEND_PARAMS, SEND_PREPARED, SEND_SIMPLE, SEND_PREPARE };

@@ -30,12 +30,9 @@ int weft_pg_pipeline(weft_pg_t *c, size_t n, int (*queue)(weft_pg_t *c, size_t i
 {
     if (queue == NULL)
         return -EINVAL;
-    int r = weft__pg_enter(c);
+    int r = weft__pg_begin(c);
     if (r < 0)
         return r;
-    r = weft__pg_end_copy(c);
-    if (r < 0)
-        return weft__pg_leave(c, r);
     if (!PQenterPipelineMode(c->pq))
         return weft__pg_leave(c, WEFT_PG_ESTATE);
     c->pipeline = true;

@@ -208,12 +208,9 @@ static int pg_run(weft_pg_t *c, int kind, const char *sql, const weft_pg_param_t
 {
     if (res != NULL)
         *res = NULL;
-    int r = weft__pg_enter(c);
+    int r = weft__pg_begin(c);
     if (r < 0)
         return r;
-    r = weft__pg_end_copy(c);
-    if (r < 0)
-        return weft__pg_leave(c, r);
     if (kind == SEND_PREPARE) {
         if (n < 0 || sql == NULL || prep_name == NULL)
             return weft__pg_leave(c, -EINVAL);

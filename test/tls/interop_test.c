@@ -9,37 +9,6 @@
 
 #define CHILD_SECONDS 30.0
 
-struct stats {
-    int served;
-    int last;
-    char alpn[32];
-};
-
-static int echo_lines(weft_stream_t *s, void *arg)
-{
-    struct stats *st = arg;
-    const char *alpn = weft_tls_alpn(s);
-    snprintf(st->alpn, sizeof(st->alpn), "%s", alpn ? alpn : "");
-    const char *p;
-    size_t n;
-    int r;
-    for (;;) {
-        r = weft_stream_readline(s, &p, &n);
-        if (r < 0 || n == 0)
-            break;
-        if (n == 5 && memcmp(p, "QUIT\n", 5) == 0)
-            break;
-        r = weft_stream_write(s, p, n);
-        if (r == 0)
-            r = weft_stream_drain(s);
-        if (r < 0)
-            break;
-    }
-    st->served++;
-    st->last = r;
-    return 0;
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -64,9 +33,9 @@ static int py_client_main(void *arg)
 {
     (void)arg;
     weft_tls_ctx_t *sctx = tt_server_ctx("server.pem", "server.key", "http/1.1");
-    struct stats st = {0};
+    struct tt_srv_stats st = {0};
     weft_server_t *srv;
-    CHECK_EQ(weft_tls_server_start(&srv, sctx, echo_lines, &st, "127.0.0.1", 0, NULL), 0);
+    CHECK_EQ(weft_tls_server_start(&srv, sctx, tt_echo_lines, &st, "127.0.0.1", 0, NULL), 0);
     char cmd[2048], out[4096];
     snprintf(cmd, sizeof(cmd), "python3 %s/py_tls_peer.py client 127.0.0.1 %d %s",
              sp_srcdir(__FILE__), weft_server_port(srv), tt_path("ca.pem"));
@@ -144,9 +113,9 @@ static int s_client_main(void *arg)
 {
     (void)arg;
     weft_tls_ctx_t *sctx = tt_server_ctx("server.pem", "server.key", NULL);
-    struct stats st = {0};
+    struct tt_srv_stats st = {0};
     weft_server_t *srv;
-    CHECK_EQ(weft_tls_server_start(&srv, sctx, echo_lines, &st, "127.0.0.1", 0, NULL), 0);
+    CHECK_EQ(weft_tls_server_start(&srv, sctx, tt_echo_lines, &st, "127.0.0.1", 0, NULL), 0);
     int port = weft_server_port(srv);
     char in[300], cmd[2048], out[16384];
     snprintf(in, sizeof(in), "%s", tt_path("s_client.in"));
@@ -241,7 +210,7 @@ static void test_openssl_s_server(void)
 
 static int http_once(weft_stream_t *s, void *arg)
 {
-    struct stats *st = arg;
+    struct tt_srv_stats *st = arg;
     const char *alpn = weft_tls_alpn(s);
     snprintf(st->alpn, sizeof(st->alpn), "%s", alpn ? alpn : "");
     const char *p;
@@ -260,7 +229,7 @@ static int curl_main(void *arg)
 {
     (void)arg;
     weft_tls_ctx_t *sctx = tt_server_ctx("server.pem", "server.key", "h2,http/1.1");
-    struct stats st = {0};
+    struct tt_srv_stats st = {0};
     weft_server_t *srv;
     CHECK_EQ(weft_tls_server_start(&srv, sctx, http_once, &st, "127.0.0.1", 0, NULL), 0);
     int port = weft_server_port(srv);
