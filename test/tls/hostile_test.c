@@ -40,6 +40,19 @@ static int raw_send(weft_stream_t *c, const void *p, size_t n)
     return weft_sock_sendall(weft_stream_fd(c), p, n, NULL);
 }
 
+/* A TLS client that has sent the capture server a good line ("fine\n"), with the capture's
+ * event reset for the next connection. */
+static weft_stream_t *fine_client(struct capture *cp, int port, weft_tls_ctx_t *cctx)
+{
+    weft_stream_t *c;
+    weft_event_init(&cp->done);
+    CHECK_EQ(weft_stream_connect(&c, "127.0.0.1", port, NULL), 0);
+    CHECK_EQ(weft_tls_start(c, cctx, "localhost"), 0);
+    CHECK_EQ(weft_stream_write(c, "fine\n", 5), 0);
+    CHECK_EQ(weft_stream_drain(c), 0);
+    return c;
+}
+
 static int hostile_main(void *arg)
 {
     (void)arg;
@@ -77,11 +90,7 @@ static int hostile_main(void *arg)
     weft_stream_release(c);
 
     /* garbage in the middle of the stream */
-    weft_event_init(&cp.done);
-    CHECK_EQ(weft_stream_connect(&c, "127.0.0.1", port, NULL), 0);
-    CHECK_EQ(weft_tls_start(c, cctx, "localhost"), 0);
-    CHECK_EQ(weft_stream_write(c, "fine\n", 5), 0);
-    CHECK_EQ(weft_stream_drain(c), 0);
+    c = fine_client(&cp, port, cctx);
     CHECK_EQ(raw_send(c, "\x17\x03\x03\x00\x20garbage garbage garbage garbage!", 37), 0);
     CHECK_EQ(weft_event_wait(&cp.done), 0);
     fprintf(stderr, "  garbage mid-stream: %s (%s)\n", weft_strerror(cp.rd), cp.reason);
@@ -94,11 +103,7 @@ static int hostile_main(void *arg)
     weft_stream_release(c);
 
     /* a peer that vanishes mid-record */
-    weft_event_init(&cp.done);
-    CHECK_EQ(weft_stream_connect(&c, "127.0.0.1", port, NULL), 0);
-    CHECK_EQ(weft_tls_start(c, cctx, "localhost"), 0);
-    CHECK_EQ(weft_stream_write(c, "fine\n", 5), 0);
-    CHECK_EQ(weft_stream_drain(c), 0);
+    c = fine_client(&cp, port, cctx);
     CHECK_EQ(raw_send(c, "\x17\x03\x03\x01\x00" "0123456789", 15), 0);
     CHECK_EQ(shutdown(weft_stream_fd(c), SHUT_WR), 0);
     CHECK_EQ(weft_event_wait(&cp.done), 0);
@@ -107,11 +112,7 @@ static int hostile_main(void *arg)
     weft_stream_release(c);
 
     /* a peer that closes between records without close_notify (abort), vs a clean close */
-    weft_event_init(&cp.done);
-    CHECK_EQ(weft_stream_connect(&c, "127.0.0.1", port, NULL), 0);
-    CHECK_EQ(weft_tls_start(c, cctx, "localhost"), 0);
-    CHECK_EQ(weft_stream_write(c, "fine\n", 5), 0);
-    CHECK_EQ(weft_stream_drain(c), 0);
+    c = fine_client(&cp, port, cctx);
     weft_stream_abort(c);
     CHECK_EQ(weft_event_wait(&cp.done), 0);
     CHECK_EQ(cp.rd, WEFT_ETLS_EOF);
