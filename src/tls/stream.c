@@ -78,9 +78,11 @@ static int bio_read(BIO *b, char *buf, size_t n, size_t *done)
     for (;;) {
         ssize_t k = recv(c->fd, buf, n, MSG_DONTWAIT);
         if (k > 0) {
+            c->drained = (size_t)k < n;
             *done = (size_t)k;
             return 1;
         }
+        c->drained = 0;
         if (k == 0) {
             c->eof = 1;
             return 0;
@@ -205,9 +207,23 @@ static int fail_code(struct conn *c, int e)
 
 /* ---- the transport ---- */
 
+/*
+ * A short recv() drained the socket (a stream socket gives all it holds, up to the length asked),
+ * and data that comes after it is a new readiness that weft_wait_fd() remembers: so when OpenSSL
+ * holds nothing either (no record, not even part of one), the next read waits first instead of
+ * paying a recv() that would find nothing (the plain stream's sys_read does the same).
+ */
 static ssize_t tls_read(weft_stream_t *s, void *buf, size_t n)
 {
     struct conn *c = s->tpctx;
+    if (c->drained) {
+        c->drained = 0;
+        if (!SSL_has_pending(c->ssl)) {
+            s->tp_rwait = WEFT_READABLE;
+            errno = EAGAIN;
+            return -1;
+        }
+    }
     clear_errors();
     size_t got;
     int r = SSL_read_ex(c->ssl, buf, n, &got);

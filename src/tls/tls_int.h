@@ -59,6 +59,7 @@ struct conn {
     uint8_t handshaken;
     uint8_t shut_sent;    /* SSL_shutdown was called */
     uint8_t shut_pending; /* ... and its close_notify did not fit in the socket yet */
+    uint8_t drained;      /* the last recv() was short: the socket held no more then */
     char *pre;            /* bytes the plaintext reader had buffered before start_tls */
     size_t prepos, prelen;
     size_t io_max;
