@@ -25,8 +25,31 @@ _Static_assert(offsetof(weft_task_t, rkind) - offsetof(weft_task_t, rlink) ==
 _Static_assert(offsetof(struct weft__handle, kind) == offsetof(struct weft__rnode, kind),
                "handle ready-node layout");
 
-static void nap_slack_set(weft_loop_t *l);
-static void nap_slack_restore(weft_loop_t *l);
+/* With naps on, the loop's thread gets a timer slack of a tenth of the nap (if its slack was
+ * larger: 50 us by default, which would stretch a 50 us nap to 100 us, and napping clients too
+ * long leave their peer idle); weft_loop_close() gives the thread its slack back. */
+static void nap_slack_set(weft_loop_t *l)
+{
+#ifdef PR_SET_TIMERSLACK
+    int old = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    unsigned long want = (unsigned long)(l->nap_ns / 10);
+    if (want < 1)
+        want = 1; /* 0 would mean "the default" */
+    if (old > 0 && (unsigned long)old > want && prctl(PR_SET_TIMERSLACK, want, 0, 0, 0) == 0)
+        l->nap_old_slack = (unsigned long)old;
+#else
+    (void)l;
+#endif
+}
+
+static void nap_slack_restore(weft_loop_t *l)
+{
+#ifdef PR_SET_TIMERSLACK
+    if (l->nap_old_slack != 0 && pthread_equal(l->owner, pthread_self()))
+        prctl(PR_SET_TIMERSLACK, l->nap_old_slack, 0, 0, 0);
+#endif
+    l->nap_old_slack = 0;
+}
 
 int weft_loop_new(weft_loop_t **out, const struct weft_loop_opts *opts)
 {
@@ -248,32 +271,6 @@ static void run_handle(struct weft__handle *h)
     else if (h->heap == WEFT__H_UTIMER)
         weft__free(weft__container_of(h, struct weft__utimer, h));
     cb(arg);
-}
-
-/* With naps on, the loop's thread gets a timer slack of a tenth of the nap (if its slack was
- * larger: 50 us by default, which would stretch a 50 us nap to 100 us, and napping clients too
- * long leave their peer idle); weft_loop_close() gives the thread its slack back. */
-static void nap_slack_set(weft_loop_t *l)
-{
-#ifdef PR_SET_TIMERSLACK
-    int old = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
-    unsigned long want = (unsigned long)(l->nap_ns / 10);
-    if (want < 1)
-        want = 1; /* 0 would mean "the default" */
-    if (old > 0 && (unsigned long)old > want && prctl(PR_SET_TIMERSLACK, want, 0, 0, 0) == 0)
-        l->nap_old_slack = (unsigned long)old;
-#else
-    (void)l;
-#endif
-}
-
-static void nap_slack_restore(weft_loop_t *l)
-{
-#ifdef PR_SET_TIMERSLACK
-    if (l->nap_old_slack != 0 && pthread_equal(l->owner, pthread_self()))
-        prctl(PR_SET_TIMERSLACK, l->nap_old_slack, 0, 0, 0);
-#endif
-    l->nap_old_slack = 0;
 }
 
 /* A nap (weft_loop_opts.nap_ns): sleep off the backend's wait queue (the fds' peers do not wake

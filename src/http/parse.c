@@ -201,7 +201,6 @@ static inline bool caseeq(const char *a, size_t n, const char *lit)
     return true;
 }
 
-
 void weft_http_parser_init(struct weft_http_parser *p, const struct weft_http_limits *lim)
 {
     memset(p, 0, sizeof(*p));
