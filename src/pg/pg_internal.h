@@ -46,8 +46,13 @@ struct weft_pg_result {
     struct pg_blob *blobs; /* bytea values decoded by weft_pg_get_bytea() */
     int nrows, ncols;      /* PQntuples, PQnfields: read once (the getters check every cell) */
     bool all_binary;       /* every column in binary format (PQbinaryTuples) */
+    bool direct;           /* cells read from libpq's row array (result.c), not PQgetvalue */
     uint64_t oid_cols;     /* bit c: column c (< 64) is of type oid */
 };
+
+/* Tests: read cells through libpq's calls only (false), or directly where that is safe (true,
+ * the default). Applies to results made after the call. */
+void weft__pg_direct_cells(bool on);
 
 /* ---- errors (error.c) ---- */
 

@@ -7,6 +7,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,16 +31,84 @@ void weft__pg_result_clear(weft_pg_result_t *r)
     r->res = NULL;
     r->nrows = r->ncols = 0;
     r->all_binary = false;
+    r->direct = false;
     r->oid_cols = 0;
+}
+
+/*
+ * ---- direct cells ----
+ *
+ * PQgetvalue(), PQgetlength() and PQgetisnull() check their arguments and then load one cell
+ * from the result's row array. A client that decodes a 1,000-row answer calls them thousands of
+ * times: two of them per cell were 92k instructions per answer of two columns, more than all of
+ * weft's own work for the query. The head of libpq's `struct pg_result` (libpq-int.h: the row
+ * and column counts, the column descriptions, then the rows, each an array of {length, value}
+ * cells whose length is -1 for a NULL) has had this layout since PostgreSQL 7.4. weft reads cells
+ * through it, after its own range check, only when the libpq it runs with is one whose layout is
+ * known (10 to 18) and a result built once with libpq's public calls reads back the same both
+ * ways. Otherwise every getter asks libpq.
+ */
+struct pq_cell {
+    int len; /* -1: NULL */
+    char *value;
+};
+struct pq_result_head {
+    int ntups;
+    int nfields;
+    void *attdescs;
+    struct pq_cell **tuples;
+};
+
+static bool direct_ok;  /* the probe passed */
+static bool direct_off; /* weft__pg_direct_cells(false) */
+static pthread_once_t direct_once = PTHREAD_ONCE_INIT;
+
+/* Does a result built with libpq's calls read back the same through pq_result_head? */
+static void direct_probe(void)
+{
+    int v = PQlibVersion();
+    if (v < 100000 || v >= 190000)
+        return;
+    PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    if (res == NULL)
+        return;
+    PGresAttDesc at[3] = {{.name = "a", .format = 1, .typid = 23, .typlen = 4, .atttypmod = -1},
+                          {.name = "b", .format = 0, .typid = 25, .typlen = -1, .atttypmod = -1},
+                          {.name = "c", .format = 0, .typid = 25, .typlen = -1, .atttypmod = -1}};
+    static const char *vals[2][3] = {{"1234", NULL, ""}, {"wxyz", "weft", NULL}};
+    bool ok = PQsetResultAttrs(res, 3, at);
+    for (int row = 0; ok && row < 2; row++)
+        for (int col = 0; ok && col < 3; col++)
+            ok = PQsetvalue(res, row, col, (char *)vals[row][col],
+                            vals[row][col] != NULL ? (int)strlen(vals[row][col]) : -1);
+    const struct pq_result_head *h = (const void *)res;
+    ok = ok && h->ntups == 2 && h->nfields == 3 && h->tuples != NULL;
+    for (int row = 0; ok && row < 2; row++) {
+        for (int col = 0; ok && col < 3; col++) {
+            const struct pq_cell *c = &h->tuples[row][col];
+            ok = c->value == PQgetvalue(res, row, col) &&
+                 (c->len < 0) == (PQgetisnull(res, row, col) != 0) &&
+                 (c->len < 0 ? c->len == -1 : c->len == PQgetlength(res, row, col));
+        }
+    }
+    PQclear(res);
+    direct_ok = ok;
+}
+
+void weft__pg_direct_cells(bool on)
+{
+    direct_off = !on;
 }
 
 /* ---- results ---- */
 
 void weft__pg_result_init(weft_pg_result_t *r, PGresult *res)
 {
+    pthread_once(&direct_once, direct_probe);
     r->res = res;
     r->nrows = PQntuples(res);
     r->ncols = PQnfields(res);
+    r->direct = direct_ok && !direct_off;
     r->all_binary = r->ncols > 0 && PQbinaryTuples(res) == 1;
     r->oid_cols = 0;
     for (int c = 0; c < r->ncols && c < 64; c++)
@@ -100,38 +169,68 @@ static bool in_range(const weft_pg_result_t *r, int row, int col)
     return r != NULL && (unsigned)row < (unsigned)r->nrows && (unsigned)col < (unsigned)r->ncols;
 }
 
-bool weft_pg_isnull(const weft_pg_result_t *r, int row, int col)
-{
-    return !in_range(r, row, col) || PQgetisnull(r->res, row, col);
-}
-
-const char *weft_pg_value(const weft_pg_result_t *r, int row, int col, size_t *len)
-{
-    if (len != NULL)
-        *len = 0;
-    if (weft_pg_isnull(r, row, col))
-        return NULL;
-    if (len != NULL)
-        *len = (size_t)PQgetlength(r->res, row, col);
-    return PQgetvalue(r->res, row, col);
-}
-
 /*
  * The cell for a getter: 0 with its bytes, -ENODATA for NULL, -EINVAL out of range. Every getter
  * runs this for every cell it reads (a client decoding a 1,000-row answer runs it thousands of
- * times), so it asks libpq only for the value and its length: a NULL has the length 0, so only
- * an empty value needs asking whether it is NULL.
+ * times): directly from libpq's row array where that is safe (above), else it asks libpq only for
+ * the value and its length: a NULL has the length 0, so only an empty value needs asking whether
+ * it is NULL.
  */
-static inline int cell(const weft_pg_result_t *r, int row, int col, const char **v, int *len)
+static __attribute__((noinline)) int cell_libpq(const weft_pg_result_t *r, int row, int col,
+                                                const char **v, int *len)
 {
-    if (!in_range(r, row, col))
-        return -EINVAL;
     PGresult *res = r->res;
     *len = PQgetlength(res, row, col);
     *v = PQgetvalue(res, row, col);
     if (*len == 0 && PQgetisnull(res, row, col))
         return -ENODATA;
     return 0;
+}
+
+static inline int cell(const weft_pg_result_t *r, int row, int col, const char **v, int *len)
+{
+    if (!in_range(r, row, col))
+        return -EINVAL;
+    if (!r->direct)
+        return cell_libpq(r, row, col, v, len);
+    const struct pq_cell *c = &((const struct pq_result_head *)(void *)r->res)->tuples[row][col];
+    *len = c->len;
+    *v = c->value;
+    return c->len < 0 ? -ENODATA : 0;
+}
+
+/*
+ * The fast path of the getters most called (int and text): the cell straight from libpq's row
+ * array, or NULL when this result is not read that way or (row, col) is out of range; the caller
+ * then takes the general path, which gives every answer its error. Kept free of calls so that
+ * the getters' fast paths need no stack frame.
+ */
+static inline const struct pq_cell *direct_cell(const weft_pg_result_t *r, int row, int col)
+{
+    if (r == NULL || !r->direct || !in_range(r, row, col))
+        return NULL;
+    return &((const struct pq_result_head *)(void *)r->res)->tuples[row][col];
+}
+
+bool weft_pg_isnull(const weft_pg_result_t *r, int row, int col)
+{
+    const char *v;
+    int len;
+    return cell(r, row, col, &v, &len) < 0;
+}
+
+const char *weft_pg_value(const weft_pg_result_t *r, int row, int col, size_t *len)
+{
+    const char *v;
+    int l;
+    if (cell(r, row, col, &v, &l) < 0) {
+        if (len != NULL)
+            *len = 0;
+        return NULL;
+    }
+    if (len != NULL)
+        *len = (size_t)l;
+    return v;
 }
 
 /* Is column `col` in binary format? */
@@ -179,7 +278,8 @@ static int text_int(const char *v, int64_t *out)
     return 0;
 }
 
-int weft_pg_get_int(weft_pg_result_t *r, int row, int col, int64_t *out)
+static __attribute__((noinline)) int get_int_any(weft_pg_result_t *r, int row, int col,
+                                                 int64_t *out)
 {
     const char *v;
     int len;
@@ -199,6 +299,23 @@ int weft_pg_get_int(weft_pg_result_t *r, int row, int col, int64_t *out)
         return -EINVAL;
     }
     return 0;
+}
+
+int weft_pg_get_int(weft_pg_result_t *r, int row, int col, int64_t *out)
+{
+    const struct pq_cell *c = direct_cell(r, row, col);
+    if (c != NULL && r->all_binary && col < 64) { /* binary int4 and int8 */
+        if (c->len == 4) {
+            uint32_t u = (uint32_t)be_read(c->value, 4);
+            *out = (r->oid_cols >> col) & 1 ? (int64_t)u : (int64_t)(int32_t)u;
+            return 0;
+        }
+        if (c->len == 8) {
+            *out = (int64_t)be_read(c->value, 8);
+            return 0;
+        }
+    }
+    return get_int_any(r, row, col, out);
 }
 
 int weft_pg_get_double(weft_pg_result_t *r, int row, int col, double *out)
@@ -262,7 +379,8 @@ int weft_pg_get_bool(weft_pg_result_t *r, int row, int col, bool *out)
     return 0;
 }
 
-int weft_pg_get_text(weft_pg_result_t *r, int row, int col, const char **out, size_t *len)
+static __attribute__((noinline)) int get_text_any(weft_pg_result_t *r, int row, int col,
+                                                  const char **out, size_t *len)
 {
     const char *v;
     int l;
@@ -272,6 +390,17 @@ int weft_pg_get_text(weft_pg_result_t *r, int row, int col, const char **out, si
     *out = v;
     if (len != NULL)
         *len = (size_t)l;
+    return 0;
+}
+
+int weft_pg_get_text(weft_pg_result_t *r, int row, int col, const char **out, size_t *len)
+{
+    const struct pq_cell *c = direct_cell(r, row, col);
+    if (c == NULL || c->len < 0)
+        return get_text_any(r, row, col, out, len);
+    *out = c->value;
+    if (len != NULL)
+        *len = (size_t)c->len;
     return 0;
 }
 

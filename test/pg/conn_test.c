@@ -244,10 +244,78 @@ static int types_main(void *arg)
     return 0;
 }
 
+/*
+ * Every cell of a mixed answer (NULLs, empty and long text, binary integers, many rows) reads the
+ * same through weft's getters as through libpq's own calls: the same bytes at the same address,
+ * the same length and NULL-ness.
+ */
+static int cells_main(void *arg)
+{
+    (void)arg;
+    weft_pg_t *c = must_connect(pgt_conninfo());
+    const char *sql = "SELECT i, CASE WHEN i % 3 = 0 THEN NULL ELSE 'v' || i END AS t, "
+                      "CASE WHEN i % 5 = 0 THEN '' ELSE repeat('x', i % 300) END AS e, "
+                      "CASE WHEN i % 7 = 0 THEN NULL ELSE i::int8 * 1000000007 END AS b "
+                      "FROM generate_series(1, 2000) AS i";
+    for (int fmt = 0; fmt < 2; fmt++) {
+        weft_pg_result_t *r = NULL;
+        CHECK_EQ(weft_pg_query_ex(c, sql, NULL, 0, fmt ? WEFT_PG_BINARY : 0, &r,
+                                  WEFT_NO_DEADLINE),
+                 2000);
+        PGresult *pq = (PGresult *)weft_pg_result_libpq(r);
+        CHECK_EQ(weft_pg_nrows(r), PQntuples(pq));
+        for (int row = 0; row < 2000; row++) {
+            for (int col = 0; col < 4; col++) {
+                size_t n = 99;
+                const char *v = weft_pg_value(r, row, col, &n);
+                bool null = PQgetisnull(pq, row, col);
+                CHECK_EQ(weft_pg_isnull(r, row, col), null);
+                CHECK(null ? v == NULL && n == 0
+                           : v == PQgetvalue(pq, row, col) &&
+                                 n == (size_t)PQgetlength(pq, row, col));
+                const char *s = NULL;
+                CHECK_EQ(weft_pg_get_text(r, row, col, &s, &n), null ? -ENODATA : 0);
+                CHECK(null || (s == v && n == (size_t)PQgetlength(pq, row, col)));
+            }
+            int64_t i, b;
+            CHECK_EQ(weft_pg_get_int(r, row, 0, &i), 0);
+            CHECK_EQ(i, row + 1);
+            int e = weft_pg_get_int(r, row, 3, &b);
+            CHECK_EQ(e, (row + 1) % 7 == 0 ? -ENODATA : 0);
+            CHECK(e < 0 || b == (int64_t)(row + 1) * 1000000007);
+        }
+        int64_t i;
+        CHECK_EQ(weft_pg_get_int(r, 2000, 0, &i), -EINVAL);
+        CHECK_EQ(weft_pg_get_int(r, -1, 0, &i), -EINVAL);
+        CHECK_EQ(weft_pg_get_int(r, 0, 4, &i), -EINVAL);
+        CHECK(weft_pg_value(r, 0, -1, NULL) == NULL);
+        weft_pg_result_free(r);
+    }
+    weft_pg_close(c);
+    return 0;
+}
+
+/* src/pg/pg_internal.h: read cells through libpq's calls only (false) or, where the probe of
+ * libpq's result layout passed, straight from its row array (true, the default). */
+void weft__pg_direct_cells(bool on);
+
 static void test_types(void)
 {
     pgt_setup();
     CHECK_EQ(weft_run(types_main, NULL), 0);
+    /* The same answers through libpq's getters (what a libpq of unknown layout gets). */
+    weft__pg_direct_cells(false);
+    CHECK_EQ(weft_run(types_main, NULL), 0);
+    weft__pg_direct_cells(true);
+}
+
+static void test_cells_match_libpq(void)
+{
+    pgt_setup();
+    CHECK_EQ(weft_run(cells_main, NULL), 0);
+    weft__pg_direct_cells(false);
+    CHECK_EQ(weft_run(cells_main, NULL), 0);
+    weft__pg_direct_cells(true);
 }
 
 /* ---- prepared statements ---- */
@@ -473,5 +541,5 @@ static void test_notify(void)
     CHECK_EQ(weft_run(notify_main, NULL), 0);
 }
 
-TEST_MAIN(test_connect_errors, test_server_errors, test_types, test_prepared, test_transaction,
-          test_timeout_cancel, test_notify)
+TEST_MAIN(test_connect_errors, test_server_errors, test_types, test_cells_match_libpq,
+          test_prepared, test_transaction, test_timeout_cancel, test_notify)
