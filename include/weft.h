@@ -121,11 +121,13 @@ struct weft_loop_opts {
      * kernel lengthens each sleep by that slack, 50 us by default), then takes everything
      * that came meanwhile in one poll; if the nap found nothing, the loop sleeps in the poll as
      * usual, and it naps again only after a sleep in the poll shorter than a nap (so an idle
-     * loop, or answers further apart than a nap, cost no wasted naps). Never past a due timer.
+     * loop, or answers further apart than a nap, cost no wasted naps); a nap that found a single
+     * event batched nothing, so the loop then sleeps in the poll for its next 1, 2, 4 ... 32 idle
+     * moments, until a nap finds two events or more. Never past a due timer.
      * For a program with many requests in flight to a peer on another core (a database client
      * with a pool): the peer no longer wakes this thread for each answer, which costs it CPU,
-     * and this loop handles answers in batches. The price is latency: an event that comes during a nap waits
-     * for its end (docs/core.md, "Naps"). */
+     * and this loop handles answers in batches. The price is latency: an event that comes during
+     * a nap waits for its end (docs/core.md, "Naps"). */
     int64_t nap_ns;
 };
 

@@ -497,8 +497,10 @@ struct weft_loop {
     uint8_t file_engine; /* weft_loop_opts.file_engine */
     void *files;         /* the loop's file engine state, made on first use, or NULL */
     /* naps before sleeping in the poll (loop.c; cold: read only when the loop is idle) */
-    int64_t nap_ns; /* weft_loop_opts.nap_ns */
-    bool nap_next;  /* nap at the next idle poll: the last sleep in the poll was shorter */
+    int64_t nap_ns;      /* weft_loop_opts.nap_ns */
+    bool nap_next;       /* nap at the next idle poll: the last sleep in the poll was shorter */
+    uint8_t nap_skip;    /* idle polls left to sleep through without a nap (a lone-event nap) */
+    uint8_t nap_backoff; /* what nap_skip was set to last: doubles while naps find one event */
     unsigned long nap_old_slack; /* the thread's timer slack before the loop lowered it, or 0 */
     /* cross-thread calls */
     pthread_mutex_t ts_lock;

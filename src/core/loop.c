@@ -273,10 +273,17 @@ static void run_handle(struct weft__handle *h)
     cb(arg);
 }
 
+/* Most idle polls a loop sleeps through without napping after naps that each found one event. */
+#define NAP_BACKOFF_MAX 32
+
 /* A nap (weft_loop_opts.nap_ns): sleep off the backend's wait queue (the fds' peers do not wake
  * this thread), for the nap or until the timer *timeout (ns, -1 = none) is due, then look once.
  * True if something came or the timer is due: the caller need not sleep; else *timeout is what
- * is left of it. A signal cuts the nap short (EINTR); cross-thread calls wait for its end. */
+ * is left of it. A signal cuts the nap short (EINTR); cross-thread calls wait for its end.
+ * A nap that found a single event batched nothing: sleeping in the poll would have taken that
+ * event as soon as it came, and costs this thread less than a timed sleep (the peer pays for the
+ * wake-up). Then the loop sleeps in the poll for its next 1, 2, 4 ... 32 idle moments before it
+ * tries a nap again; a nap that finds two or more events ends the back-off. */
 static bool nap(weft_loop_t *l, int64_t *timeout)
 {
     int64_t d = l->nap_ns;
@@ -285,20 +292,30 @@ static bool nap(weft_loop_t *l, int64_t *timeout)
         d = *timeout;
     struct timespec ts = {.tv_sec = d / 1000000000, .tv_nsec = d % 1000000000};
     nanosleep(&ts, NULL);
-    if (l->backend->wait(l->backend_data, 0) > 0 || atomic_load(&l->ts_pending) || timer_due)
+    int n = l->backend->wait(l->backend_data, 0);
+    if (n >= 2) {
+        l->nap_backoff = 0;
+    } else if (n == 1) {
+        int b = l->nap_backoff * 2;
+        l->nap_backoff = (uint8_t)(b == 0 ? 1 : b > NAP_BACKOFF_MAX ? NAP_BACKOFF_MAX : b);
+        l->nap_skip = l->nap_backoff;
+    }
+    if (n > 0 || atomic_load(&l->ts_pending) || timer_due)
         return true;
     if (*timeout > 0)
         *timeout -= d;
     return false;
 }
 
-/* With naps on: nap if the last sleep in the poll was shorter than a nap, then, if nothing came
- * and no timer is due, sleep in the poll for what is left of `timeout`. Nap next time only if
- * this sleep ends within a nap's length: what woke it would have been caught by a nap; answers
- * further apart make every nap a wasted wake-up. */
+/* With naps on: nap if the last sleep in the poll was shorter than a nap (and no back-off is
+ * running), then, if nothing came and no timer is due, sleep in the poll for what is left of
+ * `timeout`. Nap next time only if this sleep ends within a nap's length: what woke it would have
+ * been caught by a nap; answers further apart make every nap a wasted wake-up. */
 static void nap_then_wait(weft_loop_t *l, int64_t timeout)
 {
-    if (l->nap_next && nap(l, &timeout))
+    if (l->nap_skip > 0)
+        l->nap_skip--;
+    else if (l->nap_next && nap(l, &timeout))
         return;
     int64_t t0 = weft__clock();
     l->backend->wait(l->backend_data, timeout);

@@ -1,11 +1,14 @@
 /*
  * Naps (weft_loop_opts.nap_ns): out of work, the loop sleeps for the nap off the backend's wait
  * queue, then takes what came in one poll; if the nap found nothing it sleeps in the poll as
- * usual, and it naps again only after a sleep in the poll shorter than a nap. What must hold: timers are never late because of a nap (a timer due within it ends
- * the nap at its time; one due later is slept for what is left), I/O and cross-thread calls that
- * come during a nap are taken at its end, an idle loop naps once and then sleeps (no wake-up per
- * nap), out-of-range lengths are refused. Real clock (a virtual clock never sleeps): lower bounds
- * exact, upper bounds loose (a loaded 2-core machine), far below what each defect would give.
+ * usual, and it naps again only after a sleep in the poll shorter than a nap; after naps that
+ * found a single event it sleeps in the poll for 1, 2, 4 ... idle moments (a back-off), until a
+ * nap finds two or more. What must hold: timers are never late because of a nap (a timer due
+ * within it ends the nap at its time; one due later is slept for what is left), I/O and
+ * cross-thread calls that come during a nap are taken at its end, an idle loop naps once and then
+ * sleeps (no wake-up per nap), naps back off while they batch nothing, out-of-range lengths are
+ * refused. Real clock (a virtual clock never sleeps): lower bounds exact, upper bounds loose (a
+ * loaded 2-core machine), far below what each defect would give.
  */
 #define _GNU_SOURCE /* pipe2 */
 #include "test.h"
@@ -109,25 +112,34 @@ static int arrivals_main(void *arg)
     CHECK(d >= 100 * MS);
     CHECK(d < 600 * MS);
     pthread_join(th, NULL);
-    /* The same for a call from another thread. */
+    CHECK_EQ(weft_close(pfd[0]), 0);
+    CHECK_EQ(weft_close(pfd[1]), 0);
+    return 0;
+}
+
+/* The same for a call from another thread (on a loop of its own: that nap found one event, so
+ * the loop above sleeps in the poll at its next idle moment). */
+static int calls_main(void *arg)
+{
+    (void)arg;
+    pthread_t th;
     the_loop = weft_loop_current();
     CHECK_EQ(weft_future_new(&called), 0);
-    t0 = test_mono_ns();
+    int64_t t0 = test_mono_ns();
     CHECK_EQ(pthread_create(&th, NULL, call_later, NULL), 0);
     CHECK_EQ(weft_future_await_dl(called, weft_deadline_in(5)), 7);
-    d = test_mono_ns() - t0;
+    int64_t d = test_mono_ns() - t0;
     CHECK(d >= 100 * MS);
     CHECK(d < 600 * MS);
     pthread_join(th, NULL);
     weft_future_release(called);
-    CHECK_EQ(weft_close(pfd[0]), 0);
-    CHECK_EQ(weft_close(pfd[1]), 0);
     return 0;
 }
 
 static void test_nap_arrivals(void)
 {
     CHECK_EQ(run_napping(arrivals_main, 100 * MS), 0);
+    CHECK_EQ(run_napping(calls_main, 100 * MS), 0);
 }
 
 /* ---- an idle loop naps once ---- */
@@ -195,6 +207,75 @@ static void test_nap_adapts(void)
     CHECK_EQ(run_napping(adapt_main, 300 * MS), 0);
 }
 
+/* ---- naps that batch nothing back off ---- */
+
+static int qfd[2];
+
+static void *write_two_later(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 20 * MS};
+    nanosleep(&ts, NULL);
+    CHECK_EQ(write(pfd[1], "x", 1), 1);
+    CHECK_EQ(write(qfd[1], "y", 1), 1);
+    return NULL;
+}
+
+static int wait_q(void *arg)
+{
+    (void)arg;
+    return weft_wait_fd_dl(qfd[0], WEFT_READABLE, weft_deadline_in(5));
+}
+
+/* Like wait_byte(), with a byte on each of two pipes, written together: two events. */
+static int64_t wait_two(void)
+{
+    weft_task_t *t;
+    CHECK_EQ(weft_spawn(&t, wait_q, NULL), 0);
+    pthread_t th;
+    int64_t t0 = test_mono_ns();
+    CHECK_EQ(pthread_create(&th, NULL, write_two_later, NULL), 0);
+    CHECK_EQ(weft_wait_fd_dl(pfd[0], WEFT_READABLE, weft_deadline_in(5)), WEFT_READABLE);
+    int64_t d = test_mono_ns() - t0;
+    CHECK_EQ(weft_join(t), WEFT_READABLE);
+    weft_task_release(t);
+    pthread_join(th, NULL);
+    char c;
+    CHECK_EQ(read(pfd[0], &c, 1), 1);
+    CHECK_EQ(read(qfd[0], &c, 1), 1);
+    return d;
+}
+
+static int backoff_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(pipe2(pfd, O_NONBLOCK | O_CLOEXEC), 0);
+    CHECK_EQ(pipe2(qfd, O_NONBLOCK | O_CLOEXEC), 0);
+    /* Out of the napping regime (a long idle spell), then back in (a byte within a nap). */
+    CHECK_EQ(weft_wait_fd_dl(pfd[0], WEFT_READABLE, weft_deadline_in(1.0)), -ETIMEDOUT);
+    CHECK(wait_byte() < 250 * MS);
+    /* A nap that finds one event: the next idle moment sleeps in the poll instead. */
+    CHECK(wait_byte() >= 300 * MS);
+    CHECK(wait_byte() < 250 * MS);
+    /* The next nap finds one event again: the back-off doubles (two idle moments). */
+    CHECK(wait_byte() >= 300 * MS);
+    CHECK(wait_byte() < 250 * MS);
+    CHECK(wait_byte() < 250 * MS);
+    /* A nap that finds two events ends the back-off: the loop naps at its next idle moment. */
+    CHECK(wait_two() >= 300 * MS);
+    CHECK(wait_byte() >= 300 * MS);
+    CHECK_EQ(weft_close(pfd[0]), 0);
+    CHECK_EQ(weft_close(pfd[1]), 0);
+    CHECK_EQ(weft_close(qfd[0]), 0);
+    CHECK_EQ(weft_close(qfd[1]), 0);
+    return 0;
+}
+
+static void test_nap_backs_off(void)
+{
+    CHECK_EQ(run_napping(backoff_main, 300 * MS), 0);
+}
+
 /* A loop with naps lowers its thread's timer slack to a tenth of the nap while it lives (the
  * kernel would stretch each nap by the slack: 50 us by default) and gives it back when closed;
  * a loop without naps, or on a thread whose slack is already smaller, leaves it alone. */
@@ -221,5 +302,5 @@ static void test_nap_timer_slack(void)
     CHECK_EQ(prctl(PR_SET_TIMERSLACK, 50000UL, 0, 0, 0), 0);
 }
 
-TEST_MAIN(test_nap_range, test_nap_timer_slack, test_nap_timers_on_time, test_nap_arrivals, test_nap_idle_sleeps,
-          test_nap_adapts)
+TEST_MAIN(test_nap_range, test_nap_timer_slack, test_nap_timers_on_time, test_nap_arrivals,
+          test_nap_idle_sleeps, test_nap_adapts, test_nap_backs_off)
