@@ -51,8 +51,9 @@ struct weft_pg_result {
 };
 
 /* Tests: read cells through libpq's calls only (false), or directly where that is safe (true,
- * the default). Applies to results made after the call. */
-void weft__pg_direct_cells(bool on);
+ * the default). Applies to results made after the call. Returns whether direct reads are safe
+ * with this libpq (result.c's probe passed). */
+bool weft__pg_direct_cells(bool on);
 
 /* ---- errors (error.c) ---- */
 

@@ -95,9 +95,11 @@ static void direct_probe(void)
     direct_ok = ok;
 }
 
-void weft__pg_direct_cells(bool on)
+bool weft__pg_direct_cells(bool on)
 {
+    pthread_once(&direct_once, direct_probe);
     direct_off = !on;
+    return direct_ok;
 }
 
 /* ---- results ---- */
