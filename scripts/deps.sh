@@ -24,7 +24,7 @@ pkgs_of() {
     bench) echo wrk curl python3 libuv1-dev golang-go fio ;;  # libuv, go: bench/spawn.sh's peers; fio: bench/files.sh
     # One line per module: its library's -dev package and what its tests need.
     modules)
-      echo "libpq-dev postgresql" # pg: libpq, and the server its tests start
+      echo "libpq-dev postgresql openssl" # pg: libpq, the server its tests start, a certificate for its TLS test
       echo "libssl-dev openssl"   # tls: OpenSSL 3, and the openssl command (the tests' PKI)
       echo "libcurl4-openssl-dev nginx" # curl: libcurl, and nginx for its tests (+ openssl, python3)
       echo "curl wrk python3 python3-aiohttp libhttp-parser-dev clang" # http: test clients, libhttp-parser (differential test), clang (fuzzer)

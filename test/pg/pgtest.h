@@ -10,6 +10,11 @@
  *
  * Conninfo strings: pgt_conninfo() connects as the superuser `postgres` (trust);
  * pgt_conninfo_user() as the role `weft` whose password is "secret" (scram-sha-256).
+ *
+ * TLS (pgt_setup_tls() instead of pgt_setup()): the server also listens on 127.0.0.1, on a free
+ * port, with ssl=on and a self-signed certificate made with the openssl command, and accepts the
+ * superuser there over TLS only (hostssl, trust); pgt_conninfo_tls() connects that way
+ * (sslmode=require). libpq does TLS over TCP only, hence the one TCP listener, on loopback.
  */
 #ifndef WEFT_PGTEST_H
 #define WEFT_PGTEST_H
@@ -22,9 +27,11 @@
 
 #include <weft/pg.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -38,6 +45,9 @@ static char pgt_dir[256];
 static char pgt_bindir[256];
 static char pgt_ci[1024];
 static char pgt_cu[1024];
+static char pgt_ct[1024]; /* over TLS (pgt_setup_tls) */
+static int pgt_port = 5432;
+static bool pgt_tls;
 static pid_t pgt_pid = -1;
 static uid_t pgt_uid;
 static gid_t pgt_gid;
@@ -117,13 +127,22 @@ static inline void pgt_dump_log(void)
 /* Start the postmaster (the data directory exists). Does not wait for it. */
 static inline void pgt_start_server(void)
 {
-    char data[300], sockdir[300];
+    char data[300], sockdir[300], port[40], crt[340], key[340];
     snprintf(data, sizeof(data), "%s/data", pgt_dir);
     snprintf(sockdir, sizeof(sockdir), "unix_socket_directories=%s", pgt_dir);
+    snprintf(port, sizeof(port), "port=%d", pgt_port);
+    snprintf(crt, sizeof(crt), "ssl_cert_file=%s/server.crt", pgt_dir);
+    snprintf(key, sizeof(key), "ssl_key_file=%s/server.key", pgt_dir);
     char *argv[] = {"postgres", "-D", data, "-c", "listen_addresses=", "-c", sockdir,
                     "-c", "fsync=off", "-c", "synchronous_commit=off", "-c",
                     "full_page_writes=off", "-c", "shared_buffers=16MB", "-c",
-                    "max_connections=60", "-c", "max_wal_size=1GB", "-c", "port=5432", NULL};
+                    "max_connections=60", "-c", "max_wal_size=1GB", "-c", port,
+                    NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    if (pgt_tls) {
+        argv[4] = "listen_addresses=127.0.0.1";
+        char *extra[] = {"-c", "ssl=on", "-c", crt, "-c", key};
+        memcpy(&argv[21], extra, sizeof(extra));
+    }
     pgt_pid = pgt_spawn(argv, true);
 }
 
@@ -172,6 +191,36 @@ static inline void pgt_cleanup(void)
         nftw(pgt_dir, pgt_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A TCP port free on 127.0.0.1 now (the kernel's choice). */
+static inline int pgt_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* The server's self-signed certificate and key, owned by the server's user (it refuses a key
+ * that others can read). */
+static inline void pgt_make_cert(void)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+             "-keyout %s/server.key -out %s/server.crt >%s/openssl.log 2>&1",
+             pgt_dir, pgt_dir, pgt_dir);
+    if (system(cmd) != 0)
+        pgt_missing("the openssl command (a certificate for the TLS server)");
+    snprintf(cmd, sizeof(cmd), "%s/server.key", pgt_dir);
+    CHECK_EQ(chmod(cmd, 0600), 0);
+    if (pgt_drop)
+        CHECK_EQ(chown(cmd, pgt_uid, pgt_gid), 0);
+}
+
 /* Start this binary's server once (blocking; call before weft_run). */
 static inline void pgt_setup(void)
 {
@@ -215,11 +264,20 @@ static inline void pgt_setup(void)
     FILE *f = fopen(hba, "w");
     CHECK(f != NULL);
     fprintf(f, "local all postgres trust\nlocal all all scram-sha-256\n");
+    if (pgt_tls)
+        fprintf(f, "hostssl all postgres 127.0.0.1/32 trust\n");
     fclose(f);
+    if (pgt_tls) {
+        pgt_make_cert();
+        pgt_port = pgt_free_port();
+    }
 
-    snprintf(pgt_ci, sizeof(pgt_ci), "host=%s port=5432 user=postgres dbname=postgres", pgt_dir);
+    snprintf(pgt_ci, sizeof(pgt_ci), "host=%s port=%d user=postgres dbname=postgres", pgt_dir,
+             pgt_port);
     snprintf(pgt_cu, sizeof(pgt_cu),
-             "host=%s port=5432 user=weft password=secret dbname=postgres", pgt_dir);
+             "host=%s port=%d user=weft password=secret dbname=postgres", pgt_dir, pgt_port);
+    snprintf(pgt_ct, sizeof(pgt_ct),
+             "host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=require", pgt_port);
     pgt_start_server();
     pgt_wait_ready();
 
@@ -239,6 +297,18 @@ static inline const char *pgt_conninfo(void)
 static inline const char *pgt_conninfo_user(void)
 {
     return pgt_cu;
+}
+
+/* pgt_setup() with the TLS listener (above). */
+static inline void pgt_setup_tls(void)
+{
+    pgt_tls = true;
+    pgt_setup();
+}
+
+static inline const char *pgt_conninfo_tls(void)
+{
+    return pgt_ct;
 }
 
 /* Restart the server after pgt_stop_immediate() (from a task: blocks the loop until ready). */
