@@ -171,13 +171,9 @@ static bool in_range(const weft_pg_result_t *r, int row, int col)
     return r != NULL && (unsigned)row < (unsigned)r->nrows && (unsigned)col < (unsigned)r->ncols;
 }
 
-/*
- * The cell for a getter: 0 with its bytes, -ENODATA for NULL, -EINVAL out of range. Every getter
- * runs this for every cell it reads (a client decoding a 1,000-row answer runs it thousands of
- * times): directly from libpq's row array where that is safe (above), else it asks libpq only for
- * the value and its length: a NULL has the length 0, so only an empty value needs asking whether
- * it is NULL.
- */
+/* A cell through libpq's calls: only the value and its length, as a NULL has the length 0 and
+ * only an empty value needs asking whether it is NULL. Out of line: the direct path is the
+ * common one. */
 static __attribute__((noinline)) int cell_libpq(const weft_pg_result_t *r, int row, int col,
                                                 const char **v, int *len)
 {
@@ -189,29 +185,32 @@ static __attribute__((noinline)) int cell_libpq(const weft_pg_result_t *r, int r
     return 0;
 }
 
-static inline int cell(const weft_pg_result_t *r, int row, int col, const char **v, int *len)
-{
-    if (!in_range(r, row, col))
-        return -EINVAL;
-    if (!r->direct)
-        return cell_libpq(r, row, col, v, len);
-    const struct pq_cell *c = &((const struct pq_result_head *)(void *)r->res)->tuples[row][col];
-    *len = c->len;
-    *v = c->value;
-    return c->len < 0 ? -ENODATA : 0;
-}
-
 /*
- * The fast path of the getters most called (int and text): the cell straight from libpq's row
- * array, or NULL when this result is not read that way or (row, col) is out of range; the caller
- * then takes the general path, which gives every answer its error. Kept free of calls so that
- * the getters' fast paths need no stack frame.
+ * The cell straight from libpq's row array, or NULL when this result is not read that way or
+ * (row, col) is out of range; the caller then takes the general path, which gives every answer
+ * its error. Kept free of calls so that the int and text getters' fast paths need no stack
+ * frame.
  */
 static inline const struct pq_cell *direct_cell(const weft_pg_result_t *r, int row, int col)
 {
     if (r == NULL || !r->direct || !in_range(r, row, col))
         return NULL;
     return &((const struct pq_result_head *)(void *)r->res)->tuples[row][col];
+}
+
+/*
+ * The cell for a getter: 0 with its bytes, -ENODATA for NULL, -EINVAL out of range. Every getter
+ * runs this for every cell it reads (a client decoding a 1,000-row answer runs it thousands of
+ * times): directly from libpq's row array where that is safe (above), else through libpq.
+ */
+static inline int cell(const weft_pg_result_t *r, int row, int col, const char **v, int *len)
+{
+    const struct pq_cell *c = direct_cell(r, row, col);
+    if (c == NULL)
+        return in_range(r, row, col) ? cell_libpq(r, row, col, v, len) : -EINVAL;
+    *len = c->len;
+    *v = c->value;
+    return c->len < 0 ? -ENODATA : 0;
 }
 
 bool weft_pg_isnull(const weft_pg_result_t *r, int row, int col)
