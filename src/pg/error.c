@@ -35,12 +35,20 @@ void weft__pg_set_errmsg(weft_pg_t *c, const char *msg)
     }
 }
 
-/* Take `res` (a PGRES_FATAL_ERROR) as the last error. Returns WEFT_PG_ESERVER. */
+/*
+ * Take `res` (a PGRES_FATAL_ERROR) as the last error. Returns WEFT_PG_ESERVER; or -ECONNRESET when
+ * libpq made the error itself (no SQLSTATE) because it dropped the connection: it lost track of
+ * the protocol (a message it cannot read or place, such as one claiming 2 GB) and the server did
+ * not report anything. The message stays readable (weft_pg_errmsg).
+ */
 int weft__pg_set_err_result(weft_pg_t *c, PGresult *res)
 {
     weft__pg_clear_err(c);
     c->err = res;
     weft__pg_set_errmsg(c, PQresultErrorMessage(res));
+    if (PQresultErrorField(res, PG_DIAG_SQLSTATE) == NULL && c->pq != NULL &&
+        PQstatus(c->pq) == CONNECTION_BAD)
+        return -ECONNRESET;
     return WEFT_PG_ESERVER;
 }
 

@@ -69,7 +69,8 @@ static inline void weft__pg_clear_err(weft_pg_t *c)
 }
 /* Keep `msg` (trailing newlines dropped) as the connection's last error text. */
 void weft__pg_set_errmsg(weft_pg_t *c, const char *msg);
-/* Take `res` (a PGRES_FATAL_ERROR) as the last error. Returns WEFT_PG_ESERVER. */
+/* Take `res` (a PGRES_FATAL_ERROR) as the last error. Returns WEFT_PG_ESERVER, or -ECONNRESET
+ * when libpq made it while dropping the connection (error.c). */
 int weft__pg_set_err_result(weft_pg_t *c, PGresult *res);
 
 /* ---- the connection (conn.c) ---- */
