@@ -152,9 +152,11 @@ WEFT_EXTERN weft_pg_param_t weft_pg_bytea(const void *p, size_t n);    /* binary
  * with weft_pg_result_free(); on an error *res is NULL.
  * Returns the number of rows returned (SELECT, ... RETURNING) or affected (INSERT, UPDATE,
  * DELETE, COPY), capped at INT_MAX, else 0; or WEFT_PG_ESERVER (SQLSTATE, message, detail and
- * hint in weft_pg_error_field()), -ECONNRESET (the server went away), -EBUSY (another task uses
- * the connection), -EINVAL, -ENOMEM, -ETIMEDOUT, -ECANCELED (the statement was cancelled on the
- * server and the connection drained, or the connection closed: check weft_pg_ok()). Suspends.
+ * hint in weft_pg_error_field()), -ECONNRESET (the server went away, or libpq dropped the
+ * connection because it could not follow the protocol; why is in weft_pg_errmsg()), -EBUSY
+ * (another task uses the connection), -EINVAL, -ENOMEM, -ETIMEDOUT, -ECANCELED (the statement was
+ * cancelled on the server and the connection drained, or the connection closed: check
+ * weft_pg_ok()). Suspends.
  */
 WEFT_EXTERN int weft_pg_query(weft_pg_t *c, const char *sql, const weft_pg_param_t *params,
                               int n, weft_pg_result_t **res);
