@@ -332,4 +332,43 @@ static void test_hostile_query(void)
     CHECK_EQ(open_fds(), fds);
 }
 
-TEST_MAIN(test_hostile_startup, test_hostile_query)
+/* ---- a pool whose server never answers ---- */
+
+static int pool_main(void *arg)
+{
+    (void)arg;
+    mode = SILENT;
+    weft_pg_pool_t *p;
+    struct weft_pg_pool_opts o = {.conninfo = ci, .max_size = 3, .connect_timeout = 0.5};
+    CHECK_EQ(weft_pg_pool_new(&p, &o), 0);
+    /* The acquire's deadline first, then the pool's bound on one connection. */
+    int64_t t0 = weft_time(NULL);
+    weft_pg_t *c = NULL;
+    CHECK_EQ(weft_pg_pool_acquire(p, &c, weft_deadline_in(0.2)), -ETIMEDOUT);
+    CHECK(c == NULL);
+    CHECK(weft_time(NULL) - t0 < 2 * S);
+    t0 = weft_time(NULL);
+    int r = weft_pg_pool_acquire(p, &c, weft_deadline_in(10));
+    CHECK(r == -ETIMEDOUT || r == WEFT_PG_ECONNECT);
+    CHECK(weft_time(NULL) - t0 < 3 * S);
+    struct weft_pg_pool_stats st;
+    weft_pg_pool_stats(p, &st);
+    CHECK_EQ(st.open, 0);
+    CHECK_EQ(st.in_use, 0);
+    CHECK_EQ(st.connecting, 0);
+    CHECK_EQ(weft_pg_pool_close(p, weft_deadline_in(5)), 0);
+    return 0;
+}
+
+static void test_hostile_pool(void)
+{
+    int fds = open_fds();
+    start_fake();
+    snprintf(ci, sizeof(ci),
+             "host=127.0.0.1 port=%d user=u dbname=d sslmode=disable gssencmode=disable", port);
+    CHECK_EQ(weft_run(pool_main, NULL), 0);
+    stop_fake();
+    CHECK_EQ(open_fds(), fds);
+}
+
+TEST_MAIN(test_hostile_startup, test_hostile_query, test_hostile_pool)
