@@ -233,6 +233,21 @@ static int try_connect(weft_pg_t **c, double secs)
     return weft_pg_connect_opts(c, ci, &o, weft_deadline_in(secs));
 }
 
+/* Run `fn` on a loop against a fresh fake server (conninfo in `ci`, with `extra` appended), then
+ * check that no file descriptor was left behind. */
+static void against_fake(weft_task_fn fn, const char *extra)
+{
+    int fds = open_fds();
+    start_fake();
+    snprintf(ci, sizeof(ci),
+             "host=127.0.0.1 port=%d user=u dbname=d sslmode=disable gssencmode=disable %s", port,
+             extra);
+    atomic_store(&cancels, 0);
+    CHECK_EQ(weft_run(fn, NULL), 0);
+    stop_fake();
+    CHECK_EQ(open_fds(), fds);
+}
+
 /* ---- at the startup ---- */
 
 static int startup_main(void *arg)
@@ -262,15 +277,7 @@ static int startup_main(void *arg)
 
 static void test_hostile_startup(void)
 {
-    int fds = open_fds();
-    start_fake();
-    snprintf(ci, sizeof(ci),
-             "host=127.0.0.1 port=%d user=u dbname=d sslmode=disable gssencmode=disable "
-             "connect_timeout=30",
-             port);
-    CHECK_EQ(weft_run(startup_main, NULL), 0);
-    stop_fake();
-    CHECK_EQ(open_fds(), fds);
+    against_fake(startup_main, "connect_timeout=30");
 }
 
 /* ---- at a query ---- */
@@ -315,21 +322,14 @@ static int query_main(void *arg)
         CHECK_EQ(weft_pg_query(c, "SELECT 1", NULL, 0, NULL), -ECONNRESET);
         weft_pg_close(c);
     }
+    /* The two stalled queries sent the server a cancel request each. */
+    CHECK(atomic_load(&cancels) >= 2);
     return 0;
 }
 
 static void test_hostile_query(void)
 {
-    int fds = open_fds();
-    start_fake();
-    snprintf(ci, sizeof(ci),
-             "host=127.0.0.1 port=%d user=u dbname=d sslmode=disable gssencmode=disable", port);
-    atomic_store(&cancels, 0);
-    CHECK_EQ(weft_run(query_main, NULL), 0);
-    /* The two stalled queries sent the server a cancel request each. */
-    CHECK(atomic_load(&cancels) >= 2);
-    stop_fake();
-    CHECK_EQ(open_fds(), fds);
+    against_fake(query_main, "");
 }
 
 /* ---- a pool whose server never answers ---- */
@@ -362,13 +362,7 @@ static int pool_main(void *arg)
 
 static void test_hostile_pool(void)
 {
-    int fds = open_fds();
-    start_fake();
-    snprintf(ci, sizeof(ci),
-             "host=127.0.0.1 port=%d user=u dbname=d sslmode=disable gssencmode=disable", port);
-    CHECK_EQ(weft_run(pool_main, NULL), 0);
-    stop_fake();
-    CHECK_EQ(open_fds(), fds);
+    against_fake(pool_main, "");
 }
 
 TEST_MAIN(test_hostile_startup, test_hostile_query, test_hostile_pool)
