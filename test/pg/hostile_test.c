@@ -33,8 +33,8 @@ enum mode {
 };
 
 static int lfd = -1, port;
-static enum mode mode;
-static atomic_int cancels; /* cancel requests received */
+static _Atomic enum mode mode; /* read by the server's threads */
+static atomic_int cancels;     /* cancel requests received */
 
 static bool read_all(int fd, void *buf, size_t n)
 {
