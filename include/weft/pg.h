@@ -191,6 +191,28 @@ WEFT_EXTERN int weft_pg_query_prepared_ex(weft_pg_t *c, const char *name,
                                           const weft_pg_param_t *params, int n, int flags,
                                           weft_pg_result_t **res, int64_t deadline);
 
+/*
+ * A function that receives one row of weft_pg_query_rows(): `row` is a one-row result, valid only
+ * during the call (the getters read it; do not free it). Return >= 0 for the next row, or a
+ * negative value to stop: the rest of the statement is cancelled and the value becomes the call's
+ * return. It may suspend, but must not use the connection (that returns -EBUSY).
+ */
+typedef int (*weft_pg_row_fn)(weft_pg_result_t *row, void *arg);
+
+/*
+ * Run one SQL statement like weft_pg_query_ex() and hand its rows to `on_row` one at a time as
+ * they arrive (libpq's single-row mode): memory stays at one row however long the answer, at
+ * the price of a libpq result per row (use weft_pg_query for answers that fit in memory). `flags`:
+ * WEFT_PG_BINARY or 0. Rows reach `on_row` until the end, an error, or `on_row` stops them; an
+ * error after some rows (a division by zero in row 500) comes after those rows were handed over.
+ * Returns the number of rows handed over; or on_row's negative value; or an error as
+ * weft_pg_query() (-ETIMEDOUT, -ECANCELED: the statement is cancelled on the server and the
+ * connection drained, or closed: check weft_pg_ok()). WEFT_PG_ESTATE for a COPY. Suspends.
+ */
+WEFT_EXTERN int weft_pg_query_rows(weft_pg_t *c, const char *sql, const weft_pg_param_t *params,
+                                   int n, int flags, weft_pg_row_fn on_row, void *arg,
+                                   int64_t deadline);
+
 /* ---- results (none of these suspends; indexes start at 0) ---- */
 
 /* Free a result. NULL is ignored. */

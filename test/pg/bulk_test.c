@@ -1,7 +1,9 @@
 /*
  * Bulk transfers against a real server (pgtest.h): a 100 MB COPY both ways with bounded memory,
- * a COPY cut off in the middle, and 10,000 inserts in pipeline mode (one failing batch rolled
- * back as a whole). WEFT_SKIP_SLOW=1 (valgrind) scales them down to 4 MB and 1,000 inserts.
+ * a COPY cut off in the middle, 10,000 inserts in pipeline mode (one failing batch rolled back as
+ * a whole), and rows streamed one at a time (weft_pg_query_rows: 200,000 rows in bounded memory,
+ * stopped early, an error in the middle, a deadline in the middle, a command, a COPY).
+ * WEFT_SKIP_SLOW=1 (valgrind) scales them down to 4 MB, 1,000 inserts and 20,000 rows.
  */
 #include "pgtest.h"
 
@@ -214,4 +216,121 @@ static void test_pipeline(void)
     CHECK_EQ(weft_run(pipeline_main, NULL), 0);
 }
 
-TEST_MAIN(test_copy, test_pipeline)
+/* ---- rows one at a time ---- */
+
+struct rows_seen {
+    int n;         /* rows received */
+    int stop_at;   /* return -1234 at this row (0: never) */
+    double nap;    /* seconds to sleep per row */
+    bool in_order; /* row i held i + 1 */
+    long rss_max;  /* the largest resident size seen every 10,000 rows, KiB */
+};
+
+/* This process's resident size now, in KiB. */
+static long rss_now_kb(void)
+{
+    long pages = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    CHECK(f != NULL);
+    CHECK_EQ(fscanf(f, "%ld %ld", &pages, &res), 2);
+    fclose(f);
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static int take_row(weft_pg_result_t *row, void *arg)
+{
+    struct rows_seen *s = arg;
+    int64_t v;
+    if (weft_pg_nrows(row) != 1 || weft_pg_get_int(row, 0, 0, &v) != 0 || v != s->n + 1)
+        s->in_order = false;
+    s->n++;
+    if (s->n % 10000 == 0) {
+        long r = rss_now_kb();
+        if (r > s->rss_max)
+            s->rss_max = r;
+    }
+    if (s->stop_at > 0 && s->n == s->stop_at)
+        return -1234;
+    if (s->nap > 0) {
+        int e = weft_sleep(s->nap);
+        if (e < 0)
+            return e;
+    }
+    return 0;
+}
+
+static int rows_main(void *arg)
+{
+    (void)arg;
+    weft_pg_t *c = must_connect();
+    int want = pgt_slow_env() ? 20000 : 200000;
+    weft_pg_param_t p[1] = {weft_pg_int4(want)};
+    /* Every row, in order, with memory bounded by a row, not by the answer (~40 MB whole). */
+    long rss0 = rss_now_kb();
+    struct rows_seen s = {.in_order = true, .rss_max = rss0};
+    CHECK_EQ(weft_pg_query_rows(c, "SELECT i, repeat('r', 200) FROM generate_series(1, $1) i", p,
+                                1, WEFT_PG_BINARY, take_row, &s, weft_deadline_in(60)),
+             want);
+    CHECK_EQ(s.n, want);
+    CHECK(s.in_order);
+    fprintf(stderr, "%d rows streamed; RSS grew by at most %ld KiB\n", want, s.rss_max - rss0);
+#ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine, valgrind's own heap: RSS says nothing there */
+    if (!pgt_slow_env())
+        CHECK(s.rss_max - rss0 < 16 * 1024);
+#endif
+    /* Stopped by the function after 10 of ten million rows: its value, at once; usable after. */
+    int pid = weft_pg_backend_pid(c);
+    int64_t t0 = weft_time(NULL);
+    s = (struct rows_seen){.stop_at = 10, .in_order = true};
+    CHECK_EQ(weft_pg_query_rows(c, "SELECT i FROM generate_series(1, 10000000) i", NULL, 0, 0,
+                                take_row, &s, weft_deadline_in(30)),
+             -1234);
+    CHECK_EQ(s.n, 10);
+    CHECK(weft_time(NULL) - t0 < 5 * 1000000000LL);
+    CHECK(weft_pg_ok(c));
+    CHECK_EQ(weft_pg_backend_pid(c), pid);
+    CHECK_EQ(weft_pg_query(c, "SELECT 1", NULL, 0, NULL), 1);
+    /* An error in the middle: the rows before it, then the server's error. */
+    s = (struct rows_seen){.in_order = true};
+    CHECK_EQ(weft_pg_query_rows(c, "SELECT i / (500 - i) + i - i / (500 - i) FROM "
+                                   "generate_series(1, 1000) i",
+                                NULL, 0, 0, take_row, &s, weft_deadline_in(30)),
+             WEFT_PG_ESERVER);
+    CHECK_STR(weft_pg_error_field(c, WEFT_PG_SQLSTATE), "22012");
+    CHECK_EQ(s.n, 499);
+    CHECK(s.in_order);
+    CHECK_EQ(weft_pg_query(c, "SELECT 1", NULL, 0, NULL), 1);
+    /* A deadline while the function sleeps: -ETIMEDOUT soon, the connection kept. */
+    t0 = weft_time(NULL);
+    s = (struct rows_seen){.nap = 0.01, .in_order = true};
+    CHECK_EQ(weft_pg_query_rows(c, "SELECT i FROM generate_series(1, 100000) i", NULL, 0, 0,
+                                take_row, &s, weft_deadline_in(0.2)),
+             -ETIMEDOUT);
+    CHECK(s.n >= 1 && s.n < 100);
+    CHECK(weft_time(NULL) - t0 < 2 * 1000000000LL);
+    CHECK(weft_pg_ok(c));
+    CHECK_EQ(weft_pg_query(c, "SELECT 1", NULL, 0, NULL), 1);
+    /* A command: no rows, no calls. A COPY: refused, and the connection usable after. */
+    s = (struct rows_seen){.in_order = true};
+    CHECK_EQ(weft_pg_query_rows(c, "CREATE TEMP TABLE r (i int)", NULL, 0, 0, take_row, &s,
+                                weft_deadline_in(30)),
+             0);
+    CHECK_EQ(s.n, 0);
+    CHECK_EQ(weft_pg_query_rows(c, "COPY (SELECT 1) TO STDOUT", NULL, 0, 0, take_row, &s,
+                                weft_deadline_in(30)),
+             WEFT_PG_ESTATE);
+    CHECK(weft_pg_ok(c));
+    CHECK_EQ(weft_pg_query(c, "SELECT 1", NULL, 0, NULL), 1);
+    CHECK_EQ(weft_pg_query_rows(c, "SELECT 1", NULL, 0, 0, NULL, NULL, WEFT_NO_DEADLINE),
+             -EINVAL);
+    weft_pg_close(c);
+    return 0;
+}
+
+static void test_rows(void)
+{
+    pgt_setup();
+    CHECK_EQ(weft_run(rows_main, NULL), 0);
+}
+
+TEST_MAIN(test_copy, test_pipeline, test_rows)
