@@ -87,8 +87,7 @@ static inline pid_t pgt_spawn(char *const argv[], bool deathsig)
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
-        if (deathsig)
-            prctl(PR_SET_PDEATHSIG, SIGQUIT); /* immediate shutdown if the test dies */
+        pid_t parent = getppid();
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0666);
         int nul = open("/dev/null", O_RDONLY);
         if (fd >= 0) {
@@ -102,6 +101,10 @@ static inline pid_t pgt_spawn(char *const argv[], bool deathsig)
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (pgt_drop && (setgid(pgt_gid) != 0 || setuid(pgt_uid) != 0))
             _exit(126);
+        /* Immediate shutdown if the test dies. After the setuid: a change of credentials clears
+         * the parent-death signal. */
+        if (deathsig && (prctl(PR_SET_PDEATHSIG, SIGQUIT) != 0 || getppid() != parent))
+            _exit(125);
         execv(path, argv);
         _exit(127);
     }
