@@ -62,6 +62,19 @@ static inline int64_t test_mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* This process's resident set size now, in bytes (-1 if /proc is not there). */
+static inline long test_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, rss = 0;
+    if (f == NULL)
+        return -1;
+    if (fscanf(f, "%ld %ld", &size, &rss) != 2)
+        rss = -1;
+    fclose(f);
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
 /* The number of open fds of this process (to check tests leave none behind). */
 static inline int test_count_fds(void)
 {

@@ -54,12 +54,9 @@ int weft_pg_query_rows(weft_pg_t *c, const char *sql, const weft_pg_param_t *par
         } else if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
             PQclear(res);
             weft__pg_set_errmsg(c, "a COPY needs weft_pg_copy_in_begin/copy_out_begin");
-            rc = WEFT_PG_ESTATE;
-            if (st == PGRES_COPY_OUT)
-                c->copy_out = true;
-            else if (st == PGRES_COPY_IN)
-                c->copy_in = true;
-            r = -ECANCELED; /* ends the COPY through the recovery below */
+            c->copy_out = st == PGRES_COPY_OUT; /* the recovery below ends the COPY */
+            c->copy_in = st == PGRES_COPY_IN;
+            r = WEFT_PG_ESTATE;
             break;
         } else {
             PQclear(res); /* the zero-row end of the rows, a command's result */
@@ -68,10 +65,7 @@ int weft_pg_query_rows(weft_pg_t *c, const char *sql, const weft_pg_param_t *par
     if (r < 0) {
         /* Cut off (deadline, cancellation), stopped by on_row, or a COPY: cancel what is left
          * on the server and drain, or close the connection. */
-        if (c->pq != NULL && !c->broken)
-            weft__pg_recover(c);
-        if (rc == WEFT_PG_ESTATE)
-            r = rc;
+        weft__pg_recover(c);
         return weft__pg_leave(c, r);
     }
     return weft__pg_leave(c, rc < 0 ? rc : rows);

@@ -41,18 +41,6 @@ static bool compact;
 static weft_task_t **tasks;
 static int woke;
 
-static long rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, rss = 0;
-    if (f == NULL)
-        return -1;
-    if (fscanf(f, "%ld %ld", &size, &rss) != 2)
-        rss = -1;
-    fclose(f);
-    return rss * sysconf(_SC_PAGESIZE);
-}
-
 static int count_maps(void)
 {
     FILE *f = fopen("/proc/self/maps", "r");
@@ -101,7 +89,7 @@ static int sleeper(void *arg)
 static int scale_main(void *arg)
 {
     (void)arg;
-    long rss0 = rss_bytes();
+    long rss0 = test_rss_bytes();
     for (long i = 0; i < ntasks; i++) {
         const struct weft_task_opts o = {.stack_mode =
                                              compact ? WEFT_STACK_COMPACT : WEFT_STACK_OWN};
@@ -114,7 +102,7 @@ static int scale_main(void *arg)
     CHECK_EQ(weft_yield(), 0); /* one pass: every task runs until it sleeps */
     CHECK_EQ(weft_all_tasks(NULL, NULL, 0), (size_t)ntasks + 1);
     CHECK_EQ(woke, 0);
-    long rss1 = rss_bytes();
+    long rss1 = test_rss_bytes();
     int maps = count_maps();
     double per_task = (double)(rss1 - rss0) / (double)ntasks;
     fprintf(stderr, "%ld sleeping %s tasks: %.0f bytes of RSS each, %d mappings\n", ntasks,

@@ -31,18 +31,6 @@ static bool under_valgrind(void)
 #endif
 }
 
-static long rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, rss = 0;
-    if (f == NULL)
-        return -1;
-    if (fscanf(f, "%ld %ld", &size, &rss) != 2)
-        rss = -1;
-    fclose(f);
-    return rss * sysconf(_SC_PAGESIZE);
-}
-
 static void test_default_stack_size(void)
 {
 #if defined(__SANITIZE_ADDRESS__)
@@ -161,13 +149,13 @@ static int pool_main(void *arg)
         CHECK_EQ(weft_join(t), 0);
         weft_task_release(t);
     }
-    long rss0 = rss_bytes();
+    long rss0 = test_rss_bytes();
     for (int i = 0; i < 5000; i++) {
         CHECK_EQ(weft_spawn(&t, touch_and_return, (void *)(64 * KiB)), 0);
         CHECK_EQ(weft_join(t), 0);
         weft_task_release(t);
     }
-    long grew = rss_bytes() - rss0;
+    long grew = test_rss_bytes() - rss0;
     if (!under_valgrind())
         CHECK(grew < 4 * (long)MiB); /* 5000 fresh stacks would be 320 MiB */
 
@@ -184,9 +172,9 @@ static int pool_main(void *arg)
         CHECK_EQ(weft_join(many[i]), 0);
         weft_task_release(many[i]);
     }
-    long busy = rss_bytes();
+    long busy = test_rss_bytes();
     CHECK_EQ(weft_sleep(0.01), 0);
-    long idle = rss_bytes();
+    long idle = test_rss_bytes();
     if (!under_valgrind()) {
         fprintf(stderr, "pool: rss %ld KiB after the burst, %ld KiB once idle\n", busy >> 10,
                 idle >> 10);

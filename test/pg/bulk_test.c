@@ -9,9 +9,7 @@
 
 static weft_pg_t *must_connect(void)
 {
-    weft_pg_t *c = NULL;
-    CHECK_EQ(weft_pg_connect_dl(&c, pgt_conninfo(), weft_deadline_in(10)), 0);
-    return c;
+    return pgt_connect(pgt_conninfo(), 10);
 }
 
 /* ---- COPY ---- */
@@ -226,17 +224,6 @@ struct rows_seen {
     long rss_max;  /* the largest resident size seen every 10,000 rows, KiB */
 };
 
-/* This process's resident size now, in KiB. */
-static long rss_now_kb(void)
-{
-    long pages = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    CHECK(f != NULL);
-    CHECK_EQ(fscanf(f, "%ld %ld", &pages, &res), 2);
-    fclose(f);
-    return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static int take_row(weft_pg_result_t *row, void *arg)
 {
     struct rows_seen *s = arg;
@@ -245,7 +232,7 @@ static int take_row(weft_pg_result_t *row, void *arg)
         s->in_order = false;
     s->n++;
     if (s->n % 10000 == 0) {
-        long r = rss_now_kb();
+        long r = test_rss_bytes() / 1024;
         if (r > s->rss_max)
             s->rss_max = r;
     }
@@ -266,7 +253,7 @@ static int rows_main(void *arg)
     int want = pgt_slow_env() ? 20000 : 200000;
     weft_pg_param_t p[1] = {weft_pg_int4(want)};
     /* Every row, in order, with memory bounded by a row, not by the answer (~40 MB whole). */
-    long rss0 = rss_now_kb();
+    long rss0 = test_rss_bytes() / 1024;
     struct rows_seen s = {.in_order = true, .rss_max = rss0};
     CHECK_EQ(weft_pg_query_rows(c, "SELECT i, repeat('r', 200) FROM generate_series(1, $1) i", p,
                                 1, WEFT_PG_BINARY, take_row, &s, weft_deadline_in(60)),

@@ -10,13 +10,7 @@
 
 static weft_pg_t *must_connect(const char *ci)
 {
-    weft_pg_t *c = NULL;
-    char err[512] = "";
-    struct weft_pg_connect_opts o = {.errbuf = err, .errlen = sizeof(err)};
-    int r = weft_pg_connect_opts(&c, ci, &o, weft_deadline_in(10));
-    if (r != 0)
-        fprintf(stderr, "connect: %s: %s\n", weft_pg_strerror(r), err);
-    CHECK_EQ(r, 0);
+    weft_pg_t *c = pgt_connect(ci, 10);
     CHECK(weft_pg_ok(c));
     return c;
 }

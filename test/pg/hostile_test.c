@@ -13,7 +13,6 @@
 #include <weft/pg.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -212,17 +211,6 @@ static void stop_fake(void)
     close(lfd);
 }
 
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    CHECK(d != NULL);
-    int n = 0;
-    while (readdir(d) != NULL)
-        n++;
-    closedir(d);
-    return n;
-}
-
 static char ci[256];
 static char err[512];
 
@@ -237,7 +225,7 @@ static int try_connect(weft_pg_t **c, double secs)
  * check that no file descriptor was left behind. */
 static void against_fake(weft_task_fn fn, const char *extra)
 {
-    int fds = open_fds();
+    int fds = test_count_fds();
     start_fake();
     snprintf(ci, sizeof(ci),
              "host=127.0.0.1 port=%d user=u dbname=d sslmode=disable gssencmode=disable %s", port,
@@ -245,7 +233,7 @@ static void against_fake(weft_task_fn fn, const char *extra)
     atomic_store(&cancels, 0);
     CHECK_EQ(weft_run(fn, NULL), 0);
     stop_fake();
-    CHECK_EQ(open_fds(), fds);
+    CHECK_EQ(test_count_fds(), fds);
 }
 
 /* ---- at the startup ---- */

@@ -27,11 +27,9 @@
 
 #include <weft/pg.h>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -194,19 +192,6 @@ static inline void pgt_cleanup(void)
         nftw(pgt_dir, pgt_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* A TCP port free on 127.0.0.1 now (the kernel's choice). */
-static inline int pgt_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    CHECK_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* The server's self-signed certificate and key, owned by the server's user (it refuses a key
  * that others can read). */
 static inline void pgt_make_cert(void)
@@ -272,7 +257,7 @@ static inline void pgt_setup(void)
     fclose(f);
     if (pgt_tls) {
         pgt_make_cert();
-        pgt_port = pgt_free_port();
+        pgt_port = test_free_port();
     }
 
     snprintf(pgt_ci, sizeof(pgt_ci), "host=%s port=%d user=postgres dbname=postgres", pgt_dir,
@@ -300,6 +285,19 @@ static inline const char *pgt_conninfo(void)
 static inline const char *pgt_conninfo_user(void)
 {
     return pgt_cu;
+}
+
+/* Connect within `secs` seconds; on failure print why and fail the test. */
+static inline weft_pg_t *pgt_connect(const char *ci, double secs)
+{
+    weft_pg_t *c = NULL;
+    char err[512] = "";
+    struct weft_pg_connect_opts o = {.errbuf = err, .errlen = sizeof(err)};
+    int r = weft_pg_connect_opts(&c, ci, &o, weft_deadline_in(secs));
+    if (r != 0)
+        fprintf(stderr, "connect: %s: %s\n", weft_pg_strerror(r), err);
+    CHECK_EQ(r, 0);
+    return c;
 }
 
 /* pgt_setup() with the TLS listener (above). */

@@ -13,13 +13,7 @@
 
 static weft_pg_t *must_connect_tls(void)
 {
-    weft_pg_t *c = NULL;
-    char err[512] = "";
-    struct weft_pg_connect_opts o = {.errbuf = err, .errlen = sizeof(err)};
-    int r = weft_pg_connect_opts(&c, pgt_conninfo_tls(), &o, weft_deadline_in(20));
-    if (r != 0)
-        fprintf(stderr, "connect: %s: %s\n", weft_pg_strerror(r), err);
-    CHECK_EQ(r, 0);
+    weft_pg_t *c = pgt_connect(pgt_conninfo_tls(), 20);
     CHECK_EQ(PQsslInUse((PGconn *)weft_pg_libpq(c)), 1);
     return c;
 }
